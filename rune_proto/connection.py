@@ -12,6 +12,7 @@ States::
                          │
                          └──LOGIN/220──▶ AWAIT_PROOF ──PROOF/230──▶ AUTHENTICATED
     AUTHENTICATED ──SEND/201──▶ SENDING ──MESSAGE/202──▶ AUTHENTICATED
+                                       └──NOOP/200 (abandon: e.g. the receiver's key changed)
     any state ──QUIT/221, or a closing status (407 408 410 412 421 429 5xx)──▶ CLOSED
 
 An error reply in AWAIT_ANSWER, AWAIT_PROOF or SENDING falls back to IDLE or
@@ -47,6 +48,7 @@ from .events import (
     Lookup,
     Message,
     Noop,
+    Ok,
     Proof,
     Quit,
     Register,
@@ -99,7 +101,7 @@ ALLOWED: dict[State, frozenset[type[Command]]] = {
     State.AUTHENTICATED: frozenset(
         {Capa, Send, ListMessages, Retrieve, Delete, Lookup, Noop, Quit}
     ),
-    State.SENDING: frozenset({Message, Quit}),
+    State.SENDING: frozenset({Message, Noop, Quit}),
 }
 NEEDS_LOGIN: frozenset[type[Command]] = frozenset({Send, ListMessages, Retrieve, Delete, Lookup})
 
@@ -113,6 +115,7 @@ TRANSITIONS: dict[tuple[State, type[Command], type[Reply]], State] = {
     (State.AWAIT_PROOF, Proof, Authenticated): State.AUTHENTICATED,
     (State.AUTHENTICATED, Send, SendReady): State.SENDING,
     (State.SENDING, Message, Roger): State.AUTHENTICATED,
+    (State.SENDING, Noop, Ok): State.AUTHENTICATED,
 }
 _FALLBACK = {
     State.AWAIT_ANSWER: State.IDLE,

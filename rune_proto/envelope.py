@@ -108,6 +108,7 @@ class OpenedMessage:
     sent_at: datetime
     content: Content
     problems: tuple[str, ...] = field(default=())
+    signature_ok: bool = True
 
     @property
     def verified(self) -> bool:
@@ -207,7 +208,8 @@ def open_message(
     signed = _message_signed_bytes(
         sender, sender_key, named_receiver, identity.public, mid, when, content_json
     )
-    if not sender_key.verify(signature, signed):
+    signature_ok = sender_key.verify(signature, signed)
+    if not signature_ok:
         problems.append("sender's signature does not verify")
     if problems and strict:
         raise EnvelopeError("; ".join(problems))
@@ -220,6 +222,7 @@ def open_message(
         sent_at=datetime.fromtimestamp(ms / 1000, UTC),
         content=content,
         problems=tuple(problems),
+        signature_ok=signature_ok,
     )
 
 
