@@ -34,11 +34,12 @@ from datetime import UTC, datetime
 from .address import MAX_ADDRESS_LENGTH, Address, AddressError, parse_address
 from .encoding import EncodingError, FieldReader, b64decode, b64encode, canonical, lp
 from .keys import SIGNATURE_SIZE, Identity, InvalidKey, PublicKey
-from .padding import PaddingError, pad, unpad
+from .padding import PaddingError, is_padded_size, pad, unpad
 from .suite import (
     CTX_CLIENT_MESSAGE,
     CTX_MESSAGE,
     CTX_STORED_MESSAGE,
+    HPKE_OVERHEAD,
     EnvelopeError,
     open_sealed,
     seal,
@@ -47,6 +48,16 @@ from .suite import (
 MESSAGE_ID_SIZE = 16
 SENDER_FIELD_SIZE = 1 + MAX_ADDRESS_LENGTH  # u8 length + zero-padded address
 TIMESTAMP_TEXT_SIZE = 20  # 2026-11-29T14:50:37Z
+STORED_WRAP_SIZE = SENDER_FIELD_SIZE + TIMESTAMP_TEXT_SIZE + 4 + SIGNATURE_SIZE
+
+
+def is_sealed_message_size(size: int) -> bool:
+    """Every sealed MESSAGE is a padded block plus the HPKE overhead, nothing else."""
+    return is_padded_size(size - HPKE_OVERHEAD)
+
+
+def is_stored_message_size(size: int) -> bool:
+    return is_sealed_message_size(size - STORED_WRAP_SIZE - HPKE_OVERHEAD)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +103,7 @@ class Content:
                 Attachment(str(a["filename"]), b64decode(a["data"]))
                 for a in doc.get("attachments", [])
             )
-        except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        except (UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError) as exc:
             raise EnvelopeError(f"message content is not valid: {exc}") from exc
         return cls(subject, body, attachments, reply)
 
@@ -181,6 +192,8 @@ def open_message(
     ``strict=False`` a bad signature or a foreign receiver is recorded in
     ``problems`` instead, so a client can show the message as unverified.
     """
+    if not is_sealed_message_size(len(sealed)):
+        raise EnvelopeError(f"a sealed message cannot be {len(sealed)} bytes long")
     block = open_sealed(identity.kem, sealed, CTX_MESSAGE, what="message")
     try:
         body = unpad(block)
@@ -214,12 +227,16 @@ def open_message(
     if problems and strict:
         raise EnvelopeError("; ".join(problems))
     (ms,) = struct.unpack(">Q", when)
+    try:
+        sent_at = datetime.fromtimestamp(ms / 1000, UTC)
+    except (OverflowError, ValueError, OSError) as exc:
+        raise EnvelopeError("message timestamp is out of range") from exc
     return OpenedMessage(
         sender=sender,
         sender_key=sender_key,
         receiver=named_receiver,
         message_id=mid.hex(),
-        sent_at=datetime.fromtimestamp(ms / 1000, UTC),
+        sent_at=sent_at,
         content=content,
         problems=tuple(problems),
         signature_ok=signature_ok,
@@ -338,6 +355,8 @@ def open_stored_message(
     strict: bool = True,
 ) -> StoredMessage:
     """Receiver side: open the server's wrap and check the server's signature."""
+    if not is_stored_message_size(len(blob)):
+        raise EnvelopeError(f"a stored message cannot be {len(blob)} bytes long")
     inner = open_sealed(identity.kem, blob, CTX_STORED_MESSAGE, what="stored message")
     try:
         reader = FieldReader(inner)

@@ -25,6 +25,11 @@ REGISTRATION_MODES = ("free", "invite")
 def _check_text(text: str, what: str) -> None:
     if any(c in text for c in "\r\n\0"):
         raise LocalProtocolError(f"{what} may not contain CR, LF or NUL")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise LocalProtocolError(f"{what} is not valid Unicode text") from exc
 
 
 def check_message_id(value: str) -> str:
@@ -168,6 +173,8 @@ class Greeting(Reply):
         if not self.versions or not all(VERSION_PATTERN.fullmatch(v) for v in self.versions):
             raise LocalProtocolError("the greeting names at least one version like rune/1")
         _check_text(self.welcome, "the welcome message")
+        if self.welcome.startswith("rune/"):
+            raise LocalProtocolError("a welcome message may not start with 'rune/'")
 
 
 @dataclass(frozen=True, slots=True)

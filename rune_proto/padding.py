@@ -57,3 +57,10 @@ def unpad(block: bytes) -> bytes:
     if any(block[end:]):
         raise PaddingError("padding bytes are not zero")
     return bytes(block[_HEADER:end])
+
+
+def is_padded_size(size: int) -> bool:
+    """Whether ``pad`` can produce a block of exactly this size (checked before decrypting)."""
+    if size == FIXED_PADDED_SIZE:
+        return True
+    return FIXED_PADDED_SIZE < size <= padded_size(MAX_PLAINTEXT) and padme(size) == size

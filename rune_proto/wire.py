@@ -16,7 +16,10 @@ from .address import Address, AddressError, parse_address
 from .encoding import EncodingError, b64decode, b64encode
 from .errors import LocalProtocolError, RemoteProtocolError
 from .events import (
+    INVITATION_PATTERN,
+    REGISTRATION_MODES,
     REPLY_TYPE,
+    VERSION_PATTERN,
     Authenticated,
     Bye,
     Capa,
@@ -89,7 +92,8 @@ class LineBuffer:
         """The next complete line without its ending, a TooLong, or None for more data."""
         index = self._buf.find(b"\n", self._searched)
         if index < 0:
-            if self._discarding or len(self._buf) > limit:
+            # limit + 1: a line of exactly ``limit`` bytes may be waiting for the LF after its CR
+            if self._discarding or len(self._buf) > limit + 1:
                 self._discarding += len(self._buf)
                 self._buf.clear()
                 self._searched = 0
@@ -186,10 +190,14 @@ def parse_command(line: bytes, *, max_payload: int) -> Command:
         address, token, key = _tokens(rest, 3, verb)
         parsed = _address(address)
         public = _key(key)
-        return _build(lambda: RegisterInvitation(parsed, token, public))
+        if not INVITATION_PATTERN.fullmatch(token):
+            raise RemoteProtocolError("invitation token invalid", status.INVITATION_INVALID)
+        return RegisterInvitation(parsed, token, public)
     if verb in ("CHALLANGE_ACCEPTED", "CHALLENGE_ACCEPTED"):
         (answer,) = _tokens(rest, 1, verb)
-        return ChallengeAccepted(_binary(answer, "challenge answer", 4096))
+        return ChallengeAccepted(
+            _binary(answer, "challenge answer", 4096, code=status.CHALLENGE_FAILED)
+        )
     if verb == "LOGIN":
         (address,) = _tokens(rest, 1, verb)
         return Login(_address(address))
@@ -201,8 +209,9 @@ def parse_command(line: bytes, *, max_payload: int) -> Command:
         return Send(_address(address))
     if verb == "MESSAGE":
         sender, payload = _tokens(rest, 2, verb)
-        data = _binary(payload, "payload", max_payload, code=status.PAYLOAD_TOO_LARGE)
-        return Message(_address(sender), data)
+        if len(payload) > (max_payload * 4 + 2) // 3:
+            raise RemoteProtocolError("payload too large", status.PAYLOAD_TOO_LARGE)
+        return Message(_address(sender), _binary(payload, "payload"))
     if verb in ("RETRIEVE", "DELETE"):
         (message_id,) = _tokens(rest, 1, verb)
         kind = Retrieve if verb == "RETRIEVE" else Delete
@@ -336,12 +345,12 @@ def _parse_capabilities(rest: str, body: Sequence[str]) -> Reply:
         key, _, value = line.partition(" ")
         values[key.upper()] = value.split(" ") if value else []
     try:
-        modes = tuple(m for m in values["REGISTRATION"] if m != "closed")
+        modes = tuple(m for m in values["REGISTRATION"] if m in REGISTRATION_MODES)
         (max_payload,) = values["MAX_PAYLOAD"]
         (max_line,) = values["MAX_LINE"]
         (domain,) = values["DOMAIN"]
         (key,) = values["SERVER_KEY"]
-        versions = tuple(values["VERSIONS"])
+        versions = tuple(v for v in values["VERSIONS"] if VERSION_PATTERN.fullmatch(v))
     except (KeyError, ValueError) as exc:
         raise RemoteProtocolError(f"capabilities are incomplete: {exc}") from exc
     server_key = _key(key)

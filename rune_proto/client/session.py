@@ -247,6 +247,9 @@ class Session:
         async with self._lock:
             challenge = await self._exchange(command, Challenge)
             self._check_server_key(challenge.server_key)
+            if caps is not None and caps.server_key != challenge.server_key:
+                self._abort()
+                raise ProtocolViolation("the server's key in its challenge differs from CAPA's")
             try:
                 answer = answer_challenge(
                     identity, target, challenge.server_key, challenge.challenge
