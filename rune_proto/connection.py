@@ -145,6 +145,15 @@ def next_state(state: State, command: type[Command] | None, reply: Reply) -> Sta
     return TRANSITIONS.get((state, command, type(reply)), state)
 
 
+def _refusal(line: bytes) -> ErrorReply | None:
+    """A closing status sent instead of the greeting (``421 too many connections``)."""
+    try:
+        code, rest = split_reply(line)
+    except RemoteProtocolError:
+        return None
+    return ErrorReply(code, rest) if code >= 400 and status.closes(code) else None
+
+
 class _OwedError:
     """Marker: the server consumed a bad line and owes an error reply for it."""
 
@@ -242,7 +251,7 @@ class Connection:
 
     def _next_reply(self) -> Event:
         while True:
-            if self.state is State.CLOSED and not self._buffer:
+            if self.state is State.CLOSED:  # whatever follows a close is not read
                 return ConnectionClosed()
             line = self._read_line(self._reply_limit())
             if line is None or isinstance(line, ConnectionClosed):
@@ -250,6 +259,10 @@ class Connection:
             if isinstance(line, TooLong):
                 raise RemoteProtocolError("server sent an oversized line", fatal=True)
             if self.state is State.GREETING:
+                refusal = _refusal(line)
+                if refusal is not None:
+                    self.state = State.CLOSED
+                    return refusal
                 self.state = State.IDLE
                 return parse_greeting(line)
             if self._body is not None:

@@ -67,3 +67,7 @@ def locked_secret_service(monkeypatch: pytest.MonkeyPatch) -> Iterator[SecretSer
     finally:
         keyring.set_keyring(previous)
         daemons.stop()
+
+
+# A real rune-server process (the rune_server factory fixture), for server and client tests.
+pytest_plugins = ["tests.server_process"]

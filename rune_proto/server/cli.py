@@ -1,0 +1,166 @@
+"""``rune-server``: init, serve, invite, fingerprint.
+
+Every operator mistake (missing data dir, wrong passphrase, bad address, port in
+use) ends as one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+from ..address import AddressError, parse_address, random_part
+from ..encoding import b64encode
+from .config import (
+    DEFAULT_PORT,
+    REGISTRATION_CHOICES,
+    DataDir,
+    ServerConfig,
+    ServerError,
+    load_config,
+    read_passphrase,
+)
+from .datadir import create_data_dir, load_identity, read_fingerprints, tls_context
+from .service import serve
+from .session import hash_invitation
+from .store import Database, StoreError
+
+EXIT_USAGE = 2
+INVITATION_BYTES = 24
+_DURATION = re.compile(r"([0-9]{1,9})([smhd])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> int:
+    """``30s``, ``15m``, ``12h``, ``7d`` → seconds."""
+    match = _DURATION.fullmatch(text.strip())
+    if not match or int(match.group(1)) == 0:
+        raise ServerError(f"bad duration {text!r}: use a positive number with s, m, h or d")
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    data = DataDir(args.data_dir)
+    if data.root.exists() and (not data.root.is_dir() or any(data.root.iterdir())):
+        raise ServerError(f"{data.root} exists and is not empty; init will not overwrite it")
+    config = ServerConfig(
+        domain=args.domain or random_part(),
+        welcome=args.welcome,
+        registration=args.registration,
+        port=args.port,
+    )
+    passphrase = read_passphrase(args.passphrase_file, confirm=True)
+    prints = create_data_dir(data, config, passphrase)
+    print(f"created {data.root} (registration: {config.registration}, port {config.port})")
+    print("\n".join(prints.lines()))
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    data = DataDir(args.data_dir)
+    data.check()
+    config = load_config(data.config)
+    os.umask(0o077)  # SQLite's WAL and shared-memory files: owner only
+    passphrase = read_passphrase(args.passphrase_file)
+    identity = load_identity(data, passphrase)
+    context = tls_context(data, passphrase)
+    port = config.port if args.port is None else args.port
+    if not 0 <= port <= 65535:
+        raise ServerError("the port is 0 to 65535")
+
+    def ready(host: str, bound: int) -> None:
+        shown = f"[{host}]" if ":" in host else host
+        print(f"rune-server listening on {shown}:{bound}", flush=True)
+
+    try:
+        asyncio.run(serve(config, identity, context, data.database, args.host, port, ready))
+    except StoreError as exc:
+        raise ServerError(str(exc)) from exc
+    except OSError as exc:  # binding: address in use, permission denied, unknown host
+        raise ServerError(f"cannot listen on {args.host}:{port}: {exc.strerror or exc}") from exc
+    return 0
+
+
+def _cmd_invite(args: argparse.Namespace) -> int:
+    data = DataDir(args.data_dir)
+    data.check()
+    config = load_config(data.config)
+    try:
+        address = parse_address(args.address)
+    except AddressError as exc:
+        raise ServerError(f"bad address: {exc}") from exc
+    if address.domain != config.domain:
+        raise ServerError(f"{address} is not on this server's domain {config.domain}")
+    lifetime = parse_duration(args.expires)
+    db = Database(data.database)
+    try:
+        if db.public_key(str(address)) is not None:
+            raise ServerError(f"{address} is already registered")
+        token = b64encode(os.urandom(INVITATION_BYTES))
+        db.add_invitation(hash_invitation(token), str(address), int(time.time()) + lifetime)
+    finally:
+        db.close()
+    print(token)
+    return 0
+
+
+def _cmd_fingerprint(args: argparse.Namespace) -> int:
+    print("\n".join(read_fingerprints(DataDir(args.data_dir)).lines()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rune-server", description="The Rune reference server (see docs/server.md)."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=text, description=text)
+        sub.add_argument("--data-dir", type=Path, required=True, metavar="DIR")
+        return sub
+
+    init = command("init", "create a data directory: config, TLS certificate, identity, store")
+    init.add_argument("--domain", help="the address domain (default: random)")
+    init.add_argument("--registration", choices=REGISTRATION_CHOICES, default="free")
+    init.add_argument("--welcome", default="Rune is Not Email", help="greeting text")
+    init.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
+    init.add_argument("--passphrase-file", type=Path, metavar="F")
+    init.set_defaults(func=_cmd_init)
+
+    run = command("serve", "serve until SIGINT/SIGTERM")
+    run.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (loopback)")
+    run.add_argument("--port", type=int, help="default: the config's port; 0 picks a free one")
+    run.add_argument("--passphrase-file", type=Path, metavar="F")
+    run.set_defaults(func=_cmd_serve)
+
+    invite = command("invite", "print a single-use invitation token bound to ADDRESS")
+    invite.add_argument("address", metavar="ADDRESS")
+    invite.add_argument("--expires", default="7d", help="lifetime: 30m, 12h, 7d … (default 7d)")
+    invite.set_defaults(func=_cmd_invite)
+
+    fingerprint = command("fingerprint", "print the TLS and server-key fingerprints")
+    fingerprint.set_defaults(func=_cmd_fingerprint)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.INFO, format="rune-server: %(levelname)s: %(message)s"
+    )
+    try:
+        result: int = args.func(args)
+    except (ServerError, StoreError) as exc:
+        print(f"rune-server: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("rune-server: interrupted", file=sys.stderr)
+        return 130
+    return result

@@ -1,0 +1,201 @@
+"""The server's data directory, its flat TOML config, and where the passphrase comes from.
+
+The config is flat on purpose: one key per limit, so it is written by hand here
+(no TOML writer dependency) and read back with the standard library's ``tomllib``.
+Every key has a default; unknown keys are refused so a typo never silently falls
+back to a default. See ``docs/server.md`` for what each key means.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from ..address import AddressError, validate_part
+from ..errors import LocalProtocolError
+from ..events import Greeting
+from ..wire import message_line_limit
+
+DEFAULT_PORT = 7117
+MIB = 1024 * 1024
+MIN_MAX_LINE = 2048  # REGISTER_INVITATION with a full public key token is ~1.9 KiB
+PASSPHRASE_ENV = "RUNE_SERVER_PASSPHRASE"
+REGISTRATION_CHOICES = ("free", "invite", "both", "closed")
+_MODES = {"free": ("free",), "invite": ("invite",), "both": ("free", "invite"), "closed": ()}
+
+
+class ServerError(Exception):
+    """A problem the operator must fix; the CLI prints it as one line and exits 2."""
+
+
+@dataclass(frozen=True, slots=True)
+class DataDir:
+    """The files ``rune-server init`` creates. Secrets are only ever stored encrypted."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.toml"
+
+    @property
+    def tls_cert(self) -> Path:
+        return self.root / "tls.crt"
+
+    @property
+    def tls_key(self) -> Path:
+        """Encrypted PKCS#8 PEM (the passphrase decrypts it)."""
+        return self.root / "tls.key"
+
+    @property
+    def identity(self) -> Path:
+        """The server identity, sealed with :mod:`rune_proto.secretbox`."""
+        return self.root / "identity.key"
+
+    @property
+    def identity_pub(self) -> Path:
+        """The public key token, so ``fingerprint`` needs no passphrase."""
+        return self.root / "identity.pub"
+
+    @property
+    def database(self) -> Path:
+        return self.root / "rune.db"
+
+    def check(self) -> None:
+        if not self.config.is_file():
+            raise ServerError(f"{self.root} is not a rune-server data directory (run init)")
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Everything ``config.toml`` holds, with the defaults documented in docs/server.md."""
+
+    domain: str
+    welcome: str = "Rune is Not Email"
+    registration: str = "free"
+    port: int = DEFAULT_PORT
+    max_payload_mib: float = 16
+    max_line: int = 4096
+    idle_timeout: float = 300
+    max_connections: int = 256
+    max_failures: int = 10
+    mailbox_quota_mib: float = 256
+
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "domain", validate_part("domain", self.domain))
+        except AddressError as exc:
+            raise ServerError(f"config: {exc}") from exc
+        try:
+            Greeting(("rune/1",), self.welcome)
+        except LocalProtocolError as exc:
+            raise ServerError(f"config: welcome: {exc}") from exc
+        if self.registration not in REGISTRATION_CHOICES:
+            raise ServerError(f"config: registration is one of {', '.join(REGISTRATION_CHOICES)}")
+        if not 0 <= self.port <= 65535:
+            raise ServerError("config: port is 0 to 65535")
+        if self.max_line < MIN_MAX_LINE:
+            raise ServerError(f"config: max_line must be at least {MIN_MAX_LINE}")
+        for name in ("max_payload_mib", "idle_timeout", "mailbox_quota_mib"):
+            if not getattr(self, name) > 0:
+                raise ServerError(f"config: {name} must be positive")
+        if self.max_payload < 1024 or self.max_payload > 1024 * MIB:
+            raise ServerError("config: max_payload_mib must be between 1 KiB and 1024 MiB")
+        if self.max_connections < 1 or self.max_failures < 1:
+            raise ServerError("config: max_connections and max_failures must be at least 1")
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        """Registration modes as announced in CAPA."""
+        return _MODES[self.registration]
+
+    @property
+    def max_payload(self) -> int:
+        return int(self.max_payload_mib * MIB)
+
+    @property
+    def mailbox_quota(self) -> int:
+        return int(self.mailbox_quota_mib * MIB)
+
+    @property
+    def max_message_line(self) -> int:
+        return message_line_limit(self.max_payload)
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        raise TypeError("no booleans in the server config")
+    if isinstance(value, int | float):
+        return repr(value)
+    text = str(value)
+    out = []
+    for char in text:
+        if char in '"\\':
+            out.append("\\" + char)
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
+
+
+def dump_config(config: ServerConfig) -> str:
+    lines = ["# rune-server configuration; every key is described in docs/server.md."]
+    lines += [f"{f.name} = {_toml_value(getattr(config, f.name))}" for f in fields(config)]
+    return "\n".join(lines) + "\n"
+
+
+def write_config(path: Path, config: ServerConfig) -> None:
+    path.write_text(dump_config(config), encoding="utf-8")
+
+
+def load_config(path: Path) -> ServerConfig:
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ServerError(f"cannot read {path}: {exc.strerror}") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ServerError(f"{path} is not valid TOML: {exc}") from exc
+    known = {f.name: f for f in fields(ServerConfig)}
+    unknown = sorted(set(doc) - set(known))
+    if unknown:
+        raise ServerError(f"{path}: unknown key {unknown[0]!r}")
+    if "domain" not in doc:
+        raise ServerError(f"{path}: the domain key is missing")
+    for key, value in doc.items():
+        kind = known[key].type  # "str", "int" or "float": annotations are strings here
+        if kind == "str":
+            ok = isinstance(value, str)
+        else:
+            number = int if kind == "int" else int | float
+            ok = isinstance(value, number) and not isinstance(value, bool)
+        if not ok:
+            raise ServerError(f"{path}: {key} must be {'text' if kind == 'str' else 'a number'}")
+    return ServerConfig(**doc)
+
+
+def read_passphrase(passphrase_file: Path | None, *, confirm: bool = False) -> str:
+    """From ``--passphrase-file`` (first line), else the environment, else a TTY prompt."""
+    if passphrase_file is not None:
+        try:
+            text = passphrase_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ServerError(f"cannot read the passphrase file {passphrase_file}") from exc
+        passphrase = text.splitlines()[0] if text else ""
+    elif os.environ.get(PASSPHRASE_ENV):
+        passphrase = os.environ[PASSPHRASE_ENV]
+    elif sys.stdin.isatty():
+        passphrase = getpass.getpass("rune-server passphrase: ")
+        if confirm and getpass.getpass("again: ") != passphrase:
+            raise ServerError("the passphrases do not match")
+    else:
+        raise ServerError(
+            f"no passphrase: use --passphrase-file or set {PASSPHRASE_ENV} (stdin is not a TTY)"
+        )
+    if not passphrase:
+        raise ServerError("the passphrase is empty")
+    return passphrase

@@ -1,0 +1,277 @@
+"""What each command means on the server: one :class:`Session` per connection, no I/O.
+
+The core :class:`~rune_proto.connection.Connection` has already checked syntax and
+that the command is legal in the current state; a session only decides the answer.
+Answers that could tell an outsider something are uniform on purpose: ``LOGIN``
+always returns a nonce, a failed ``PROOF`` reads the same for unknown addresses and
+wrong keys, and another user's message id gets the same ``404`` as a random one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TypeVar
+
+from .. import status
+from ..address import Address
+from ..connection import Connection
+from ..envelope import is_sealed_message_size, open_client_message, seal_stored_message
+from ..events import (
+    Authenticated,
+    Bye,
+    Capa,
+    Capabilities,
+    Challenge,
+    ChallengeAccepted,
+    Command,
+    Delete,
+    Deleted,
+    ErrorReply,
+    KeyFound,
+    Listing,
+    ListMessages,
+    Login,
+    LoginNonce,
+    Lookup,
+    Message,
+    Noop,
+    Ok,
+    Proof,
+    Quit,
+    Register,
+    Registered,
+    RegisterInvitation,
+    Reply,
+    Retrieve,
+    Retrieved,
+    Roger,
+    Send,
+    SendReady,
+)
+from ..handshake import check_answer, check_login_proof, make_challenge, new_nonce
+from ..keys import Identity, PublicKey
+from ..suite import EnvelopeError
+from .config import ServerConfig
+from .store import Invitation, Outcome, Store
+
+VERSIONS = ("rune/1",)
+# Payloads at least this large have their crypto run on a worker thread. Measured
+# (docs/server.md): below it a thread hop costs more throughput than the ~0.4 ms of
+# inline crypto stalls the loop; above it inline crypto stalls every other client.
+OFFLOAD_BYTES = 64 * 1024
+SENDER_MISMATCH = "sender is not the logged-in address"
+
+_T = TypeVar("_T")
+
+
+def hash_invitation(token: str) -> bytes:
+    """Invitations are stored only as this hash; the token itself is shown once."""
+    return hashlib.sha256(token.encode("ascii")).digest()
+
+
+def error(code: int, text: str | None = None) -> ErrorReply:
+    return ErrorReply(code, text or status.default_text(code))
+
+
+@dataclass(slots=True)
+class Services:
+    """What every session shares: config, identity, store, and the crypto workers."""
+
+    config: ServerConfig
+    identity: Identity
+    store: Store
+    crypto: Executor
+    # Failed PROOFs for unknown addresses are checked against this key, so they cost
+    # the same as failures for real accounts.
+    dummy_key: bytes = field(default_factory=lambda: Identity.generate().public.raw)
+
+    async def offload(self, size: int, call: Callable[[], _T]) -> _T:
+        if size < OFFLOAD_BYTES:
+            return call()
+        return await asyncio.get_running_loop().run_in_executor(self.crypto, call)
+
+
+@dataclass(slots=True)
+class _Registration:
+    address: Address
+    key: PublicKey
+    nonce: bytes
+    token_hash: bytes | None
+
+
+@dataclass(slots=True)
+class Session:
+    """The per-connection memory between a command and the one that must follow it."""
+
+    services: Services
+    conn: Connection
+    _registration: _Registration | None = None
+    _login: tuple[Address, bytes] | None = None
+    _account_key: PublicKey | None = None
+    _receiver: tuple[Address, PublicKey] | None = None
+
+    async def handle(self, command: Command) -> Reply:
+        match command:
+            case Capa():
+                return self._capabilities()
+            case Register(address=a, public_key=k):
+                return await self._register(a, k, None)
+            case RegisterInvitation(address=a, invitation=t, public_key=k):
+                return await self._register(a, k, t)
+            case ChallengeAccepted(answer=answer):
+                return await self._challenge_accepted(answer)
+            case Login(address=a):
+                self._login = (a, new_nonce())
+                return LoginNonce(self._login[1])
+            case Proof(signature=signature):
+                return await self._proof(signature)
+            case Send(receiver=r):
+                return await self._send(r)
+            case Message(sender=sender, payload=payload):
+                return await self._message(sender, payload)
+            case ListMessages():
+                return Listing(tuple(await self.services.store.list_messages(self._me)))
+            case Retrieve(message_id=m):
+                blob = await self.services.store.message(self._me, m)
+                return error(status.NOT_FOUND) if blob is None else Retrieved(m, blob)
+            case Delete(message_id=m):
+                found = await self.services.store.delete_message(self._me, m)
+                return Deleted(m) if found else error(status.NOT_FOUND)
+            case Lookup(address=a):
+                raw = await self.services.store.public_key(str(a))
+                return error(status.NOT_FOUND) if raw is None else KeyFound(a, _key(raw))
+            case Noop():
+                return Ok()
+            case Quit():
+                return Bye()
+        raise AssertionError(f"no handler for {command.verb}")
+
+    @property
+    def _me(self) -> str:
+        if self.conn.address is None:  # the state machine only lets logged-in users here
+            raise AssertionError("mailbox command without a login")
+        return str(self.conn.address)
+
+    def _capabilities(self) -> Capabilities:
+        config = self.services.config
+        return Capabilities(
+            VERSIONS,
+            config.domain,
+            config.modes,
+            config.max_payload,
+            config.max_line,
+            self.services.identity.public,
+        )
+
+    async def _register(self, address: Address, key: PublicKey, token: str | None) -> Reply:
+        config, store = self.services.config, self.services.store
+        if token is None and "free" not in config.modes:
+            return error(status.FREE_REGISTRATION_UNAVAILABLE)
+        if token is not None and "invite" not in config.modes:
+            return error(status.INVITATION_REGISTRATION_UNAVAILABLE)
+        if address.domain != config.domain:
+            return error(status.BAD_ADDRESS)
+        token_hash = None if token is None else hash_invitation(token)
+        if token_hash is not None:
+            # The token is checked before the address, so without a valid one nobody
+            # learns which addresses are taken on an invitation-only server.
+            state = await store.invitation(token_hash, str(address), int(time.time()))
+            if state is Invitation.INVALID:
+                return error(status.INVITATION_INVALID)
+            if state is Invitation.EXPIRED:
+                return error(status.INVITATION_EXPIRED)
+        if await store.public_key(str(address)) is not None:
+            return error(status.ADDRESS_TAKEN)
+        nonce = new_nonce()
+        challenge = make_challenge(self.services.identity, address, key, nonce)
+        self._registration = _Registration(address, key, nonce, token_hash)
+        return Challenge(challenge, self.services.identity.public)
+
+    async def _challenge_accepted(self, answer: bytes) -> Reply:
+        pending, self._registration = self._registration, None
+        if pending is None:
+            raise AssertionError("CHALLANGE_ACCEPTED without a challenge")
+        try:
+            check_answer(
+                self.services.identity, pending.address, pending.key, pending.nonce, answer
+            )
+        except EnvelopeError:
+            return error(status.CHALLENGE_FAILED)
+        outcome = await self.services.store.create_account(
+            str(pending.address), pending.key.raw, pending.token_hash, int(time.time())
+        )
+        match outcome:
+            case Outcome.CREATED:
+                return Registered(pending.address)
+            case Outcome.TAKEN:
+                return error(status.ADDRESS_TAKEN)
+            case Outcome.INVITATION_EXPIRED:
+                return error(status.INVITATION_EXPIRED)
+        return error(status.INVITATION_INVALID)
+
+    async def _proof(self, signature: bytes) -> Reply:
+        pending, self._login = self._login, None
+        if pending is None:
+            raise AssertionError("PROOF without LOGIN")
+        address, nonce = pending
+        raw = await self.services.store.public_key(str(address))
+        # Same work whether or not the account exists: parse a key, verify once.
+        key = _key(raw if raw is not None else self.services.dummy_key)
+        server_key = self.services.identity.public
+        verified = check_login_proof(key, address, server_key, nonce, signature)
+        if raw is None or not verified:
+            return error(status.AUTHENTICATION_FAILED)
+        self._account_key = key
+        return Authenticated(address)
+
+    async def _send(self, receiver: Address) -> Reply:
+        self._receiver = None
+        raw = await self.services.store.public_key(str(receiver))
+        if raw is None:
+            return error(status.NOT_FOUND)
+        key = _key(raw)
+        self._receiver = (receiver, key)
+        return SendReady(self.services.config.max_payload, key, self.services.identity.public)
+
+    async def _message(self, sender: Address, payload: bytes) -> Reply:
+        target, self._receiver = self._receiver, None
+        if target is None or self._account_key is None:
+            raise AssertionError("MESSAGE without SEND or login")
+        if sender != self.conn.address:
+            return error(status.BAD_SIGNATURE, SENDER_MISMATCH)
+        receiver, receiver_key = target
+        services = self.services
+        try:
+            sealed = await services.offload(
+                len(payload),
+                partial(
+                    open_client_message,
+                    services.identity,
+                    sender,
+                    self._account_key,
+                    receiver,
+                    payload,
+                ),
+            )
+        except EnvelopeError:
+            return error(status.BAD_SIGNATURE)
+        if not is_sealed_message_size(len(sealed)):  # cannot be valid; would stand out at rest
+            return error(status.BAD_SIGNATURE)
+        blob = await services.offload(
+            len(payload),
+            partial(seal_stored_message, services.identity, receiver, receiver_key, sender, sealed),
+        )
+        stored = await services.store.add_message(
+            str(receiver), blob, services.config.mailbox_quota
+        )
+        return Roger() if stored is not None else error(status.MAILBOX_FULL)
+
+
+def _key(raw: bytes) -> PublicKey:
+    return PublicKey.from_bytes(raw)

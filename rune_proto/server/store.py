@@ -1,0 +1,253 @@
+"""Storage: a small async interface and its SQLite implementation.
+
+The store keeps exactly what DESIGN.md §5 allows: addresses with public keys,
+opaque sealed blobs per receiver under random UUIDs, and invitation token hashes
+with their expiry. No sender, no message timestamps, no IPs. ``Store`` is the seam
+where a networked database could replace SQLite.
+
+SQLite runs in WAL mode with ``synchronous=FULL`` (a commit is on disk when it
+returns, so ``202`` is never sent for a message that a crash could lose) and
+``secure_delete`` (deleted blobs are overwritten, not left in free pages). All of it
+runs on one dedicated thread with its own connection, off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import sqlite3
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+_T = TypeVar("_T")
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS accounts (address TEXT PRIMARY KEY, public_key BLOB NOT NULL);
+-- WITHOUT ROWID: rows are kept in the order of their random ids, so the file does not
+-- record the order in which messages arrived (a hidden rowid would).
+CREATE TABLE IF NOT EXISTS messages (id TEXT PRIMARY KEY, receiver TEXT NOT NULL,
+                                     blob BLOB NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS messages_by_receiver ON messages (receiver);
+CREATE TABLE IF NOT EXISTS invitations (token_hash BLOB PRIMARY KEY, address TEXT NOT NULL,
+                                        expires_at INTEGER NOT NULL);
+"""
+
+
+class StoreError(Exception):
+    """The database is unusable (missing, wrong schema, I/O failure)."""
+
+
+class Invitation(enum.Enum):
+    VALID = "valid"
+    INVALID = "invalid"  # unknown, used, or bound to another address: the same answer
+    EXPIRED = "expired"
+
+
+class Outcome(enum.Enum):
+    """Result of :meth:`Store.create_account`."""
+
+    CREATED = "created"
+    TAKEN = "taken"
+    INVITATION_INVALID = "invitation invalid"
+    INVITATION_EXPIRED = "invitation expired"
+
+
+class Store(Protocol):
+    """What the server needs from storage. Addresses are canonical (lower-case) text."""
+
+    async def public_key(self, address: str) -> bytes | None: ...
+
+    async def invitation(self, token_hash: bytes, address: str, now: int) -> Invitation: ...
+
+    async def create_account(
+        self, address: str, public_key: bytes, token_hash: bytes | None, now: int
+    ) -> Outcome:
+        """Add an account, consuming the invitation in the same transaction."""
+        ...
+
+    async def add_message(self, receiver: str, blob: bytes, quota: int) -> str | None:
+        """Store a blob; its new id once committed, or None if over ``quota`` bytes."""
+        ...
+
+    async def list_messages(self, receiver: str) -> list[tuple[str, int]]: ...
+
+    async def message(self, receiver: str, message_id: str) -> bytes | None: ...
+
+    async def delete_message(self, receiver: str, message_id: str) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+class Database:
+    """Synchronous SQLite access; one instance per thread (the CLI, or the store thread)."""
+
+    def __init__(self, path: Path, *, create: bool = False) -> None:
+        if not create and not path.is_file():
+            raise StoreError(f"no database at {path}")
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA secure_delete=ON")
+            if create:
+                self._db.executescript(_SCHEMA + f"PRAGMA user_version={SCHEMA_VERSION};")
+            (version,) = self._db.execute("PRAGMA user_version").fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the database: {exc}") from exc
+        if version != SCHEMA_VERSION:
+            raise StoreError(f"database schema version {version}, expected {SCHEMA_VERSION}")
+
+    @classmethod
+    def create(cls, path: Path) -> None:
+        cls(path, create=True).close()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def public_key(self, address: str) -> bytes | None:
+        row = self._db.execute(
+            "SELECT public_key FROM accounts WHERE address = ?", (address,)
+        ).fetchone()
+        return bytes(row[0]) if row else None
+
+    def add_invitation(self, token_hash: bytes, address: str, expires_at: int) -> None:
+        with self._transaction():
+            self._db.execute(
+                "INSERT INTO invitations (token_hash, address, expires_at) VALUES (?, ?, ?)",
+                (token_hash, address, expires_at),
+            )
+
+    def invitation(self, token_hash: bytes, address: str, now: int) -> Invitation:
+        row = self._db.execute(
+            "SELECT address, expires_at FROM invitations WHERE token_hash = ?", (token_hash,)
+        ).fetchone()
+        if row is None or row[0] != address:
+            return Invitation.INVALID
+        return Invitation.EXPIRED if row[1] <= now else Invitation.VALID
+
+    def create_account(
+        self, address: str, public_key: bytes, token_hash: bytes | None, now: int
+    ) -> Outcome:
+        with self._transaction():
+            if token_hash is not None:
+                state = self.invitation(token_hash, address, now)
+                if state is Invitation.INVALID:
+                    return Outcome.INVITATION_INVALID
+                if state is Invitation.EXPIRED:
+                    return Outcome.INVITATION_EXPIRED
+            if self.public_key(address) is not None:
+                return Outcome.TAKEN
+            self._db.execute(
+                "INSERT INTO accounts (address, public_key) VALUES (?, ?)", (address, public_key)
+            )
+            if token_hash is not None:
+                self._db.execute("DELETE FROM invitations WHERE token_hash = ?", (token_hash,))
+        return Outcome.CREATED
+
+    def add_message(self, receiver: str, blob: bytes, quota: int) -> str | None:
+        with self._transaction():
+            (used,) = self._db.execute(
+                "SELECT COALESCE(SUM(LENGTH(blob)), 0) FROM messages WHERE receiver = ?",
+                (receiver,),
+            ).fetchone()
+            if used + len(blob) > quota:
+                return None
+            message_id = str(uuid.uuid4())
+            self._db.execute(
+                "INSERT INTO messages (id, receiver, blob) VALUES (?, ?, ?)",
+                (message_id, receiver, blob),
+            )
+        return message_id
+
+    def list_messages(self, receiver: str) -> list[tuple[str, int]]:
+        # Ordered by the random id, not by rowid, so the listing shows no arrival order.
+        rows = self._db.execute(
+            "SELECT id, LENGTH(blob) FROM messages WHERE receiver = ? ORDER BY id", (receiver,)
+        ).fetchall()
+        return [(str(i), int(n)) for i, n in rows]
+
+    def message(self, receiver: str, message_id: str) -> bytes | None:
+        row = self._db.execute(
+            "SELECT blob FROM messages WHERE id = ? AND receiver = ?", (message_id, receiver)
+        ).fetchone()
+        return bytes(row[0]) if row else None
+
+    def delete_message(self, receiver: str, message_id: str) -> bool:
+        with self._transaction():
+            cursor = self._db.execute(
+                "DELETE FROM messages WHERE id = ? AND receiver = ?", (message_id, receiver)
+            )
+        return cursor.rowcount == 1
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` … ``COMMIT`` (or ``ROLLBACK`` on any exception)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind: object, exc: object, tb: object) -> None:
+        self._db.execute("COMMIT" if kind is None else "ROLLBACK")
+
+
+class SQLiteStore:
+    """:class:`Store` over :class:`Database`, all calls on one dedicated thread."""
+
+    def __init__(self, executor: ThreadPoolExecutor, database: Database) -> None:
+        self._executor = executor
+        self._db = database
+
+    @classmethod
+    async def open(cls, path: Path) -> SQLiteStore:
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rune-store")
+        loop = asyncio.get_running_loop()
+        try:
+            database = await loop.run_in_executor(executor, Database, path)
+        except BaseException:
+            executor.shutdown(wait=False)
+            raise
+        return cls(executor, database)
+
+    async def _run(self, call: Callable[[], _T]) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    async def public_key(self, address: str) -> bytes | None:
+        return await self._run(partial(self._db.public_key, address))
+
+    async def invitation(self, token_hash: bytes, address: str, now: int) -> Invitation:
+        return await self._run(partial(self._db.invitation, token_hash, address, now))
+
+    async def create_account(
+        self, address: str, public_key: bytes, token_hash: bytes | None, now: int
+    ) -> Outcome:
+        return await self._run(
+            partial(self._db.create_account, address, public_key, token_hash, now)
+        )
+
+    async def add_message(self, receiver: str, blob: bytes, quota: int) -> str | None:
+        return await self._run(partial(self._db.add_message, receiver, blob, quota))
+
+    async def list_messages(self, receiver: str) -> list[tuple[str, int]]:
+        return await self._run(partial(self._db.list_messages, receiver))
+
+    async def message(self, receiver: str, message_id: str) -> bytes | None:
+        return await self._run(partial(self._db.message, receiver, message_id))
+
+    async def delete_message(self, receiver: str, message_id: str) -> bool:
+        return await self._run(partial(self._db.delete_message, receiver, message_id))
+
+    async def close(self) -> None:
+        """Close after every queued call has run (the executor is first in, first out)."""
+        await self._run(self._db.close)
+        self._executor.shutdown(wait=True)
