@@ -15,16 +15,13 @@ import binascii
 import contextlib
 import hashlib
 import os
-import secrets
-import struct
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+from .secretbox import SecretBoxError, open_secret, seal_secret
+from .secretbox import WrongPassphrase as BoxWrongPassphrase
 
 if TYPE_CHECKING:
     from keyring.backend import KeyringBackend
@@ -32,18 +29,7 @@ if TYPE_CHECKING:
 SERVICE = "rune"
 """The keyring service name; the keyring's user name is the address."""
 
-# Key file layout: MAGIC ‖ salt(16) ‖ log2(n), r, p (1 byte each) ‖ nonce(12) ‖ ciphertext+tag.
-MAGIC = b"RUNEKEY\x01"  # the last byte is the format version
-SALT_SIZE = 16
-NONCE_SIZE = 12
-TAG_SIZE = 16
-_PARAMS = struct.Struct(">BBB")
-HEADER_SIZE = len(MAGIC) + SALT_SIZE + _PARAMS.size + NONCE_SIZE
-SCRYPT_LOG2_N = 15  # n = 2**15, r = 8, p = 1: ~32 MiB and ~0.1 s, scrypt's interactive setting
-SCRYPT_R = 8
-SCRYPT_P = 1
-# A crafted file must not make us allocate gigabytes before the tag check fails.
-_MAX_LOG2_N, _MAX_R, _MAX_P = 20, 16, 4
+# Key files are secret boxes (rune_proto.secretbox), bound to their address.
 
 
 class KeystoreError(Exception):
@@ -139,7 +125,7 @@ class EncryptedFileStore:
         if not passphrase:
             raise KeystoreError("an empty passphrase would not protect the key; choose one")
         self.directory = Path(directory)
-        self._passphrase = passphrase.encode("utf-8")
+        self._passphrase = passphrase
         self._reason = reason
 
     @property
@@ -153,45 +139,31 @@ class EncryptedFileStore:
 
     def save(self, address: str, key: bytes) -> None:
         _check_key(key)
-        salt = secrets.token_bytes(SALT_SIZE)
-        nonce = secrets.token_bytes(NONCE_SIZE)
-        header = MAGIC + salt + _PARAMS.pack(SCRYPT_LOG2_N, SCRYPT_R, SCRYPT_P) + nonce
-        aead = ChaCha20Poly1305(self._derive(salt, SCRYPT_LOG2_N, SCRYPT_R, SCRYPT_P))
-        blob = header + aead.encrypt(nonce, key, _associated_data(header, address))
-        self._write_atomically(self.path_for(address), blob)
+        box = seal_secret(key, self._passphrase, _context(address))
+        self._write_atomically(self.path_for(address), box)
 
     def load(self, address: str) -> bytes:
         path = self.path_for(address)
         try:
-            blob = path.read_bytes()
+            box = path.read_bytes()
         except FileNotFoundError:
             raise KeyNotFound(f"no key for {address} in {self.directory}") from None
         except OSError as e:
             raise KeystoreError(f"can't read the key file {path}: {e.strerror}") from e
-        if len(blob) <= HEADER_SIZE + TAG_SIZE or not blob.startswith(MAGIC):
-            _damaged(path)
-        header, ciphertext = blob[:HEADER_SIZE], blob[HEADER_SIZE:]
-        salt = header[len(MAGIC) : len(MAGIC) + SALT_SIZE]
-        log2_n, r, p = _PARAMS.unpack_from(header, len(MAGIC) + SALT_SIZE)
-        if not (1 <= log2_n <= _MAX_LOG2_N and 1 <= r <= _MAX_R and 1 <= p <= _MAX_P):
-            _damaged(path)
-        nonce = header[-NONCE_SIZE:]
-        aead = ChaCha20Poly1305(self._derive(salt, log2_n, r, p))
         try:
-            return aead.decrypt(nonce, ciphertext, _associated_data(header, address))
-        except InvalidTag:
+            return open_secret(box, self._passphrase, _context(address))
+        except BoxWrongPassphrase:
             raise WrongPassphrase(
                 f"wrong passphrase for the key of {address} (or the key file {path} was altered)"
             ) from None
+        except SecretBoxError:
+            _damaged(path)
 
     def delete(self, address: str) -> None:
         try:
             self.path_for(address).unlink()
         except FileNotFoundError:
             raise KeyNotFound(f"no key for {address} in {self.directory}") from None
-
-    def _derive(self, salt: bytes, log2_n: int, r: int, p: int) -> bytes:
-        return Scrypt(salt=salt, length=32, n=2**log2_n, r=r, p=p).derive(self._passphrase)
 
     def _write_atomically(self, path: Path, blob: bytes) -> None:
         """Write to a 0600 temp file and rename, so a crash never leaves half a key file."""
@@ -215,8 +187,9 @@ class EncryptedFileStore:
             os.close(dir_fd)
 
 
-def _associated_data(header: bytes, address: str) -> bytes:
-    return header + _normalise(address).encode("utf-8")
+def _context(address: str) -> bytes:
+    """Binds a key file to its address: renamed to another address's name, it won't open."""
+    return b"rune key file\0" + _normalise(address).encode("utf-8")
 
 
 def _check_key(key: bytes) -> None:

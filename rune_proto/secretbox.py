@@ -23,6 +23,10 @@ class SecretBoxError(ValueError):
     """The box is malformed, or the passphrase or context is wrong."""
 
 
+class WrongPassphrase(SecretBoxError):
+    """The box is well formed but does not open: wrong passphrase, or altered."""
+
+
 def _key(passphrase: str, salt: bytes, log_n: int, r: int, p: int) -> bytes:
     if not 10 <= log_n <= 22 or not 1 <= r <= 32 or not 1 <= p <= 16:
         raise SecretBoxError("secret box has implausible scrypt parameters")
@@ -54,4 +58,4 @@ def open_secret(box: bytes, passphrase: str, context: bytes) -> bytes:
             nonce, box[_HEADER.size :], box[: _HEADER.size] + context
         )
     except InvalidTag as exc:
-        raise SecretBoxError("wrong passphrase (or the file was altered)") from exc
+        raise WrongPassphrase("wrong passphrase (or the file was altered)") from exc

@@ -212,7 +212,7 @@ def test_absurd_scrypt_parameters_are_refused(tmp_path: Path, address: str, key:
     store.save(address, key)
     path = store.path_for(address)
     data = bytearray(path.read_bytes())
-    data[8 + 16] = 40  # log2(n): 2**40 would exhaust memory before the tag is checked
+    data[8] = 40  # log2(n), right after the 8-byte magic: 2**40 would exhaust memory
     path.write_bytes(bytes(data))
     with pytest.raises(KeystoreError, match="damaged"):
         store.load(address)
