@@ -76,6 +76,7 @@ from .wire import (
 DEFAULT_MAX_LINE = 4096
 DEFAULT_MAX_PAYLOAD = 16 * 1024 * 1024
 MAX_BODY_LINES = 1_000_000
+MAX_BODY_BYTES = 64 * 1024 * 1024  # a hostile server cannot make a client hold more
 _REPLY_LINE_LIMIT = 16 * 1024  # longest non-RETRIEVE reply (201 with two keys) is ~3.4 KiB
 
 
@@ -180,6 +181,7 @@ class Connection:
         self._eof = False
         self._pending: Command | _OwedError | None = None
         self._body: tuple[int, str, list[str]] | None = None
+        self._body_bytes = 0
 
     # --- receiving ------------------------------------------------------------
 
@@ -250,6 +252,16 @@ class Connection:
         return max(self.max_line, _REPLY_LINE_LIMIT)
 
     def _next_reply(self) -> Event:
+        """Every protocol error from the server is fatal: a client cannot resync."""
+        try:
+            return self._read_reply()
+        except RemoteProtocolError as exc:
+            self.state = State.CLOSED
+            if exc.fatal:
+                raise
+            raise RemoteProtocolError(str(exc), exc.status, fatal=True) from exc
+
+    def _read_reply(self) -> Event:
         while True:
             if self.state is State.CLOSED:  # whatever follows a close is not read
                 return ConnectionClosed()
@@ -279,6 +291,7 @@ class Connection:
                 raise RemoteProtocolError(f"unsolicited reply {code}", fatal=True)
             if expects_body(command, code):
                 self._body = (code, rest, [])
+                self._body_bytes = 0
                 continue
             return self._finish(command, parse_reply(command, code, rest))
 
@@ -288,8 +301,9 @@ class Connection:
         if line == b".":
             self._body = None
             return self._finish(self._pending, parse_reply(self._pending, code, rest, body))
-        if len(body) >= MAX_BODY_LINES:
-            raise RemoteProtocolError("reply body has too many lines", fatal=True)
+        self._body_bytes += len(line)
+        if len(body) >= MAX_BODY_LINES or self._body_bytes > MAX_BODY_BYTES:
+            raise RemoteProtocolError("reply body is too large", fatal=True)
         try:
             body.append(line.decode("utf-8"))
         except UnicodeDecodeError as exc:

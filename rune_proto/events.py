@@ -32,6 +32,12 @@ def _check_text(text: str, what: str) -> None:
             raise LocalProtocolError(f"{what} is not valid Unicode text") from exc
 
 
+def _check_bytes(value: bytes, what: str) -> None:
+    """An empty binary token would write as a missing argument: refuse it here."""
+    if not value:
+        raise LocalProtocolError(f"{what} may not be empty")
+
+
 def check_message_id(value: str) -> str:
     """Stored-message ids are RFC 4122 version 4 UUIDs in canonical lower-case form."""
     try:
@@ -93,6 +99,9 @@ class ChallengeAccepted(Command):
     verb: ClassVar[str] = "CHALLANGE_ACCEPTED"
     answer: bytes
 
+    def __post_init__(self) -> None:
+        _check_bytes(self.answer, "the challenge answer")
+
 
 @dataclass(frozen=True, slots=True)
 class Login(Command):
@@ -104,6 +113,9 @@ class Login(Command):
 class Proof(Command):
     verb: ClassVar[str] = "PROOF"
     signature: bytes
+
+    def __post_init__(self) -> None:
+        _check_bytes(self.signature, "the proof")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +129,9 @@ class Message(Command):
     verb: ClassVar[str] = "MESSAGE"
     sender: Address
     payload: bytes
+
+    def __post_init__(self) -> None:
+        _check_bytes(self.payload, "the payload")
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +218,10 @@ class Capabilities(Reply):
 class Challenge(Reply):
     code: ClassVar[int] = 205
     challenge: bytes
+
+    def __post_init__(self) -> None:
+        _check_bytes(self.challenge, "the challenge")
+
     server_key: PublicKey
 
 
@@ -216,6 +235,9 @@ class Registered(Reply):
 class LoginNonce(Reply):
     code: ClassVar[int] = 220
     nonce: bytes
+
+    def __post_init__(self) -> None:
+        _check_bytes(self.nonce, "the nonce")
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +283,7 @@ class Retrieved(Reply):
 
     def __post_init__(self) -> None:
         check_message_id(self.message_id)
+        _check_bytes(self.blob, "the message")
 
 
 @dataclass(frozen=True, slots=True)

@@ -178,7 +178,9 @@ def _build(factory: Callable[[], _E]) -> _E:
 def parse_command(line: bytes, *, max_payload: int) -> Command:
     """Parse one command line (without its ending). Raises RemoteProtocolError."""
     text = _decode_line(line)
-    verb, _, rest = text.partition(" ")
+    verb, separator, rest = text.partition(" ")
+    if not verb.isascii() or (separator and not rest):
+        raise RemoteProtocolError(f"malformed command {verb[:40]!r}", status.SYNTAX_ERROR)
     verb = verb.upper()
     if verb in ("CAPA", "LIST", "NOOP", "QUIT"):
         _tokens(rest, 0, verb)
