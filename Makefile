@@ -5,10 +5,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-SOURCES := rune_proto rune_tui tests bench
+SOURCES := rune_proto rune_tui tests bench scripts
 PYTEST_ARGS ?=
 
-.PHONY: venv test lint clean
+.PHONY: venv test lint clean demo screenshots
 
 venv: $(STAMP)
 
@@ -28,10 +28,18 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check $(SOURCES)
 	$(BIN)/mypy
 
+# A real rune-server on 127.0.0.1 (temporary, free registration), a bot that welcomes each
+# new account, and rune-tui with its wizard pre-filled. Everything stops when rune-tui exits.
+demo: $(STAMP)
+	$(BIN)/python scripts/demo.py
+
+# Drive the real app against a real local server with seeded mail; writes SVG and PNG
+# (PNG needs rsvg-convert from librsvg2-bin, which the script installs if it can).
+screenshots: $(STAMP)
+	env -u NO_COLOR $(BIN)/python scripts/screenshots.py
+
 # Later targets land beside these with the features they drive:
-#   demo        – a local server plus rune-tui against it (with the TUI)
 #   bench       – the benchmarks under bench/
-#   screenshots – regenerate screenshots/ from the TUI
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

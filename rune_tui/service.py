@@ -8,24 +8,34 @@ session means a dropped connection never leaves the app in a half state.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable, Iterable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
-from rune_proto.address import Address, parse_address, validate_part
+from rune_proto import status
+from rune_proto.address import Address, AddressError, parse_address, validate_part
 from rune_proto.client import (
+    ClientError,
+    ConnectionFailed,
     ContactBook,
+    ProtocolViolation,
     ReceivedMessage,
     ReplayLog,
+    ServerError,
     Session,
     connect,
 )
 from rune_proto.envelope import Attachment
+from rune_proto.events import INVITATION_PATTERN
 from rune_proto.keys import Identity, PublicKey
 from rune_proto.keystore import (
     EncryptedFileStore,
+    KeyNotFound,
     KeyringStore,
+    KeystoreError,
     keyring_usable,
 )
 from rune_proto.tlspin import pin_text
@@ -78,12 +88,84 @@ def keystore_choice() -> tuple[str, str]:
     return ("keyring", reason) if usable else ("file", reason)
 
 
+def key_file_dir(paths: Paths) -> Path:
+    """Where the encrypted key files go when there is no keyring (the wizard shows it)."""
+    return paths.data_dir / "keys"
+
+
 def key_store(paths: Paths, kind: str, passphrase: str | None) -> KeyringStore | EncryptedFileStore:
     if kind == "keyring":
         return KeyringStore()
     if not passphrase:
         raise ValueError("a passphrase is needed to protect the key file")
-    return EncryptedFileStore(paths.data_dir / "keys", passphrase)
+    return EncryptedFileStore(key_file_dir(paths), passphrase)
+
+
+def describe_error(exc: BaseException) -> str:
+    """One sentence a person can act on, for any failure the TUI meets at its boundary.
+
+    Screens catch everything a worker raises and show this instead of a traceback.
+    """
+    if isinstance(exc, ServerError):
+        return exc.explain()
+    if isinstance(exc, AddressError):
+        return _sentence(f"invalid address: {exc}")
+    if isinstance(exc, ProtocolViolation):
+        return _sentence(f"the server broke the protocol: {exc}")
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.strerror:
+        text = exc.strerror
+    cause = exc.__cause__
+    # asyncio words a refused connection as "Connect call failed (...)"; errno says it
+    # better ("connection refused"). Name-lookup errors have negative errnos: keep those.
+    if (
+        isinstance(exc, ConnectionFailed)
+        and isinstance(cause, OSError)
+        and (cause.errno or 0) > 0
+        and text.startswith("cannot reach")
+    ):
+        text = f"{text.split(': ', 1)[0]}: {os.strerror(cause.errno or 0).lower()}"
+    elif not isinstance(exc, ClientError | KeystoreError | OSError | ValueError):
+        text = f"unexpected error ({type(exc).__name__}): {text}"
+    return _sentence(text)
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def check_invitation(token: str) -> str:
+    """The token without stray spaces, or ValueError saying what is wrong with it.
+
+    Checked as it is typed, so a half-pasted token is caught before the server sees it.
+    """
+    token = token.strip()
+    if not INVITATION_PATTERN.fullmatch(token):
+        raise ValueError(
+            "an invitation token is 16 to 128 letters, digits, '-' and '_'; "
+            "check that you pasted all of it"
+        )
+    return token
+
+
+_BLAMED_FIELD = {
+    status.BAD_ADDRESS: "username",
+    status.ADDRESS_TAKEN: "username",
+    status.INVITATION_INVALID: "invitation",
+    status.INVITATION_EXPIRED: "invitation",
+    status.FREE_REGISTRATION_UNAVAILABLE: "method",
+    status.INVITATION_REGISTRATION_UNAVAILABLE: "method",
+}
+
+
+def blamed_field(exc: BaseException) -> str | None:
+    """Which registration answer the server refused ("username", "invitation", "method").
+
+    The wizard takes the user straight back to that field instead of making them hunt.
+    """
+    return _BLAMED_FIELD.get(exc.code) if isinstance(exc, ServerError) else None
 
 
 async def register_account(
@@ -96,15 +178,33 @@ async def register_account(
     keystore: str = "keyring",
     passphrase: str | None = None,
 ) -> tuple[Config, Account, Identity]:
-    """Generate keys, register over the pinned connection, store the key, save config."""
+    """Generate keys, store them, register over the pinned connection, save config.
+
+    The key is stored *before* registering, so a keystore failure costs nothing, and
+    removed again if the server refuses. An existing key for the address is never
+    overwritten: that would destroy a working account.
+    """
     address = Address(validate_part("username", username), probe.domain.lower())
-    store = key_store(paths, keystore, passphrase)  # fail before registering, not after
+    store = key_store(paths, keystore, passphrase)
+    try:
+        store.load(str(address))
+    except KeyNotFound:
+        pass
+    else:
+        raise KeystoreError(
+            f"a key for {address} is already stored on this machine; choose another username"
+        )
     identity = Identity.generate()
-    async with connect(
-        probe.host, probe.port, tls_fingerprint=probe.tls_pin, server_key=probe.server_key
-    ) as session:
-        await session.register(address, identity, invitation or None)
     store.save(str(address), identity.private_bytes())
+    try:
+        async with connect(
+            probe.host, probe.port, tls_fingerprint=probe.tls_pin, server_key=probe.server_key
+        ) as session:
+            await session.register(address, identity, invitation or None)
+    except BaseException:
+        with suppress(KeystoreError):
+            store.delete(str(address))
+        raise
     account = Account(address, probe.host, probe.port, probe.tls_pin, probe.server_key, keystore)
     updated = config.with_account(account)
     save_config(paths, updated)

@@ -1,0 +1,99 @@
+"""The ``rune-tui`` command: parse options, find the config, start the app.
+
+Textual is imported only after the options are parsed, so ``--help`` and ``--version``
+answer at once and a damaged config is reported as one line, not from inside the UI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .config import Paths, load_config
+
+DEFAULT_PORT = 7117  # the protocol's port; the wizard pre-fills it
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("rune")
+    except PackageNotFoundError:  # running from a tree that was never installed
+        return "unknown"
+
+
+def parse_server(text: str) -> tuple[str, int]:
+    """``HOST[:PORT]`` (``[v6]:PORT`` for IPv6) → host and port; argparse shows the error."""
+    text = text.strip()
+    host, port_text = text, ""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest.removeprefix(":")
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+    if not host or " " in host:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT")
+    if not port_text:
+        return host, DEFAULT_PORT
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise argparse.ArgumentTypeError(f"{port_text!r} is not a port number (1-65535)")
+    return host, int(port_text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rune-tui",
+        description="Rune's terminal client: private, email-like messaging.",
+        epilog="The first run opens a wizard that registers an address on a server.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="keep config and data under DIR (DIR/config, DIR/data): one folder per identity",
+    )
+    parser.add_argument(
+        "--config-dir", type=Path, metavar="DIR", help="where config.toml and contacts live"
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, metavar="DIR", help="where key files and the message cache live"
+    )
+    parser.add_argument(
+        "--server",
+        type=parse_server,
+        metavar="HOST:PORT",
+        help=f"pre-fill the setup wizard with this server (port defaults to {DEFAULT_PORT})",
+    )
+    return parser
+
+
+def paths_from(args: argparse.Namespace) -> Paths:
+    """--profile sets both folders; --config-dir / --data-dir override one of them."""
+    base = Paths.from_profile(args.profile) if args.profile else Paths.default()
+    return Paths(args.config_dir or base.config_dir, args.data_dir or base.data_dir)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    paths = paths_from(args)
+    try:
+        config = load_config(paths)
+    except (OSError, ValueError) as exc:  # TomlError is a ValueError
+        print(f"rune-tui: cannot read the config: {exc}", file=sys.stderr)
+        return 2
+
+    from .app import RuneApp
+
+    app = RuneApp(paths, config, server=args.server)
+    app.run()
+    return app.return_code or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

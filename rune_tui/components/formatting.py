@@ -1,0 +1,90 @@
+"""Words and short texts the mail screens show, kept apart from widgets so they are tested alone.
+
+Everything here is pure: no Textual, no network. Screens call these so that an error, a
+date or a reply reads the same wherever it appears.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from rune_proto.client import (
+    ReceivedMessage,
+)
+
+UNKNOWN_SENDER = "unknown sender"
+UNREAD_MARK = "●"
+VERIFIED_BADGE = "✓"
+UNVERIFIED_BADGE = "!"
+_REPLY_PREFIX = re.compile(r"^\s*(re\s*:\s*)+", re.IGNORECASE)
+
+
+def sentence(text: str) -> str:
+    """Capitalise the first letter: library messages are lower-case clauses."""
+    text = text.strip()
+    return text[:1].upper() + text[1:] if text else text
+
+
+def sender_text(message: ReceivedMessage) -> str:
+    return str(message.sender) if message.sender is not None else UNKNOWN_SENDER
+
+
+def badge(message: ReceivedMessage) -> str:
+    return VERIFIED_BADGE if message.verified else UNVERIFIED_BADGE
+
+
+def verification_text(message: ReceivedMessage) -> str:
+    """One line for headers: what a person must know about who wrote this."""
+    if message.verified:
+        return f"{VERIFIED_BADGE} signature verified"
+    return f"{UNVERIFIED_BADGE} NOT VERIFIED: {message.verification.summary()}"
+
+
+def format_when(when: datetime | None, date_format: str, now: datetime | None = None) -> str:
+    """Local time in the user's format; today's messages show only the time, as mutt does."""
+    if when is None:
+        return "—"
+    local = when.astimezone() if when.tzinfo is not None else when
+    today = (now or datetime.now(local.tzinfo)).date()
+    if local.date() == today:
+        return local.strftime("%H:%M")
+    return local.strftime(date_format)
+
+
+def date_width(date_format: str) -> int:
+    """Room for the date column: the widest of a long date in this format and a time."""
+    sample = datetime(2000, 12, 28, 23, 59, 59)
+    return max(5, len(sample.strftime(date_format)))
+
+
+def human_size(size: int) -> str:
+    if size < 1024:
+        return f"{size} B"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.1f} KiB"
+    return f"{size / (1024 * 1024):.1f} MiB"
+
+
+def reply_subject(subject: str) -> str:
+    """``Re: subject`` without piling up ``Re: Re:``."""
+    rest = _REPLY_PREFIX.sub("", subject).strip()
+    return f"Re: {rest}" if rest else "Re:"
+
+
+def quote_body(message: ReceivedMessage, date_format: str) -> str:
+    """The neomutt-style attribution line, the original quoted with ``> ``, room below."""
+    when = message.received_at or message.sent_at
+    stamp = when.astimezone().strftime(date_format) if when is not None else "an unknown date"
+    lines = [f"On {stamp}, {sender_text(message)} wrote:"]
+    for line in message.body.splitlines() or [""]:
+        lines.append(f"> {line}" if line else ">")
+    return "\n".join(lines) + "\n\n"
+
+
+def preview_text(body: str, max_lines: int) -> str:
+    """The first lines of a body, for the inbox's preview pane."""
+    lines = body.strip("\n").splitlines()
+    if len(lines) > max_lines:
+        return "\n".join([*lines[:max_lines], "…"])
+    return "\n".join(lines)

@@ -1,0 +1,129 @@
+"""A message's header block (From + verification, To, Date, Subject, files).
+
+Shared by the inbox preview (compact) and the reader (detailed), so the verification
+status reads the same everywhere. It renders a Rich grid from plain ``Text`` — never
+markup — because every field here was written by someone else.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.console import RenderableType
+from rich.style import Style
+from rich.table import Table
+from rich.text import Text
+from textual.widget import Widget
+
+from rune_proto.client import ReceivedMessage
+
+from .formatting import (
+    UNVERIFIED_BADGE,
+    VERIFIED_BADGE,
+    format_when,
+    human_size,
+    sender_text,
+    verification_text,
+)
+
+
+class MessageHeader(Widget):
+    """Header fields of one message; ``show(None)`` leaves a quiet placeholder."""
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "message-header--label",
+        "message-header--verified",
+        "message-header--unverified",
+        "message-header--subject",
+        "message-header--muted",
+    }
+
+    DEFAULT_CSS = """
+    MessageHeader {
+        height: auto;
+        & > .message-header--label { color: $text-muted; text-style: bold; }
+        & > .message-header--verified { color: $success; }
+        & > .message-header--unverified { color: $error; text-style: bold; }
+        & > .message-header--subject { text-style: bold; }
+        & > .message-header--muted { color: $text-muted; text-style: italic; }
+    }
+    """
+
+    def __init__(
+        self,
+        *,
+        date_format: str,
+        detailed: bool = False,
+        to: str | None = None,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.date_format = date_format
+        self.detailed = detailed
+        self.to = to
+        self.message: ReceivedMessage | None = None
+
+    def show(self, message: ReceivedMessage | None) -> None:
+        self.message = message
+        # The compact header is always three one-line rows: skipping layout keeps moving
+        # through the inbox cheap. The detailed one grows with problems and files.
+        self.refresh(layout=self.detailed)
+
+    def _style(self, name: str) -> Style:
+        return self.get_component_rich_style(f"message-header--{name}", partial=True)
+
+    def render(self) -> RenderableType:
+        message = self.message
+        if message is None:
+            return Text("No message selected.", style=self._style("muted"))
+        grid = Table.grid(padding=(0, 2), expand=True)
+        grid.add_column(style=self._style("label"), no_wrap=True, min_width=7)
+        if self.detailed:
+            grid.add_column(ratio=1, overflow="fold")
+        else:
+            grid.add_column(ratio=1, overflow="ellipsis", no_wrap=True)
+        grid.add_row("From", self._sender(message))
+        if self.detailed:
+            grid.add_row("", self._verification(message))
+            if not message.verified:
+                hint = "Shown as received. Treat the sender as unknown until you know why."
+                grid.add_row("", Text(hint, style=self._style("muted")))
+            if message.verification.key_change is not None:
+                change = message.verification.key_change
+                grid.add_row(
+                    "",
+                    Text(f"pinned key {change.pinned}\nthis message {change.offered}"),
+                )
+            if self.to:
+                grid.add_row("To", Text(self.to))
+        when = format_when(message.received_at, self.date_format)
+        grid.add_row("Date", Text(when))
+        subject = message.subject or "(no subject)"
+        grid.add_row("Subject", Text(subject, style=self._style("subject")))
+        if self.detailed and message.attachments:
+            files = ", ".join(
+                f"{a.filename} ({human_size(len(a.data))})" for a in message.attachments
+            )
+            grid.add_row("Files", Text(files))
+        return grid
+
+    def _sender(self, message: ReceivedMessage) -> Text:
+        text = Text(sender_text(message))
+        if not self.detailed:
+            text.append("  ")
+            if message.verified:
+                text.append(f"{VERIFIED_BADGE} verified", style=self._style("verified"))
+            else:
+                text.append(f"{UNVERIFIED_BADGE} not verified", style=self._style("unverified"))
+        return text
+
+    def _verification(self, message: ReceivedMessage) -> Text:
+        """One line when verified or one problem; a bulleted list for several problems."""
+        problems = message.verification.problems
+        if message.verified or len(problems) < 2:
+            name = "verified" if message.verified else "unverified"
+            return Text(verification_text(message), style=self._style(name))
+        lines = [f"{UNVERIFIED_BADGE} NOT VERIFIED:", *(f"  • {p}" for p in problems)]
+        return Text("\n".join(lines), style=self._style("unverified"))

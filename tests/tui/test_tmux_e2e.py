@@ -1,0 +1,250 @@
+"""rune-tui in a real terminal (tmux), driven key by key as a person would.
+
+Wizard → register → compose → Ctrl+S, then the client library checks that the other
+account really received the message; and ``scripts/demo.py`` end to end: the welcome
+message arrives, a reply reaches the bot, and quitting leaves no server behind.
+Skipped without tmux, unless RUNE_REQUIRE_TMUX=1 (then a missing tmux fails).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rune_proto.address import parse_address, random_part
+from rune_proto.client import connect
+from rune_proto.keys import Identity
+from tests.server_process import ServerFactory
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+PASSPHRASE = "tmux passphrase"
+WAIT = 30.0  # generous: a loaded CI box may be slow to start Python and TLS
+SETTLE = 0.4  # seconds for the app to move its focus after a screen or field change
+NO_KEYRING = "env PYTHON_KEYRING_BACKEND=keyring.backends.fail.Keyring"
+
+
+# The tmux server (and so every pane) inherits this. pytest exports COLUMNS=80 and
+# LINES=24, which Textual would believe over the real 120×40 pane; NO_COLOR changes output.
+_PANE_ENV = {
+    k: v for k, v in os.environ.items() if k not in {"COLUMNS", "LINES", "NO_COLOR", "TMUX"}
+}
+
+
+class Terminal:
+    """One tmux session on a private server socket, 120×40, running ``command``."""
+
+    def __init__(self, command: str, workdir: Path) -> None:
+        self.socket = f"rune-test-{secrets.token_hex(4)}"
+        # Our own config, not the developer's; and the size set before the pane exists, so
+        # the program never starts at tmux's default 80×24 and then misses the resize.
+        self.config = workdir / "tmux.conf"
+        self.config.write_text("set -g default-size 120x40\nset -g history-limit 100\n")
+        self._tmux("new-session", "-d", "-s", "t", "-x", "120", "-y", "40", command)
+
+    def _tmux(self, *args: str) -> str:
+        result = subprocess.run(
+            ["tmux", "-L", self.socket, "-f", str(self.config), *args],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            env=_PANE_ENV,
+        )
+        if result.returncode != 0:
+            raise AssertionError(f"tmux {args[0]} failed: {result.stderr.strip()}")
+        return result.stdout
+
+    def screen(self) -> str:
+        return self._tmux("capture-pane", "-p", "-t", "t")
+
+    def keys(self, *keys: str) -> None:
+        """Named keys (Enter, Tab, C-s, …), one after another."""
+        for key in keys:
+            self._tmux("send-keys", "-t", "t", key)
+
+    def next_field(self, key: str = "Tab") -> None:
+        """Move to the next field, then give the app a moment to move its focus.
+
+        A burst of keys is routed to the widget focused when each key was read, so text
+        sent at machine speed right after Tab would still land in the old field. A person
+        is never that fast; this pause stands in for them."""
+        self.keys(key)
+        time.sleep(SETTLE)
+
+    def type(self, text: str) -> None:
+        self._tmux("send-keys", "-t", "t", "-l", text)
+
+    def wait_for(self, pattern: str, timeout: float = WAIT) -> str:
+        """Poll the screen until ``pattern`` (a regex) shows; fail with the screen if not."""
+        deadline = time.monotonic() + timeout
+        screen = ""
+        while time.monotonic() < deadline:
+            try:
+                screen = self.screen()
+            except AssertionError:  # the session ended: show what we last saw
+                break
+            if re.search(pattern, screen):
+                time.sleep(SETTLE)  # the app moves its focus just after it draws
+                return screen
+            time.sleep(0.1)
+        raise AssertionError(f"{pattern!r} did not appear; the screen was:\n{screen}")
+
+    def fill(self, text: str, shows: str) -> None:
+        """Clear the focused field and type ``text`` until the screen ``shows`` it.
+
+        Keys read while the app is still moving its focus land in the old field and are
+        lost; a person would look and type again, and so does this (three times at most)."""
+        for _ in range(3):
+            self.keys("C-u")
+            self.type(text)
+            try:
+                self.wait_for(shows, timeout=5.0)
+                return
+            except AssertionError:
+                continue
+        self.wait_for(shows, timeout=0.1)  # fails with the screen in the message
+
+    def refresh_until(self, pattern: str, timeout: float = WAIT) -> None:
+        """In the inbox: press R (check for mail) until ``pattern`` shows."""
+        deadline = time.monotonic() + timeout
+        while not re.search(pattern, self.screen()):
+            assert time.monotonic() < deadline, f"{pattern!r} never came:\n{self.screen()}"
+            self.keys("R")
+            time.sleep(1.0)
+
+    def wait_until_gone(self, timeout: float = WAIT) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            result = subprocess.run(
+                ["tmux", "-L", self.socket, "has-session", "-t", "t"], capture_output=True
+            )
+            if result.returncode != 0:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"the program did not exit; the screen was:\n{self.screen()}")
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
+
+
+@pytest.fixture
+def terminal() -> Iterator[list[Terminal]]:
+    if shutil.which("tmux") is None:
+        if os.environ.get("RUNE_REQUIRE_TMUX") == "1":
+            pytest.fail("tmux is required (RUNE_REQUIRE_TMUX=1) but not installed")
+        pytest.skip("tmux is not installed")
+    opened: list[Terminal] = []
+    try:
+        yield opened
+    finally:
+        for term in opened:
+            term.close()
+
+
+def command(*args: str) -> str:
+    """A shell command line for tmux: no keyring (the key-file path is the one typed here),
+    colours on, and the program kept on screen for a moment if it fails."""
+    rune_tui = Path(sys.executable).with_name("rune-tui")
+    program = [str(rune_tui)] if rune_tui.exists() else [sys.executable, "-m", "rune_tui"]
+    return f"{NO_KEYRING} {shlex.join([*program, *args])} || sleep 30"
+
+
+def go_through_wizard(term: Terminal, username: str) -> None:
+    """The keystrokes a person types to register ``username`` with a key file."""
+    term.wait_for("Which server?")
+    term.keys("Enter")  # Connect: --server filled the step in
+    term.wait_for("Is this the right server?")
+    term.keys("Enter")  # Trust this server
+    term.wait_for("Choose your address")
+    term.fill(username, f"Your address: {re.escape(username)}@")  # over the random name
+    term.keys("Enter")
+    term.wait_for("kept in an encrypted file")
+    hidden = "•" * len(PASSPHRASE)
+    term.fill(PASSPHRASE, rf"Passphrase\s+▊\s+{hidden} ")
+    term.next_field("Enter")
+    term.fill(PASSPHRASE, rf"Again\s+▊\s+{hidden} ")
+    term.keys("Enter")
+    term.wait_for("Ready to register")
+    term.keys("Enter")
+
+
+async def test_register_and_send_in_a_real_terminal(
+    terminal: list[Terminal], rune_server: ServerFactory, tmp_path: Path
+) -> None:
+    server = rune_server("free")
+    bob = parse_address(f"bob-{random_part(6)}@{server.domain}")
+    bob_key = Identity.generate()
+    async with connect(server.host, server.port, tls_fingerprint=server.tls_pin) as session:
+        await session.register(bob, bob_key)
+
+    alice = f"alice-{random_part(6)}"
+    where = f"{server.host}:{server.port}"
+    term = Terminal(command("--profile", str(tmp_path / "alice"), "--server", where), tmp_path)
+    terminal.append(term)
+    go_through_wizard(term, alice)
+    term.wait_for(rf"{alice}@{server.domain} — 0 unread")
+
+    term.keys("c")
+    term.wait_for("Subject")
+    term.fill(str(bob), re.escape(str(bob)))
+    term.next_field()
+    term.fill("Hello from tmux", "Hello from tmux")
+    term.next_field()
+    term.fill("Typed key by key into a real terminal.", "into a real terminal[.]")
+    term.keys("C-s")  # only now: Ctrl+S must not overtake the last keys
+    term.wait_for(rf"{alice}@{server.domain} — 0 unread")  # back in the inbox once sent
+
+    async with connect(server.host, server.port, tls_fingerprint=server.tls_pin) as session:
+        await session.login(bob, bob_key)
+        listing = await session.list()
+        assert len(listing) == 1
+        message = await session.retrieve(listing[0].id)
+    assert str(message.sender) == f"{alice}@{server.domain}"
+    assert message.subject == "Hello from tmux"
+    assert message.body.strip() == "Typed key by key into a real terminal."
+    assert message.verification.sender_signature
+
+    term.keys("q")
+    term.wait_until_gone()
+
+
+def demo_processes() -> list[str]:
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
+    return [line for line in ps.stdout.splitlines() if "rune-demo-" in line]
+
+
+async def test_make_demo_welcomes_answers_and_cleans_up(
+    terminal: list[Terminal], tmp_path: Path
+) -> None:
+    before = set(demo_processes())
+    demo = f"{shlex.quote(sys.executable)} {shlex.quote(str(ROOT / 'scripts' / 'demo.py'))}"
+    term = Terminal(f"cd {shlex.quote(str(ROOT))} && {NO_KEYRING} {demo}; sleep 30", tmp_path)
+    terminal.append(term)
+    go_through_wizard(term, "newcomer")
+    term.wait_for(r"newcomer@demo — \d+ unread")
+    term.refresh_until(r"welcome@demo\s+Welcome to Rune")  # the bot's first message
+    term.keys("Enter")  # open it
+    term.wait_for("Reply to this message and I will write back")
+    term.keys("r")
+    term.wait_for("Re: Welcome to Rune")
+    term.type("Hello, bot!")  # above the quote; no C-u here, it would eat a quoted line
+    term.wait_for("Hello, bot!")
+    term.keys("C-s")
+    term.wait_for("Reply to this message and I will write back")  # back in the reader
+    term.keys("Escape")
+    term.wait_for(r"newcomer@demo — \d+ unread")
+    term.refresh_until(r"welcome@demo\s+Re: Welcome to Rune")  # the bot's answer
+    term.keys("q")
+    term.wait_for("the server has stopped and its files are gone")
+    assert set(demo_processes()) == before  # no server, no bot, no rune-tui left
