@@ -38,8 +38,18 @@ demo: $(STAMP)
 screenshots: $(STAMP)
 	env -u NO_COLOR $(BIN)/python scripts/screenshots.py
 
-# Later targets land beside these with the features they drive:
-#   bench       – the benchmarks under bench/
+# The benchmarks under bench/, side by side with the peers, measured in the same run;
+# results and how to read them in docs/performance.md. Each prints its table and one
+# PASS/SHORT line per goal and never fails on a number. Bench-only packages (aiosmtpd,
+# aiosmtplib) are installed into .venv by the scripts when missing, not as project
+# dependencies. BENCH_ARGS goes to the server benchmark: --quick for a smoke run, -n N.
+#   1. server throughput: rune-server vs aiosmtpd + SQLite (bench/server_throughput.py)
+#   2. rune-tui on a big mailbox vs neomutt: its command goes on the line marked below
+.PHONY: bench
+BENCH_ARGS ?=
+bench: $(STAMP)
+	$(BIN)/python bench/server_throughput.py $(BENCH_ARGS)
+	@echo "bench: (2) rune-tui vs neomutt is not written yet"  # <- replace with its command
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -7,6 +7,7 @@ blocked and received messages are flagged until the user accepts the new key.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,13 +17,17 @@ from .. import tomlfile
 from ..address import Address, parse_address
 from ..keys import PublicKey
 
+COMPARED_IN_PERSON = "compared in person"
+
 
 @dataclass(frozen=True, slots=True)
 class Contact:
     address: Address
     key: PublicKey
     first_seen: datetime
-    how: str  # how the pin was made: "first message", "first send", "lookup", "accepted change"
+    # How the pin was made: "first message", "first send", "lookup", "accepted change",
+    # or "compared in person" once the user confirmed the fingerprint out of band.
+    how: str
     name: str = ""
 
     @property
@@ -84,7 +89,7 @@ class ContactBook:
             },
         )
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Contact]:
         return iter(sorted(self._contacts.values(), key=lambda c: str(c.address)))
 
     def __len__(self) -> int:
@@ -110,6 +115,22 @@ class ContactBook:
         contact = Contact(address, key, first, "accepted change" if known else "accepted")
         if known is not None:
             contact = replace(contact, name=known.name)
+        self._contacts[address] = contact
+        self.save()
+        return contact
+
+    def mark_compared(self, address: Address, key: PublicKey) -> Contact:
+        """The user compared ``key``'s fingerprint with the contact in person: record it.
+
+        ``key`` is the key the user was shown; if the pin changed meanwhile, nothing is
+        marked (ValueError), so a confirmation can never vouch for a key it did not see.
+        """
+        known = self._contacts.get(address)
+        if known is None:
+            raise KeyError(f"{address} is not a contact")
+        if known.key != key:
+            raise ValueError(f"the pinned key of {address} changed since it was shown")
+        contact = replace(known, how=COMPARED_IN_PERSON)
         self._contacts[address] = contact
         self.save()
         return contact

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .. import status
+
+if TYPE_CHECKING:
+    from ..keys import PublicKey
 
 
 class ClientError(Exception):
@@ -42,7 +47,9 @@ class ServerKeyChanged(ClientError):
 class ContactKeyChanged(ClientError):
     """A contact's key differs from the pinned one; sending is blocked until accepted."""
 
-    def __init__(self, address: str, pinned: str, offered: str) -> None:
+    def __init__(
+        self, address: str, pinned: str, offered: str, offered_key: PublicKey | None = None
+    ) -> None:
         super().__init__(
             f"the key of {address} changed (pinned {pinned}, now {offered}); "
             "accept the new key before sending"
@@ -50,6 +57,7 @@ class ContactKeyChanged(ClientError):
         self.address = address
         self.pinned = pinned
         self.offered = offered
+        self.offered_key = offered_key  # what to pin if the user accepts the change
 
 
 class PayloadTooLarge(ClientError):

@@ -114,13 +114,16 @@ def open_retrieved(
         problems.append("this message was delivered before (a replay)")
     key_change = None
     signature_ok = inner.signature_ok
-    if signature_ok:
-        check = contacts.check(inner.sender, inner.sender_key, "first message")
-        if check.changed:
-            key_change = KeyChange(
-                inner.sender, check.contact.fingerprint, inner.sender_key.fingerprint_text()
-            )
-            problems.append(f"{inner.sender}'s key differs from the one pinned")
+    pinned = contacts.get(inner.sender)
+    if signature_ok and pinned is not None and pinned.key != inner.sender_key:
+        offered = inner.sender_key.fingerprint_text()
+        key_change = KeyChange(inner.sender, pinned.fingerprint, offered)
+        problems.append(f"{inner.sender}'s key differs from the one pinned")
+    elif signature_ok and pinned is None and not problems:
+        # First sight pins only a message that passed every other check: a message the
+        # server re-labelled, another user signed under someone else's address, a
+        # forwarded or a replayed one must not plant a key for later messages.
+        contacts.check(inner.sender, inner.sender_key, "first message")
     content = inner.content
     return ReceivedMessage(
         id=server_id,

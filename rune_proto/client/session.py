@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..address import Address, AddressError, parse_address
-from ..connection import Connection, Role, State
+from ..connection import MAX_BODY_BYTES, MAX_BODY_LINES, Connection, Role, State
 from ..envelope import (
     Attachment,
     Content,
@@ -64,8 +64,10 @@ from ..events import (
 )
 from ..handshake import answer_challenge, login_proof
 from ..keys import Identity, InvalidKey, PublicKey
+from ..padding import MAX_PLAINTEXT, padded_size
 from ..suite import EnvelopeError
 from ..tlspin import normalise_pin, pins_match, spki_fingerprint
+from ..wire import message_line_limit
 from .contacts import ContactBook, ReplayLog
 from .errors import (
     ClientError,
@@ -84,6 +86,14 @@ DEFAULT_PORT = 7117
 DEFAULT_TIMEOUT = 30.0
 _READ_CHUNK = 256 * 1024
 _THREAD_THRESHOLD = 256 * 1024  # seal big messages off the event loop
+# A reply must arrive within the timeout; one still arriving at least this fast (bytes
+# per second) gets more time, so a big RETRIEVE on a slow link completes while a server
+# that trickles bytes cannot hold the client forever.
+_MIN_RATE = 32 * 1024
+_LINE = 16 * 1024  # the longest single-line reply but 250 (connection._REPLY_LINE_LIMIT)
+# The largest CLIENT MESSAGE a valid message can need (protocol.md §9.8): a server that
+# announces a bigger MAX_PAYLOAD cannot make the client buffer longer RETRIEVE replies.
+LARGEST_PAYLOAD = padded_size(MAX_PLAINTEXT) + 2340
 
 _R = TypeVar("_R", bound=Reply)
 
@@ -156,7 +166,17 @@ class Session:
     def closed(self) -> bool:
         return self._conn.state is State.CLOSED
 
-    async def _next_event(self) -> Event:
+    async def _next_event(self, budget: int = 2 * _LINE) -> Event:
+        """The next event from the server, within bounds of time and size.
+
+        The whole reply must arrive within the timeout (extended only while data keeps
+        coming at ``_MIN_RATE``) and within ``budget`` bytes, so a silent, trickling or
+        flooding server cannot hold the client: it gets ConnectionFailed or
+        ProtocolViolation instead.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout
+        received = 0
         while True:
             try:
                 event = self._conn.next_event()
@@ -166,7 +186,10 @@ class Session:
             if event is not NEED_DATA:
                 return event
             try:
-                data = await asyncio.wait_for(self._reader.read(_READ_CHUNK), self._timeout)
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise TimeoutError
+                data = await asyncio.wait_for(self._reader.read(_READ_CHUNK), remaining)
             except TimeoutError as exc:
                 self._abort()
                 raise ConnectionFailed(
@@ -175,7 +198,30 @@ class Session:
             except (OSError, ssl.SSLError) as exc:
                 self._abort()
                 raise ConnectionFailed(f"the connection broke: {exc}") from exc
+            received += len(data)
+            if received > budget:
+                self._abort()
+                raise ProtocolViolation(f"the server sent more than {budget:,} bytes for one reply")
+            deadline += len(data) / _MIN_RATE
             self._conn.receive_data(data)
+
+    def _budget(self, command: Command) -> int:
+        """The most bytes any valid reply to ``command`` can take (with a closing 421)."""
+        if isinstance(command, Retrieve):
+            return message_line_limit(self._conn.max_payload + 64 * 1024) + 2 * _LINE
+        if isinstance(command, ListMessages | Capa):
+            return MAX_BODY_BYTES + 2 * MAX_BODY_LINES + 4 * _LINE
+        return 2 * _LINE
+
+    async def _unsolicited(self) -> None:
+        """The server spoke before being asked: a closing status is reported, else a lie."""
+        event = await self._next_event()
+        self._abort()
+        if isinstance(event, ErrorReply):
+            raise ServerError(event.status, event.text)
+        if isinstance(event, ConnectionClosed):
+            raise ConnectionFailed("the server closed the connection")
+        raise ProtocolViolation(f"the server sent {type(event).__name__} unasked")
 
     def _abort(self) -> None:
         self._conn.state = State.CLOSED
@@ -184,6 +230,8 @@ class Session:
     async def _exchange(self, command: Command, expected: type[_R]) -> _R:
         if self.closed:
             raise ConnectionFailed("the connection is closed")
+        if self._conn.buffered:  # nothing may arrive between a reply and our next command
+            await self._unsolicited()
         try:
             data = self._conn.send(command)
         except LocalProtocolError as exc:
@@ -194,7 +242,7 @@ class Session:
         except (OSError, ssl.SSLError, TimeoutError) as exc:
             self._abort()
             raise ConnectionFailed(f"could not send to the server: {exc}") from exc
-        reply = await self._next_event()
+        reply = await self._next_event(self._budget(command))
         if isinstance(reply, ConnectionClosed):
             self._abort()
             raise ConnectionFailed("the server closed the connection")
@@ -203,23 +251,45 @@ class Session:
                 self._writer.close()
             raise ServerError(reply.status, reply.text)
         if not isinstance(reply, expected):  # pragma: no cover - the codec types replies
+            self._abort()
             raise ProtocolViolation(f"unexpected reply {reply!r}")
+        if isinstance(reply, Capabilities | SendReady):
+            # A lying MAX_PAYLOAD must not raise how much of a reply we are willing to hold.
+            self._conn.max_payload = min(self._conn.max_payload, LARGEST_PAYLOAD)
         return reply
+
+    def _violation(self, what: str) -> ProtocolViolation:
+        """Close the connection and describe the lie (for the caller to raise)."""
+        self._abort()
+        return ProtocolViolation(what)
 
     async def _start(self) -> None:
         greeting = await self._next_event()
+        if isinstance(greeting, ErrorReply):  # e.g. 421 too many connections, told why
+            self._abort()
+            raise ServerError(greeting.status, greeting.text)
         if not isinstance(greeting, Greeting):
+            self._abort()
             raise ConnectionFailed("the server closed the connection before greeting")
         if "rune/1" not in greeting.versions:
+            self._abort()
             raise ClientError(f"the server speaks {', '.join(greeting.versions)}, not rune/1")
         self.greeting = greeting
         self.capabilities = await self._exchange(Capa(), Capabilities)
-        self._check_server_key(self.capabilities.server_key)
+        self._check_server_key(self.capabilities.server_key, "CAPA")
 
-    def _check_server_key(self, offered: PublicKey) -> None:
+    def _check_server_key(self, offered: PublicKey, where: str) -> None:
+        """Every server key the server presents must be the pinned one and CAPA's (§3.3).
+
+        A mismatch ends the session: a server that changes its key is not to be used.
+        """
         pinned = self._pinned_server_key
         if pinned is not None and pinned != offered:
+            self._abort()
             raise ServerKeyChanged(pinned.fingerprint_text(), offered.fingerprint_text())
+        announced = self.capabilities.server_key if self.capabilities else None
+        if announced is not None and announced != offered:
+            raise self._violation(f"the server's key in its {where} differs from CAPA's")
 
     def _require_login(self) -> tuple[Address, Identity]:
         if self.address is None or self._identity is None:
@@ -246,10 +316,7 @@ class Session:
                 raise ClientError(f"that invitation token is malformed: {exc}") from exc
         async with self._lock:
             challenge = await self._exchange(command, Challenge)
-            self._check_server_key(challenge.server_key)
-            if caps is not None and caps.server_key != challenge.server_key:
-                self._abort()
-                raise ProtocolViolation("the server's key in its challenge differs from CAPA's")
+            self._check_server_key(challenge.server_key, "challenge")
             try:
                 answer = answer_challenge(
                     identity, target, challenge.server_key, challenge.challenge
@@ -258,6 +325,8 @@ class Session:
                 self._abort()
                 raise ProtocolViolation(f"the server's challenge is not valid: {exc}") from exc
             registered = await self._exchange(ChallengeAccepted(answer), Registered)
+            if registered.address != target:
+                raise self._violation(f"the server registered {registered.address}, not {target}")
         if self._pinned_server_key is None:
             self._pinned_server_key = challenge.server_key
         return registered.address
@@ -267,7 +336,9 @@ class Session:
         async with self._lock:
             nonce = await self._exchange(Login(target), LoginNonce)
             proof = login_proof(identity, target, self.server_key, nonce.nonce)
-            await self._exchange(Proof(proof), Authenticated)
+            done = await self._exchange(Proof(proof), Authenticated)
+            if done.address != target:
+                raise self._violation(f"the server logged us in as {done.address}, not {target}")
         self.address, self._identity = target, identity
 
     async def send(
@@ -292,20 +363,22 @@ class Session:
         async with self._lock:
             ready = await self._exchange(Send(receiver), SendReady)
             try:
-                self._check_server_key(ready.server_key)
+                self._check_server_key(ready.server_key, "201")
                 check = self.contacts.check(receiver, ready.receiver_key, "first send")
                 if check.changed:
                     raise ContactKeyChanged(
                         str(receiver),
                         check.contact.fingerprint,
                         ready.receiver_key.fingerprint_text(),
+                        ready.receiver_key,
                     )
                 payload = await self._seal(sender, identity, receiver, ready, content, message_id)
                 if len(payload) > ready.max_payload:
                     raise PayloadTooLarge(len(payload), ready.max_payload)
             except ClientError:
-                if not self.closed:
-                    await self._exchange(Noop(), Ok)  # abandon the send
+                if not self.closed:  # abandon the send; its failure must not hide ours
+                    with suppress(ClientError):
+                        await self._exchange(Noop(), Ok)
                 raise
             await self._exchange(Message(sender, payload), Roger)
         return message_id.hex()
@@ -342,7 +415,10 @@ class Session:
         except LocalProtocolError as exc:
             raise ClientError(f"{message_id!r} is not a message id") from exc
         async with self._lock:
-            return (await self._exchange(command, Retrieved)).blob
+            reply = await self._exchange(command, Retrieved)
+            if reply.message_id != message_id:
+                raise self._violation(f"asked for {message_id}, the server sent {reply.message_id}")
+            return reply.blob
 
     async def retrieve(self, message_id: str) -> ReceivedMessage:
         """Fetch and open a message; every check's result is in ``.verification``."""
@@ -368,13 +444,19 @@ class Session:
         except LocalProtocolError as exc:
             raise ClientError(f"{message_id!r} is not a message id") from exc
         async with self._lock:
-            await self._exchange(command, Deleted)
+            reply = await self._exchange(command, Deleted)
+            if reply.message_id != message_id:
+                raise self._violation(f"deleted {message_id}, the server says {reply.message_id}")
 
     async def lookup(self, address: str | Address) -> PublicKey:
         """The key the server holds for ``address`` (compare it with the pin yourself)."""
         self._require_login()
+        target = _as_address(address)
         async with self._lock:
-            return (await self._exchange(Lookup(_as_address(address)), KeyFound)).public_key
+            found = await self._exchange(Lookup(target), KeyFound)
+            if found.address != target:
+                raise self._violation(f"asked for {target}'s key, got {found.address}'s")
+            return found.public_key
 
     async def noop(self) -> None:
         async with self._lock:

@@ -23,6 +23,9 @@ from ..wire import message_line_limit
 DEFAULT_PORT = 7117
 MIB = 1024 * 1024
 MIN_MAX_LINE = 2048  # REGISTER_INVITATION with a full public key token is ~1.9 KiB
+# A throttled verdict waits at most this long: well inside the shutdown grace period
+# and any sane client timeout.
+MAX_THROTTLE_DELAY = 20.0
 PASSPHRASE_ENV = "RUNE_SERVER_PASSPHRASE"
 REGISTRATION_CHOICES = ("free", "invite", "both", "closed")
 _MODES = {"free": ("free",), "invite": ("invite",), "both": ("free", "invite"), "closed": ()}
@@ -84,6 +87,14 @@ class ServerConfig:
     max_connections: int = 256
     max_failures: int = 10
     mailbox_quota_mib: float = 256
+    # Failed logins and registrations (see rune_proto/server/throttle.py): per address
+    # and per connection, the first throttle_after failures are answered at once; then
+    # each verdict waits throttle_delay seconds, doubling, at most throttle_max_delay.
+    throttle_after: int = 5
+    throttle_delay: float = 0.5
+    throttle_max_delay: float = 8
+    throttle_window: float = 900
+    throttle_table: int = 10000
 
     def __post_init__(self) -> None:
         try:
@@ -107,6 +118,15 @@ class ServerConfig:
             raise ServerError("config: max_payload_mib must be between 1 KiB and 1024 MiB")
         if self.max_connections < 1 or self.max_failures < 1:
             raise ServerError("config: max_connections and max_failures must be at least 1")
+        if self.throttle_after < 0 or self.throttle_table < 1:
+            raise ServerError("config: throttle_after must be 0 or more, throttle_table 1 or more")
+        if not 0 <= self.throttle_delay <= self.throttle_max_delay <= MAX_THROTTLE_DELAY:
+            raise ServerError(
+                "config: need 0 <= throttle_delay <= throttle_max_delay"
+                f" <= {MAX_THROTTLE_DELAY:g} seconds"
+            )
+        if not self.throttle_window > 0:
+            raise ServerError("config: throttle_window must be positive")
 
     @property
     def modes(self) -> tuple[str, ...]:

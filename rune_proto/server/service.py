@@ -50,6 +50,10 @@ OFFLOAD_CODEC_BYTES = 1024 * 1024
 CLOSE_TIMEOUT = 5.0  # for the peer's TLS close_notify, then the socket is just dropped
 SHUTDOWN_CLOSE_TIMEOUT = 1.0  # the same while stopping, so exit is not held up by peers
 SHUTDOWN_GRACE = 30.0  # how long in-flight commands may run after SIGTERM
+# Before closing, what the peer still sends is read and dropped until it pauses this
+# long, or for LINGER_MAX at most (see _linger).
+LINGER_QUIET = 0.2
+LINGER_MAX = 2.0
 
 
 class _Gone(Exception):
@@ -144,7 +148,7 @@ class RuneServer:
             if self.stopping.done() or self.active >= self.services.config.max_connections:
                 reason = "server shutting down" if self.stopping.done() else "too many connections"
                 self.stats["refused"] += 1
-                await _refuse(writer, reason, self.stopping.done())
+                await _refuse(reader, writer, reason, self.stopping.done())
                 return
             self.active += 1
             self.stats["connections"] += 1
@@ -157,7 +161,9 @@ class RuneServer:
             self._writers.discard(writer)
 
 
-async def _refuse(writer: asyncio.StreamWriter, reason: str, stopping: bool) -> None:
+async def _refuse(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, reason: str, stopping: bool
+) -> None:
     """Sent in place of the greeting (as SMTP does), so the client is told, not left hanging."""
     writer.write(format_reply(error(status.CLOSING, reason)))
     try:
@@ -165,10 +171,35 @@ async def _refuse(writer: asyncio.StreamWriter, reason: str, stopping: bool) -> 
             await writer.drain()
     except (OSError, TimeoutError):
         pass
-    await _close(writer, SHUTDOWN_CLOSE_TIMEOUT if stopping else CLOSE_TIMEOUT)
+    await _close(reader, writer, stopping)
 
 
-async def _close(writer: asyncio.StreamWriter, timeout: float = CLOSE_TIMEOUT) -> None:
+async def _linger(reader: asyncio.StreamReader, limit: float) -> None:
+    """Read and drop what the peer still sends: until EOF, a pause, or ``limit`` seconds.
+
+    Closing a socket that holds unread received data makes the kernel send a TCP reset,
+    and a reset makes the peer's kernel discard what it received but has not read yet:
+    our last replies. A client that pipelined commands past a closing one (a 429, a
+    412, a QUIT) would lose them, even the ``202`` of a MESSAGE that was stored.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    while (remaining := deadline - loop.time()) > 0:
+        try:
+            async with asyncio.timeout(min(LINGER_QUIET, remaining)):
+                if not await reader.read(READ_CHUNK):
+                    return
+        except (OSError, TimeoutError):
+            return
+
+
+async def _close(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stopping: bool
+) -> None:
+    """Linger (see :func:`_linger`), then close TLS and the socket, bounded in time."""
+    if not writer.transport.is_closing():
+        await _linger(reader, min(LINGER_MAX, SHUTDOWN_CLOSE_TIMEOUT) if stopping else LINGER_MAX)
+    timeout = SHUTDOWN_CLOSE_TIMEOUT if stopping else CLOSE_TIMEOUT
     writer.close()
     try:
         async with asyncio.timeout(timeout):
@@ -207,8 +238,7 @@ class _Link:
             self._server.stats["500"] += 1
             self._writer.write(format_reply(error(status.INTERNAL_ERROR)))
         finally:
-            stopping = self._server.stopping.done()
-            await _close(self._writer, SHUTDOWN_CLOSE_TIMEOUT if stopping else CLOSE_TIMEOUT)
+            await _close(self._reader, self._writer, self._server.stopping.done())
 
     async def _serve(self) -> None:
         conn = self._conn
@@ -270,6 +300,7 @@ class _Link:
                     return b""
         if read is not None:
             read.cancel()
+            await asyncio.wait((read,))  # so that the reader is free for _linger
         reason = "server shutting down" if stopping.done() else "idle timeout"
         await self._send(error(status.CLOSING, reason))
         return None
@@ -293,6 +324,9 @@ class _Link:
             async with asyncio.timeout(self._config.idle_timeout):
                 await self._writer.drain()
         except (OSError, TimeoutError) as exc:
+            # A peer that does not read gets nothing more, not even a TLS close_notify:
+            # drop the connection now rather than wait for a flush that cannot happen.
+            self._writer.transport.abort()
             raise _Gone from exc
         self._deadline = self._loop.time() + self._config.idle_timeout
 

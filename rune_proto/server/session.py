@@ -59,6 +59,7 @@ from ..keys import Identity, PublicKey
 from ..suite import EnvelopeError
 from .config import ServerConfig
 from .store import Invitation, Outcome, Store
+from .throttle import Throttle, backoff
 
 VERSIONS = ("rune/1",)
 # Payloads at least this large have their crypto run on a worker thread. Measured
@@ -66,6 +67,7 @@ VERSIONS = ("rune/1",)
 # inline crypto stalls the loop; above it inline crypto stalls every other client.
 OFFLOAD_BYTES = 64 * 1024
 SENDER_MISMATCH = "sender is not the logged-in address"
+RECEIVER_KEY_CACHE = 1024  # parsed receiver keys kept for SEND (~3 KB each)
 
 _T = TypeVar("_T")
 
@@ -90,6 +92,43 @@ class Services:
     # Failed PROOFs for unknown addresses are checked against this key, so they cost
     # the same as failures for real accounts.
     dummy_key: bytes = field(default_factory=lambda: Identity.generate().public.raw)
+    # Failed attempts per target address (in memory only; see throttle.py).
+    login_throttle: Throttle = field(init=False)
+    register_throttle: Throttle = field(init=False)
+    # Parsed receiver keys for SEND, by address (see receiver_key).
+    receiver_keys: dict[str, PublicKey] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.login_throttle = self.new_throttle()
+        self.register_throttle = self.new_throttle()
+
+    def new_throttle(self) -> Throttle:
+        config = self.config
+        return Throttle(
+            free=config.throttle_after,
+            base=config.throttle_delay,
+            cap=config.throttle_max_delay,
+            window=config.throttle_window,
+            capacity=config.throttle_table,
+        )
+
+    async def receiver_key(self, address: str) -> PublicKey | None:
+        """The key SEND answers with, parsed once and kept: no store round trip per SEND.
+
+        Only for SEND (whose 404 tells a logged-in user whether an address exists
+        anyway), never for LOGIN or REGISTER, where a cached answer would be a timing
+        oracle. An account's key never changes, so the cache needs no invalidation.
+        """
+        key = self.receiver_keys.get(address)
+        if key is None:
+            raw = await self.store.public_key(address)
+            if raw is None:
+                return None
+            key = _key(raw)
+            if len(self.receiver_keys) >= RECEIVER_KEY_CACHE:
+                del self.receiver_keys[next(iter(self.receiver_keys))]  # the oldest
+            self.receiver_keys[address] = key
+        return key
 
     async def offload(self, size: int, call: Callable[[], _T]) -> _T:
         if size < OFFLOAD_BYTES:
@@ -115,6 +154,7 @@ class Session:
     _login: tuple[Address, bytes] | None = None
     _account_key: PublicKey | None = None
     _receiver: tuple[Address, PublicKey] | None = None
+    _auth_failures: int = 0  # failed logins and registrations on this connection
 
     async def handle(self, command: Command) -> Reply:
         match command:
@@ -177,17 +217,18 @@ class Session:
             return error(status.INVITATION_REGISTRATION_UNAVAILABLE)
         if address.domain != config.domain:
             return error(status.BAD_ADDRESS)
+        await self._throttle(self.services.register_throttle, str(address))
         token_hash = None if token is None else hash_invitation(token)
         if token_hash is not None:
             # The token is checked before the address, so without a valid one nobody
             # learns which addresses are taken on an invitation-only server.
             state = await store.invitation(token_hash, str(address), int(time.time()))
             if state is Invitation.INVALID:
-                return error(status.INVITATION_INVALID)
+                return self._registration_failed(address, status.INVITATION_INVALID)
             if state is Invitation.EXPIRED:
-                return error(status.INVITATION_EXPIRED)
+                return self._registration_failed(address, status.INVITATION_EXPIRED)
         if await store.public_key(str(address)) is not None:
-            return error(status.ADDRESS_TAKEN)
+            return self._registration_failed(address, status.ADDRESS_TAKEN)
         nonce = new_nonce()
         challenge = make_challenge(self.services.identity, address, key, nonce)
         self._registration = _Registration(address, key, nonce, token_hash)
@@ -202,7 +243,7 @@ class Session:
                 self.services.identity, pending.address, pending.key, pending.nonce, answer
             )
         except EnvelopeError:
-            return error(status.CHALLENGE_FAILED)
+            return self._registration_failed(pending.address, status.CHALLENGE_FAILED)
         outcome = await self.services.store.create_account(
             str(pending.address), pending.key.raw, pending.token_hash, int(time.time())
         )
@@ -210,32 +251,60 @@ class Session:
             case Outcome.CREATED:
                 return Registered(pending.address)
             case Outcome.TAKEN:
-                return error(status.ADDRESS_TAKEN)
+                return self._registration_failed(pending.address, status.ADDRESS_TAKEN)
             case Outcome.INVITATION_EXPIRED:
-                return error(status.INVITATION_EXPIRED)
-        return error(status.INVITATION_INVALID)
+                return self._registration_failed(pending.address, status.INVITATION_EXPIRED)
+        return self._registration_failed(pending.address, status.INVITATION_INVALID)
+
+    def _registration_failed(self, address: Address, code: int) -> ErrorReply:
+        self.services.register_throttle.failed(str(address))
+        self._auth_failures += 1
+        return error(code)
+
+    async def _throttle(self, throttle: Throttle, key: str) -> None:
+        """Hold the verdict of a login or registration attempt after repeated failures.
+
+        The wait depends only on failure counts (of the target address, and of this
+        connection), never on whether the address exists, so it tells nothing; and
+        it comes before the verdict is known, so hanging up early gains nothing.
+        """
+        config = self.services.config
+        own = backoff(
+            self._auth_failures,
+            free=config.throttle_after,
+            base=config.throttle_delay,
+            cap=config.throttle_max_delay,
+        )
+        delay = max(throttle.delay(key), own)
+        if delay > 0:
+            await asyncio.sleep(delay)
 
     async def _proof(self, signature: bytes) -> Reply:
         pending, self._login = self._login, None
         if pending is None:
             raise AssertionError("PROOF without LOGIN")
         address, nonce = pending
+        throttle = self.services.login_throttle
+        await self._throttle(throttle, str(address))
         raw = await self.services.store.public_key(str(address))
         # Same work whether or not the account exists: parse a key, verify once.
         key = _key(raw if raw is not None else self.services.dummy_key)
         server_key = self.services.identity.public
         verified = check_login_proof(key, address, server_key, nonce, signature)
         if raw is None or not verified:
+            throttle.failed(str(address))
+            self._auth_failures += 1
             return error(status.AUTHENTICATION_FAILED)
+        # A success does not clear the count: a count that dropped would tell anyone
+        # probing the address that it exists and was just used.
         self._account_key = key
         return Authenticated(address)
 
     async def _send(self, receiver: Address) -> Reply:
         self._receiver = None
-        raw = await self.services.store.public_key(str(receiver))
-        if raw is None:
+        key = await self.services.receiver_key(str(receiver))
+        if key is None:
             return error(status.NOT_FOUND)
-        key = _key(raw)
         self._receiver = (receiver, key)
         return SendReady(self.services.config.max_payload, key, self.services.identity.public)
 

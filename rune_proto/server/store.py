@@ -7,23 +7,38 @@ where a networked database could replace SQLite.
 
 SQLite runs in WAL mode with ``synchronous=FULL`` (a commit is on disk when it
 returns, so ``202`` is never sent for a message that a crash could lose) and
-``secure_delete`` (deleted blobs are overwritten, not left in free pages). All of it
-runs on one dedicated thread with its own connection, off the event loop.
+``secure_delete`` (deleted blobs are overwritten, not left in free pages); each
+DELETE is followed by a TRUNCATE checkpoint, so the overwriting reaches the main file
+and no old WAL frame keeps the blob. All of it runs on one dedicated thread with its
+own connection, off the event loop.
+
+Two things keep a MESSAGE cheap (measured in bench/server_throughput.py):
+
+- Group commit. Messages that arrive while a commit is in progress wait for it, then
+  go to disk together in one transaction (one ``fsync``); each caller still gets its
+  answer only after the transaction holding its message has committed.
+- The mailbox quota check does not scan the mailbox. Summing ``LENGTH(blob)`` over
+  a receiver's rows reads every blob (~37 µs per stored message here), so the bytes
+  used per receiver are counted once and then kept in memory, updated as messages
+  are added; a deletion drops the count, to be summed afresh when next needed. This
+  holds because the server process is the only writer of the messages table.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
+import logging
 import sqlite3
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Protocol, TypeVar
 
 _T = TypeVar("_T")
+log = logging.getLogger("rune_proto.server")
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -101,6 +116,8 @@ class Database:
             raise StoreError(f"cannot open the database: {exc}") from exc
         if version != SCHEMA_VERSION:
             raise StoreError(f"database schema version {version}, expected {SCHEMA_VERSION}")
+        # Bytes stored per receiver, as committed (see the module docstring).
+        self._used: dict[str, int] = {}
 
     @classmethod
     def create(cls, path: Path) -> None:
@@ -150,19 +167,42 @@ class Database:
         return Outcome.CREATED
 
     def add_message(self, receiver: str, blob: bytes, quota: int) -> str | None:
+        return self.add_messages([(receiver, blob, quota)])[0]
+
+    def add_messages(self, items: Sequence[tuple[str, bytes, int]]) -> list[str | None]:
+        """Store several ``(receiver, blob, quota)`` in one transaction: one commit.
+
+        Each gets its new id, or None if it would take its receiver over ``quota``
+        bytes (counting the messages before it in ``items``). If anything fails, the
+        whole transaction is rolled back and the exception raised.
+        """
+        ids: list[str | None] = []
+        used: dict[str, int] = {}
         with self._transaction():
+            for receiver, blob, quota in items:
+                before = used[receiver] if receiver in used else self._used_bytes(receiver)
+                used[receiver] = before
+                if before + len(blob) > quota:
+                    ids.append(None)
+                    continue
+                message_id = str(uuid.uuid4())
+                self._db.execute(
+                    "INSERT INTO messages (id, receiver, blob) VALUES (?, ?, ?)",
+                    (message_id, receiver, blob),
+                )
+                used[receiver] = before + len(blob)
+                ids.append(message_id)
+        self._used.update(used)  # only once committed
+        return ids
+
+    def _used_bytes(self, receiver: str) -> int:
+        used = self._used.get(receiver)
+        if used is None:
             (used,) = self._db.execute(
                 "SELECT COALESCE(SUM(LENGTH(blob)), 0) FROM messages WHERE receiver = ?",
                 (receiver,),
             ).fetchone()
-            if used + len(blob) > quota:
-                return None
-            message_id = str(uuid.uuid4())
-            self._db.execute(
-                "INSERT INTO messages (id, receiver, blob) VALUES (?, ?, ?)",
-                (message_id, receiver, blob),
-            )
-        return message_id
+        return int(used)
 
     def list_messages(self, receiver: str) -> list[tuple[str, int]]:
         # Ordered by the random id, not by rowid, so the listing shows no arrival order.
@@ -178,11 +218,32 @@ class Database:
         return bytes(row[0]) if row else None
 
     def delete_message(self, receiver: str, message_id: str) -> bool:
+        self._used.pop(receiver, None)  # summed afresh when next needed
         with self._transaction():
             cursor = self._db.execute(
                 "DELETE FROM messages WHERE id = ? AND receiver = ?", (message_id, receiver)
             )
-        return cursor.rowcount == 1
+        if cursor.rowcount != 1:
+            return False
+        self._erase()
+        return True
+
+    def _erase(self) -> None:
+        """Make a committed DELETE reach the file's bytes, not just the WAL.
+
+        ``secure_delete`` zeroes the freed pages, but in WAL mode the zeroed pages go
+        to the WAL: until a checkpoint the main file still holds the blob, and older
+        WAL frames hold it too. A TRUNCATE checkpoint copies the zeroed pages into the
+        main file and empties the WAL (found by tests/hardening/test_privacy_audit.py).
+        If another connection blocks it, the next DELETE or the close finishes the job.
+        """
+        try:
+            busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.Error as exc:
+            log.warning("checkpoint after a delete failed (%s)", type(exc).__name__)
+            return
+        if busy:
+            log.warning("checkpoint after a delete was blocked; it happens at the next one")
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
@@ -207,6 +268,10 @@ class SQLiteStore:
     def __init__(self, executor: ThreadPoolExecutor, database: Database) -> None:
         self._executor = executor
         self._db = database
+        # Group commit, all on the event loop's thread: messages queue here while a
+        # commit is in progress, and the next commit takes all of them.
+        self._queued: list[tuple[str, bytes, int, asyncio.Future[str | None]]] = []
+        self._commit: asyncio.Future[list[str | None]] | None = None
 
     @classmethod
     async def open(cls, path: Path) -> SQLiteStore:
@@ -236,7 +301,40 @@ class SQLiteStore:
         )
 
     async def add_message(self, receiver: str, blob: bytes, quota: int) -> str | None:
-        return await self._run(partial(self._db.add_message, receiver, blob, quota))
+        """Answered once the transaction holding the message has committed."""
+        done: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._queued.append((receiver, blob, quota, done))
+        if self._commit is None:
+            self._start_commit()
+        return await done
+
+    def _start_commit(self) -> None:
+        batch, self._queued = self._queued, []
+        items = [(receiver, blob, quota) for receiver, blob, quota, _ in batch]
+        commit = asyncio.get_running_loop().run_in_executor(
+            self._executor, self._db.add_messages, items
+        )
+        commit.add_done_callback(partial(self._committed, batch))
+        self._commit = commit
+
+    def _committed(
+        self,
+        batch: list[tuple[str, bytes, int, asyncio.Future[str | None]]],
+        commit: asyncio.Future[list[str | None]],
+    ) -> None:
+        self._commit = None
+        failure = None if commit.cancelled() else commit.exception()
+        for index, (_, _, _, done) in enumerate(batch):
+            if done.done():  # its caller was cancelled
+                continue
+            if commit.cancelled():
+                done.cancel()
+            elif failure is not None:
+                done.set_exception(failure)
+            else:
+                done.set_result(commit.result()[index])
+        if self._queued:
+            self._start_commit()
 
     async def list_messages(self, receiver: str) -> list[tuple[str, int]]:
         return await self._run(partial(self._db.list_messages, receiver))
@@ -249,5 +347,8 @@ class SQLiteStore:
 
     async def close(self) -> None:
         """Close after every queued call has run (the executor is first in, first out)."""
+        while self._commit is not None:  # and the messages queued behind it
+            await asyncio.wait((self._commit,))
+            await asyncio.sleep(0)  # let _committed run (it may start the next commit)
         await self._run(self._db.close)
         self._executor.shutdown(wait=True)

@@ -187,6 +187,7 @@ async def test_changed_contact_key_blocks_sending_until_accepted(rune_server: An
         with pytest.raises(ContactKeyChanged) as caught:
             await session.send(bob, "hello", "is it you?")
         assert caught.value.offered == bob_id.public.fingerprint_text()
+        assert caught.value.offered_key == bob_id.public
         await session.noop()  # the abandoned send left the session usable
         contacts.accept(bob, bob_id.public)
         await session.send(bob, "hello", "now it is")
