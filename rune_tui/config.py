@@ -9,6 +9,7 @@ under one folder, so several identities and the tests stay apart.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,12 @@ from rune_proto.address import Address, parse_address
 APP_NAME = "rune"
 DEFAULT_DATE_FORMAT = "%Y-%m-%d %H:%M"
 DEFAULT_POLL_SECONDS = 60
+MIN_POLL_SECONDS = 5
+DEFAULT_THEME = "textual-dark"
+
+
+class ConfigError(tomlfile.TomlError):
+    """The config file cannot be used; the message names the file and the entry."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +72,7 @@ class Account:
 class Settings:
     poll_seconds: int = DEFAULT_POLL_SECONDS
     date_format: str = DEFAULT_DATE_FORMAT
-    theme: str = "textual-dark"
+    theme: str = DEFAULT_THEME
     keymap: dict[str, str] = field(default_factory=dict)  # binding id -> keys
 
 
@@ -74,6 +81,9 @@ class Config:
     accounts: tuple[Account, ...] = ()
     default_account: str | None = None
     settings: Settings = field(default_factory=Settings)
+    # Settings that were not usable and fell back to their defaults, in words (the app
+    # shows them once at start-up). Not saved: they describe the file as it was read.
+    problems: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def current(self) -> Account | None:
@@ -83,35 +93,151 @@ class Config:
         return self.accounts[0] if self.accounts else None
 
     def with_account(self, account: Account) -> Config:
+        """The config with ``account`` added (or replaced) and made the default."""
         others = tuple(a for a in self.accounts if a.address != account.address)
         return replace(self, accounts=(*others, account), default_account=str(account.address))
 
+    def with_default(self, account: Account) -> Config:
+        return replace(self, default_account=str(account.address))
+
+    def replacing(self, account: Account) -> Config:
+        """The config with ``account``'s entry updated in place (e.g. new server pins)."""
+        accounts = tuple(account if a.address == account.address else a for a in self.accounts)
+        return replace(self, accounts=accounts)
+
+
+_SETTINGS = ("poll_seconds", "date_format", "theme")
+_KEYSTORES = ("keyring", "file")
+
+
+def _read_settings(raw: object, problems: list[str]) -> Settings:
+    """The [settings] table; a bad value falls back to its default and is reported."""
+    if not isinstance(raw, dict):
+        problems.append("[settings] is not a table; using the defaults")
+        return Settings()
+    for name in raw:
+        if name not in _SETTINGS:
+            problems.append(
+                f"settings.{name} is not a setting (known: {', '.join(_SETTINGS)}); ignored"
+            )
+    poll = raw.get("poll_seconds", DEFAULT_POLL_SECONDS)
+    if isinstance(poll, bool) or not isinstance(poll, int):
+        problems.append(
+            f"settings.poll_seconds must be a whole number of seconds, not {poll!r}; "
+            f"using {DEFAULT_POLL_SECONDS}"
+        )
+        poll = DEFAULT_POLL_SECONDS
+    elif poll < MIN_POLL_SECONDS:
+        problems.append(
+            f"settings.poll_seconds is {poll}; the least is {MIN_POLL_SECONDS}, so using that"
+        )
+        poll = MIN_POLL_SECONDS
+    date_format = raw.get("date_format", DEFAULT_DATE_FORMAT)
+    date_problem = _check_date_format(date_format)
+    if date_problem:
+        problems.append(f"settings.date_format {date_problem}; using {DEFAULT_DATE_FORMAT!r}")
+        date_format = DEFAULT_DATE_FORMAT
+    theme = raw.get("theme", DEFAULT_THEME)
+    if not isinstance(theme, str) or not theme.strip():
+        problems.append(f"settings.theme must be a theme's name, not {theme!r}; using the default")
+        theme = DEFAULT_THEME
+    return Settings(poll_seconds=poll, date_format=date_format, theme=theme)
+
+
+def _check_date_format(value: object) -> str | None:
+    if not isinstance(value, str) or not value.strip():
+        return f"must be a strftime pattern such as {DEFAULT_DATE_FORMAT!r}, not {value!r}"
+    try:
+        datetime(2025, 3, 14, 9, 30).strftime(value)
+    except (ValueError, UnicodeError) as exc:
+        return f"{value!r} is not a usable strftime pattern ({exc})"
+    return None
+
+
+def _read_keymap(raw: object, problems: list[str]) -> dict[str, str]:
+    """[keymap]: binding id = "keys" (comma-separated); bad entries are skipped."""
+    if not isinstance(raw, dict):
+        problems.append('[keymap] is not a table of binding id = "keys"; ignored')
+        return {}
+    keymap: dict[str, str] = {}
+    for binding_id, keys in raw.items():
+        if isinstance(keys, dict) and "." not in binding_id:
+            # `[keymap] inbox.compose = "w"` written unquoted is a nested table in TOML
+            for name, value in keys.items():
+                keymap.update(_read_keymap({f"{binding_id}.{name}": value}, problems))
+            continue
+        if not isinstance(keys, str) or not keys.strip():
+            problems.append(
+                f'keymap.{binding_id} must be keys in quotes such as "ctrl+n" or '
+                f'"w,ctrl+w", not {keys!r}; ignored'
+            )
+            continue
+        parts = [part.strip() for part in keys.split(",")]
+        if not all(parts) or any(" " in part for part in parts):
+            problems.append(
+                f"keymap.{binding_id} = {keys!r} is not a comma-separated list of keys; ignored"
+            )
+            continue
+        keymap[binding_id] = ",".join(parts)
+    return keymap
+
+
+def _read_account(text: str, entry: object) -> Account:
+    """One [accounts."address"] table; anything missing or wrong is a ConfigError."""
+    where = f'accounts."{text}"'
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where} is not a table")
+    try:
+        address = parse_address(text)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {text!r} is not an address ({exc})") from exc
+    missing = [k for k in ("host", "port", "tls_pin", "server_key") if k not in entry]
+    if missing:
+        raise ConfigError(f"{where} is missing {', '.join(missing)}")
+    port = entry["port"]
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise ConfigError(f"{where}.port must be a port number (1-65535), not {port!r}")
+    for name in ("host", "tls_pin", "server_key"):
+        if not isinstance(entry[name], str) or not entry[name].strip():
+            raise ConfigError(f"{where}.{name} must be text, not {entry[name]!r}")
+    keystore = entry.get("keystore", "keyring")
+    if keystore not in _KEYSTORES:
+        raise ConfigError(f'{where}.keystore must be "keyring" or "file", not {keystore!r}')
+    return Account(
+        address=address,
+        host=entry["host"],
+        port=port,
+        tls_pin=entry["tls_pin"],
+        server_key=entry["server_key"],
+        keystore=keystore,
+    )
+
 
 def load_config(paths: Paths) -> Config:
-    """Read the config; a missing file is an empty config (the wizard runs)."""
+    """Read the config; a missing file is an empty config (the wizard runs).
+
+    Unusable settings or keymap entries fall back to their defaults and are listed in
+    ``Config.problems``; a damaged account or a file that is not TOML raises
+    :class:`ConfigError` (a ValueError) with one sentence naming the file and the entry.
+    """
     doc = tomlfile.read(paths.config_file)
-    raw = doc.get("settings", {})
+    problems: list[str] = []
+    settings = _read_settings(doc.get("settings", {}), problems)
+    settings = replace(settings, keymap=_read_keymap(doc.get("keymap", {}), problems))
+    accounts_table = doc.get("accounts", {})
+    if not isinstance(accounts_table, dict):
+        raise ConfigError(f"{paths.config_file}: [accounts] is not a table")
     try:
-        settings = Settings(
-            poll_seconds=max(5, int(raw.get("poll_seconds", DEFAULT_POLL_SECONDS))),
-            date_format=str(raw.get("date_format", DEFAULT_DATE_FORMAT)),
-            theme=str(raw.get("theme", "textual-dark")),
-            keymap={str(k): str(v) for k, v in doc.get("keymap", {}).items()},
-        )
-        accounts = tuple(
-            Account(
-                address=parse_address(text),
-                host=str(entry["host"]),
-                port=int(entry["port"]),
-                tls_pin=str(entry["tls_pin"]),
-                server_key=str(entry["server_key"]),
-                keystore=str(entry.get("keystore", "keyring")),
-            )
-            for text, entry in doc.get("accounts", {}).items()
-        )
-    except (KeyError, ValueError, TypeError) as exc:
-        raise tomlfile.TomlError(f"{paths.config_file} is damaged: {exc}") from exc
-    return Config(accounts, doc.get("default_account"), settings)
+        accounts = tuple(_read_account(t, e) for t, e in accounts_table.items())
+    except ConfigError as exc:
+        raise ConfigError(f"{paths.config_file}: {exc}") from None
+    default = doc.get("default_account")
+    if default is not None and not isinstance(default, str):
+        problems.append(f"default_account must be an address in quotes, not {default!r}")
+        default = None
+    elif default is not None and all(str(a.address) != default for a in accounts):
+        problems.append(f"default_account {default!r} is not one of the accounts")
+    return Config(accounts, default, settings, tuple(problems))
 
 
 def save_config(paths: Paths, config: Config) -> None:

@@ -17,7 +17,10 @@ UNKNOWN_SENDER = "unknown sender"
 UNREAD_MARK = "●"
 VERIFIED_BADGE = "✓"
 UNVERIFIED_BADGE = "!"
+KEY_CHANGED_BADGE = "⚠"  # the sender's key is not the one pinned: louder than "!"
+FORWARD_SEPARATOR = "---------- Forwarded message ----------"
 _REPLY_PREFIX = re.compile(r"^\s*(re\s*:\s*)+", re.IGNORECASE)
+_FORWARD_PREFIX = re.compile(r"^\s*(fwd?\s*:\s*)+", re.IGNORECASE)
 
 
 def sentence(text: str) -> str:
@@ -31,7 +34,22 @@ def sender_text(message: ReceivedMessage) -> str:
 
 
 def badge(message: ReceivedMessage) -> str:
+    if message.verification.key_change is not None:
+        return KEY_CHANGED_BADGE
     return VERIFIED_BADGE if message.verified else UNVERIFIED_BADGE
+
+
+def key_change_text(message: ReceivedMessage) -> str | None:
+    """The reader's banner for a sender whose key is not the pinned one, else None."""
+    change = message.verification.key_change
+    if change is None:
+        return None
+    return (
+        f"{KEY_CHANGED_BADGE} The key of {change.address} changed.\n"
+        f"pinned  {change.pinned}\n"
+        f"now     {change.offered}\n"
+        "Press K to review it. Until you do, treat this message as from someone unknown."
+    )
 
 
 def verification_text(message: ReceivedMessage) -> str:
@@ -70,6 +88,28 @@ def reply_subject(subject: str) -> str:
     """``Re: subject`` without piling up ``Re: Re:``."""
     rest = _REPLY_PREFIX.sub("", subject).strip()
     return f"Re: {rest}" if rest else "Re:"
+
+
+def forward_subject(subject: str) -> str:
+    """``Fwd: subject`` without piling up ``Fwd: Fw:``."""
+    rest = _FORWARD_PREFIX.sub("", subject).strip()
+    return f"Fwd: {rest}" if rest else "Fwd:"
+
+
+def forward_body(message: ReceivedMessage, date_format: str) -> str:
+    """Room to write on top, then the original under a header block, unquoted."""
+    when = message.received_at or message.sent_at
+    stamp = when.astimezone().strftime(date_format) if when is not None else "an unknown date"
+    lines = [
+        "",
+        "",
+        FORWARD_SEPARATOR,
+        f"From: {sender_text(message)}",
+        f"Date: {stamp}",
+        f"Subject: {message.subject or '(no subject)'}",
+    ]
+    lines.append("")
+    return "\n".join(lines) + "\n" + message.body.strip("\n") + "\n"
 
 
 def quote_body(message: ReceivedMessage, date_format: str) -> str:

@@ -1,4 +1,4 @@
-"""A message's header block (From + verification, To, Date, Subject, files).
+"""A message's header block (From + verification, To, Date, Subject).
 
 Shared by the inbox preview (compact) and the reader (detailed), so the verification
 status reads the same everywhere. It renders a Rich grid from plain ``Text`` — never
@@ -18,10 +18,10 @@ from textual.widget import Widget
 from rune_proto.client import ReceivedMessage
 
 from .formatting import (
+    KEY_CHANGED_BADGE,
     UNVERIFIED_BADGE,
     VERIFIED_BADGE,
     format_when,
-    human_size,
     sender_text,
     verification_text,
 )
@@ -68,7 +68,7 @@ class MessageHeader(Widget):
     def show(self, message: ReceivedMessage | None) -> None:
         self.message = message
         # The compact header is always three one-line rows: skipping layout keeps moving
-        # through the inbox cheap. The detailed one grows with problems and files.
+        # through the inbox cheap. The detailed one grows with its problems.
         self.refresh(layout=self.detailed)
 
     def _style(self, name: str) -> Style:
@@ -90,30 +90,21 @@ class MessageHeader(Widget):
             if not message.verified:
                 hint = "Shown as received. Treat the sender as unknown until you know why."
                 grid.add_row("", Text(hint, style=self._style("muted")))
-            if message.verification.key_change is not None:
-                change = message.verification.key_change
-                grid.add_row(
-                    "",
-                    Text(f"pinned key {change.pinned}\nthis message {change.offered}"),
-                )
             if self.to:
                 grid.add_row("To", Text(self.to))
         when = format_when(message.received_at, self.date_format)
         grid.add_row("Date", Text(when))
         subject = message.subject or "(no subject)"
         grid.add_row("Subject", Text(subject, style=self._style("subject")))
-        if self.detailed and message.attachments:
-            files = ", ".join(
-                f"{a.filename} ({human_size(len(a.data))})" for a in message.attachments
-            )
-            grid.add_row("Files", Text(files))
         return grid
 
     def _sender(self, message: ReceivedMessage) -> Text:
         text = Text(sender_text(message))
         if not self.detailed:
             text.append("  ")
-            if message.verified:
+            if message.verification.key_change is not None:
+                text.append(f"{KEY_CHANGED_BADGE} KEY CHANGED", style=self._style("unverified"))
+            elif message.verified:
                 text.append(f"{VERIFIED_BADGE} verified", style=self._style("verified"))
             else:
                 text.append(f"{UNVERIFIED_BADGE} not verified", style=self._style("unverified"))

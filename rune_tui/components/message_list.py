@@ -3,6 +3,7 @@
 A widget per row (ListView) or a full table model (DataTable) costs seconds at that size;
 here only the rows on screen are rendered, each into a ``Strip`` kept in a small LRU
 cache keyed by (row, width, highlighted), dropped whenever the data or styles change.
+In the thread view each row also carries a tree prefix drawn before its subject.
 """
 
 from __future__ import annotations
@@ -25,8 +26,7 @@ from rune_proto.client import ReceivedMessage
 
 from .formatting import (
     UNREAD_MARK,
-    UNVERIFIED_BADGE,
-    VERIFIED_BADGE,
+    badge,
     date_width,
     format_when,
     sender_text,
@@ -49,6 +49,9 @@ def fit(text: str, width: int) -> str:
 class MessageList(ScrollView, can_focus=True, inherit_bindings=False):
     """Rows of (unread mark, verification badge, sender, subject, received time).
 
+    The badge is ✓ (verified), ! (not verified) or ⚠ on a red block (the sender's key is
+    not the pinned one): a changed key must stand out in a list of thousands.
+
     It has no key bindings of its own (not even the scroll keys it would inherit): the
     screen binds the keys, with ids, so a user's keymap and the help screen see them all.
     The ``action_*`` methods are what those bindings call.
@@ -60,6 +63,8 @@ class MessageList(ScrollView, can_focus=True, inherit_bindings=False):
         "message-list--unread-mark",
         "message-list--verified",
         "message-list--unverified",
+        "message-list--key-changed",
+        "message-list--thread",
         "message-list--date",
         "message-list--empty",
     }
@@ -82,6 +87,8 @@ class MessageList(ScrollView, can_focus=True, inherit_bindings=False):
         & > .message-list--unread-mark { color: $accent; }
         & > .message-list--verified { color: $success; }
         & > .message-list--unverified { color: $error; text-style: bold; }
+        & > .message-list--key-changed { color: $text; background: $error; text-style: bold; }
+        & > .message-list--thread { color: $text-muted; }
         & > .message-list--date { color: $text-muted; }
         & > .message-list--empty { color: $text-muted; text-style: italic; }
     }
@@ -130,6 +137,7 @@ class MessageList(ScrollView, can_focus=True, inherit_bindings=False):
         self._now = now
         self._messages: list[ReceivedMessage] = []
         self._read: Collection[str] = frozenset()
+        self._prefixes: Sequence[str] = ()
         self._cursor = 0
         self._cache: LRUCache[tuple[int, int, bool], Strip] = LRUCache(256)
         self._empty_text = empty_text
@@ -172,14 +180,17 @@ class MessageList(ScrollView, can_focus=True, inherit_bindings=False):
         read: Collection[str] = frozenset(),
         *,
         keep_id: str | None = None,
+        prefixes: Sequence[str] = (),
     ) -> None:
         """Replace the rows; the cursor stays on ``keep_id`` (or its old index) if it can.
 
         ``read`` is kept by reference (the mailbox's live set), so marking a message read
-        needs only :meth:`invalidate`.
+        needs only :meth:`invalidate`. ``prefixes`` (thread view) go before the subjects,
+        one per row; none in the flat view.
         """
         self._messages = list(messages)
         self._read = read
+        self._prefixes = prefixes
         index = self._cursor
         if keep_id is not None:
             index = next((i for i, m in enumerate(self._messages) if m.id == keep_id), index)
@@ -287,7 +298,8 @@ class MessageList(ScrollView, can_focus=True, inherit_bindings=False):
         key = (index, width, index == self._cursor)
         strip = self._cache.get(key)
         if strip is None:
-            strip = self._render_row(self._messages[index], width, index == self._cursor)
+            prefix = self._prefixes[index] if index < len(self._prefixes) else ""
+            strip = self._render_row(self._messages[index], width, index == self._cursor, prefix)
             self._cache.set(key, strip)
         return strip
 
@@ -300,7 +312,9 @@ class MessageList(ScrollView, can_focus=True, inherit_bindings=False):
         style = self.rich_style + self._style("empty")
         return Strip([Segment(fit("  " + self._empty_text, width), style)], width)
 
-    def _render_row(self, message: ReceivedMessage, width: int, highlighted: bool) -> Strip:
+    def _render_row(
+        self, message: ReceivedMessage, width: int, highlighted: bool, prefix: str = ""
+    ) -> Strip:
         base = self.rich_style
         if highlighted:
             base += self._style("cursor")
@@ -308,23 +322,31 @@ class MessageList(ScrollView, can_focus=True, inherit_bindings=False):
         if unread:
             base += self._style("unread")
         mark = base + self._style("unread-mark") if not highlighted else base
-        badge = base + self._style("verified" if message.verified else "unverified")
+        if message.verification.key_change is not None:
+            badge_style = base + self._style("key-changed")
+        else:
+            badge_style = base + self._style("verified" if message.verified else "unverified")
         date = base if highlighted else base + self._style("date")
         when = format_when(
             message.received_at, self.date_format, self._now() if self._now else None
         )
         date_cells = date_width(self.date_format)
         sender_cells = min(SENDER_WIDTH, max(8, width // 5))
-        subject_cells = width - 5 - sender_cells - _GAP - _GAP - date_cells - 1
+        subject_cells = max(0, width - 5 - sender_cells - _GAP - _GAP - date_cells - 1)
+        if len(prefix) > subject_cells // 2:  # box-drawing only: one cell per character
+            prefix = prefix[len(prefix) - subject_cells // 2 :]
+        subject = message.subject or "(no subject)"
+        thread = base if highlighted else base + self._style("thread")
         segments = [
             Segment(" ", base),
             Segment(UNREAD_MARK if unread else " ", mark),
             Segment(" ", base),
-            Segment(VERIFIED_BADGE if message.verified else UNVERIFIED_BADGE, badge),
+            Segment(badge(message), badge_style),
             Segment(" ", base),
             Segment(fit(sender_text(message), sender_cells), base),
             Segment(" " * _GAP, base),
-            Segment(fit(message.subject or "(no subject)", max(0, subject_cells)), base),
+            Segment(prefix, thread),
+            Segment(fit(subject, subject_cells - cell_len(prefix)), base),
             Segment(" " * _GAP, base),
             Segment(when.rjust(date_cells), date),
             Segment(" ", base),

@@ -1,35 +1,165 @@
 """One message, whole: its header with the verification status in words, then the body.
 
 A message whose checks failed is shown like any other, with "NOT VERIFIED" and the list
-of problems in the error colour — the reader decides what to make of it, not the app.
+of problems in the error colour — the reader decides what to make of it, not the app. A
+sender whose key is not the pinned one gets a red banner above everything, with both
+fingerprints and the key (K) that opens the review.
+
+Attachments are listed under the header; ``s`` saves them to the download folder, never
+over an existing file. ``d`` does not delete here: the reader closes and hands the
+message to the inbox, which hides it at once and deletes it on the server only after
+the undo delay.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+import asyncio
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
 
+from rich.cells import cell_len, set_cell_size
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import VerticalScroll
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Rule, Static
+from textual.widgets import Footer, Header, Label, OptionList, Rule, Static
+from textual.widgets.option_list import Option
 
 from rune_proto.client import ReceivedMessage
+from rune_proto.envelope import Attachment
 
-from ..components.formatting import sender_text
+from ..components.formatting import (
+    forward_body,
+    forward_subject,
+    human_size,
+    key_change_text,
+    sender_text,
+)
 from ..components.message_header import MessageHeader
-from ..config import Settings
-from ..messages import MessageDeleted
-from ..service import Mailbox, describe_error
+from ..config import DEFAULT_DATE_FORMAT, Settings
+from ..service import Mailbox
 from . import STYLES, leave
 from .compose import ComposeScreen
-from .confirm import ConfirmScreen
 from .help import HelpScreen
 
+_MAX_NAME_BYTES = 200  # leaves room for " (123)" inside any file system's 255
 
-class ReaderScreen(Screen[None]):
-    """Read one message; r replies, d deletes (after a yes), q or Escape goes back."""
+# -- what the inbox shares: forwarding, key review --------------------------
+
+
+def forward_screen(
+    mailbox: Mailbox, message: ReceivedMessage, date_format: str = DEFAULT_DATE_FORMAT
+) -> ComposeScreen:
+    """A new message with ``Fwd:`` and the original under a forwarded-message header.
+
+    Its attachments are not carried yet: ComposeScreen cannot take files so far. The
+    caller says so to the user.
+    """
+    return ComposeScreen(
+        mailbox,
+        subject=forward_subject(message.subject),
+        body=forward_body(message, date_format),
+    )
+
+
+def forward(screen: Screen[Any], mailbox: Mailbox, message: ReceivedMessage, fmt: str) -> None:
+    screen.app.push_screen(forward_screen(mailbox, message, fmt))
+    if message.attachments:
+        noun = "attachment is" if len(message.attachments) == 1 else "attachments are"
+        screen.notify(
+            f"The {noun} not forwarded: save with s in the reader and attach them.",
+            title="Forwarding text only",
+            severity="warning",
+        )
+
+
+def review_key_change(screen: Screen[Any], mailbox: Mailbox, message: ReceivedMessage) -> None:
+    """Open the key review for a message whose sender's key changed (or say why not)."""
+    change = message.verification.key_change
+    if change is None or message.sender_key is None:
+        screen.notify("The sender's key of this message is the pinned one.")
+        return
+    from .key_change import KeyChangeScreen  # lazily: the reader opens without it
+
+    screen.app.push_screen(
+        KeyChangeScreen(mailbox, change.address, change.pinned, message.sender_key)
+    )
+
+
+# -- saving attachments --------------------------------------------------------------------
+
+
+def download_dir() -> Path:
+    """The user's download folder (platformdirs), or their home if it does not exist."""
+    import platformdirs  # lazily: only needed when something is saved
+
+    try:
+        folder = Path(platformdirs.user_downloads_dir())
+    except (OSError, ValueError, KeyError):  # a broken user-dirs file or no HOME
+        folder = Path.home()
+    return folder if folder.is_dir() else Path.home()
+
+
+def safe_filename(name: str) -> str:
+    """The sender's file name made harmless: no folders, no control or bidi characters.
+
+    The name was chosen by someone else: ``../../.bashrc`` must land as ``bashrc`` in the
+    download folder, and ``invoice\u202egnp.exe`` must not pretend to be a picture.
+    """
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if ch.isprintable())
+    name = name.strip().lstrip(".").strip()
+    if not name:
+        return "attachment"
+    stem, dot, suffix = name.rpartition(".")
+    if dot and stem and len(suffix) <= 16:  # keep a real extension when shortening
+        suffix = "." + suffix
+    else:
+        stem, suffix = name, ""
+    stem = stem[:_MAX_NAME_BYTES]
+    while len((stem + suffix).encode()) > _MAX_NAME_BYTES:
+        stem = stem[:-1]
+    return (stem.rstrip() or "attachment") + suffix
+
+
+def save_new_file(folder: Path, name: str, data: bytes) -> Path:
+    """Write ``data`` to a file that did not exist: ``name``, else ``name (1)``, ``(2)``…
+
+    Created exclusively (no race with another program, no following a planted link) and
+    readable by the user only: these are private messages.
+    """
+    safe = safe_filename(name)
+    stem, dot, suffix = safe.rpartition(".")
+    if not dot or not stem:
+        stem, suffix = safe, ""
+    else:
+        suffix = "." + suffix
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    for attempt in range(1000):
+        path = folder / (safe if attempt == 0 else f"{stem} ({attempt}){suffix}")
+        try:
+            fd = os.open(path, flags, 0o600)
+        except FileExistsError:
+            continue
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+        except BaseException:
+            path.unlink(missing_ok=True)  # no half-written file left behind
+            raise
+        return path
+    raise FileExistsError(f"{folder / safe} and 999 numbered copies exist already")
+
+
+# -- the screen ----------------------------------------------------------------------------
+
+
+class ReaderScreen(Screen[str | None]):
+    """Read one message. Dismisses with its id when the user deletes it, else None."""
 
     CSS_PATH = STYLES
     AUTO_FOCUS = "#reader-body"
@@ -37,7 +167,11 @@ class ReaderScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q,escape", "back", "Back", id="reader.back"),
         Binding("r", "reply", "Reply", id="reader.reply"),
+        Binding("f", "forward", "Forward", id="reader.forward"),
         Binding("d", "delete", "Delete", id="reader.delete"),
+        Binding("s", "save", "Save files", id="reader.save"),
+        Binding("K", "key_change", "Review key", id="reader.key_change"),
+        Binding("U", "toggle_read", "Mark unread/read", id="reader.toggle_read", show=False),
         Binding("j", "scroll(1)", "Down", id="reader.down", show=False),
         Binding("k", "scroll(-1)", "Up", id="reader.up", show=False),
         Binding("space", "page(1)", "Page down", id="reader.page_down", show=False),
@@ -57,10 +191,12 @@ class ReaderScreen(Screen[None]):
         self.mailbox = mailbox
         self.message = message
         self.settings = settings or Settings()
-        self.deleting = False
 
     def compose(self) -> ComposeResult:
         yield Header(icon="✉")
+        banner = key_change_text(self.message)
+        if banner is not None:
+            yield Static(banner, id="reader-key-changed", markup=False)
         header = MessageHeader(
             date_format=self.settings.date_format,
             detailed=True,
@@ -69,17 +205,59 @@ class ReaderScreen(Screen[None]):
         )
         header.show(self.message)
         yield header
+        if self.message.attachments:
+            with Vertical(id="reader-files"):
+                count = len(self.message.attachments)
+                noun = "file" if count == 1 else "files"
+                hint = "s saves it" if count == 1 else "s saves all, or Tab to one and s"
+                yield Label(f"{count} {noun} — {hint}", id="reader-files-title")
+                names = [safe_filename(a.filename) for a in self.message.attachments]
+                width = min(48, max(cell_len(name) for name in names))
+                yield OptionList(
+                    *(
+                        self._file_option(name, len(a.data), width)
+                        for name, a in zip(names, self.message.attachments, strict=True)
+                    ),
+                    id="reader-files-list",
+                )
         yield Rule(id="reader-rule")
         with VerticalScroll(id="reader-body"):
             text = self.message.body or "(this message has no text)"
             yield Static(text, id="reader-text", markup=False)
         yield Footer()
 
+    @staticmethod
+    def _file_option(name: str, size: int, width: int) -> Option:
+        """``name  size``, names padded to ``width`` so that the sizes line up."""
+        if cell_len(name) > width:
+            name = set_cell_size(name, width - 1) + "…"
+        # The gap belongs to the name: SVG renderers drop spaces that start a styled run.
+        prompt = Text(set_cell_size(name, width) + "  ", no_wrap=True)
+        prompt.append(human_size(size), style="dim")
+        return Option(prompt)
+
     def on_mount(self) -> None:
         self.title = self.message.subject or "(no subject)"
         self.sub_title = sender_text(self.message)
         if not self.message.verified:
             self.add_class("-unverified")
+        self.mailbox.mark_read(self.message.id)
+
+    def on_screen_resume(self) -> None:
+        """Back from the key review: an accepted key re-verifies the message; show that."""
+        row = self.mailbox.messages.get(self.message.id)
+        if row is not None and row.verification != self.message.verification:
+            self.message = self.mailbox.message(self.message.id)
+            self.set_class(not self.message.verified, "-unverified")
+            self.refresh(recompose=True)
+            self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "save":
+            return bool(self.message.attachments)
+        if action == "key_change":
+            return self.message.verification.key_change is not None
+        return True
 
     def _body(self) -> VerticalScroll:
         return self.query_one("#reader-body", VerticalScroll)
@@ -111,26 +289,43 @@ class ReaderScreen(Screen[None]):
             ComposeScreen.reply(self.mailbox, self.message, date_format=self.settings.date_format)
         )
 
+    def action_forward(self) -> None:
+        forward(self, self.mailbox, self.message, self.settings.date_format)
+
     def action_delete(self) -> None:
-        if self.deleting:
+        """Back to the inbox, which hides the message and offers undo."""
+        leave(self, self.message.id)
+
+    def action_toggle_read(self) -> None:
+        read = not self.mailbox.is_read(self.message.id)
+        self.mailbox.mark_read(self.message.id, read)
+        self.notify("Marked read." if read else "Marked unread.")
+
+    def action_key_change(self) -> None:
+        review_key_change(self, self.mailbox, self.message)
+
+    # -- attachments ---------------------------------------------------------------------
+
+    def action_save(self) -> None:
+        files = self.message.attachments
+        if not files:
+            self.notify("This message has no attachments.")
             return
+        chosen: Sequence[Attachment] = files
+        listing = self.query_one("#reader-files-list", OptionList)
+        if listing.has_focus and listing.highlighted is not None:
+            chosen = [files[listing.highlighted]]
+        self._save(chosen)
 
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self._delete()
-
-        question = f"Delete this message from {sender_text(self.message)}?"
-        self.app.push_screen(ConfirmScreen(question, yes="Delete"), answered)
-
-    @work(group="delete", exit_on_error=False)
-    async def _delete(self) -> None:
-        self.deleting = True
+    @work(group="save", exit_on_error=False)
+    async def _save(self, files: Sequence[Attachment]) -> None:
         try:
-            await self.mailbox.delete(self.message.id)
-        except Exception as exc:  # keep the reader open and say why
-            self.deleting = False
-            self.notify(describe_error(exc), title="Not deleted", severity="error")
-            return
-        self.app.post_message(MessageDeleted(self.message.id))
-        self.notify("Message deleted.")
-        leave(self)
+            folder = await asyncio.to_thread(download_dir)
+            for attachment in files:
+                path = await asyncio.to_thread(
+                    save_new_file, folder, attachment.filename, attachment.data
+                )
+                self.notify(str(path), title="Saved", markup=False)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            self.notify(f"{reason}.", title="Not saved", severity="error", markup=False)

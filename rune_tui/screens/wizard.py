@@ -52,7 +52,11 @@ class Registered:
 
 
 class WizardScreen(Screen[Registered | None]):
-    """Set up the first account. Dismisses with :class:`Registered` once it is saved."""
+    """Set up an account. Dismisses with :class:`Registered` once it is saved.
+
+    For the first account there is no way back (Ctrl+Q quits); when adding another
+    (``cancellable``), Escape on the first step returns to where the user was.
+    """
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", id="wizard.back"),
@@ -61,11 +65,18 @@ class WizardScreen(Screen[Registered | None]):
     ]
 
     def __init__(
-        self, paths: Paths, config: Config, *, server: tuple[str, int] | None = None
+        self,
+        paths: Paths,
+        config: Config,
+        *,
+        server: tuple[str, int] | None = None,
+        cancellable: bool = False,
     ) -> None:
         super().__init__()
         self.paths = paths
         self.config = config
+        # Adding another account: Escape on the first step leaves (dismisses with None).
+        self.cancellable = cancellable
         self.server = server or ("", DEFAULT_PORT)
         self.probe: ServerProbe | None = None
         self.keystore: tuple[str, str] | None = None  # ("keyring" | "file", why)
@@ -115,7 +126,8 @@ class WizardScreen(Screen[Registered | None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "back":
-            return self.current != "server"  # nothing before the first step: hide it
+            # Nothing before the first step: hide Back, unless it leaves the wizard.
+            return self.current != "server" or self.cancellable
         if action == "random_username":
             return self.current == "address"
         return True
@@ -127,6 +139,9 @@ class WizardScreen(Screen[Registered | None]):
             return
         self.workers.cancel_group(self, "wizard")
         self._busy(False)
+        if self.current == "server" and self.cancellable:
+            self.dismiss(None)
+            return
         index = STEPS.index(self.current)
         if index > 0:
             self.go(STEPS[index - 1])

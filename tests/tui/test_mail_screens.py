@@ -446,18 +446,6 @@ async def test_help_follows_the_users_keymap(tmp_path: Path) -> None:
         await wait_until(pilot, lambda: isinstance(app.screen, ComposeScreen))
 
 
-async def test_delete_answered_no_keeps_the_message(tmp_path: Path) -> None:
-    mailbox = build_mailbox(tmp_path, sample_messages(3))
-    app = inbox_app(mailbox)
-    async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
-        await pilot.press("d")
-        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-        await pilot.press("n")
-        await wait_until(pilot, lambda: isinstance(app.screen, InboxScreen))
-        assert len(mailbox.messages) == 3
-
-
 async def test_server_down_is_an_inline_error_and_the_list_stays_usable(tmp_path: Path) -> None:
     port = unreachable_port()
     mailbox = build_mailbox(tmp_path, sample_messages(10), offline=False, port=port)
@@ -580,38 +568,6 @@ async def test_reply_from_the_reader_threads_to_the_original(
     assert reply.subject == "Re: Lunch?"
     assert reply.in_reply_to == original_id
     assert reply.body.startswith("On ") and "> Noon?" in reply.body
-
-
-async def test_delete_with_confirm_removes_it_on_the_server(
-    rune_server: Any, tmp_path: Path
-) -> None:
-    server = rune_server()
-    alice = await registered_mailbox(server, "alice", tmp_path)
-    bob = await registered_mailbox(server, "bob", tmp_path)
-    await bob.send(str(alice.address), "Keep", "stays")
-    await bob.send(str(alice.address), "Delete me", "goes")
-    app = inbox_app(alice)
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: isinstance(app.screen, InboxScreen))
-        listing = app.screen.query_one(MessageList)
-        await wait_until(pilot, lambda: listing.row_count == 2)
-        doomed = next(i for i, m in enumerate(listing.messages) if m.subject == "Delete me")
-        listing.move_cursor(doomed)
-        await pilot.press("d")
-        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-        await pilot.press("y")
-        await wait_until(pilot, lambda: listing.row_count == 1)
-        assert listing.messages[0].subject == "Keep"
-        # and from the reader, too
-        await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, ReaderScreen))
-        await pilot.press("d")
-        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-        await pilot.press("y")
-        await wait_until(pilot, lambda: isinstance(app.screen, InboxScreen))
-        await wait_until(pilot, lambda: listing.row_count == 0)
-    fresh = Mailbox(alice.paths, alice.account, alice.identity)
-    assert await fresh.refresh() == []
 
 
 async def test_help_from_compose_works_while_typing(tmp_path: Path) -> None:

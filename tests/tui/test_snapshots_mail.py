@@ -107,8 +107,3 @@ def test_compose_reply(snap_compare: SnapCompare, tmp_path: Path) -> None:
 def test_help(snap_compare: SnapCompare, tmp_path: Path) -> None:
     app = inbox_app(build_mailbox(tmp_path, sample_messages(50)))
     assert snap_compare(app, terminal_size=SIZE, run_before=steady("question_mark"))
-
-
-def test_confirm_delete(snap_compare: SnapCompare, tmp_path: Path) -> None:
-    app = inbox_app(build_mailbox(tmp_path, sample_messages(50)))
-    assert snap_compare(app, terminal_size=SIZE, run_before=steady("d"))

@@ -1,0 +1,65 @@
+"""Pick one of the accounts in the config (the palette's "Switch account")."""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+from typing import ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Label, OptionList
+from textual.widgets.option_list import Option
+
+from ..config import Account, Config
+from . import STYLES
+from .contacts import DAILY_STYLES
+
+KEYSTORE_TEXT = {"keyring": "key in the system keyring", "file": "key in an encrypted file"}
+
+
+class AccountsScreen(ModalScreen[Account | None]):
+    """Dismisses with the chosen account, or None; the current one is marked."""
+
+    CSS_PATH: ClassVar[list[str | PurePath]] = [STYLES, DAILY_STYLES]
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q", "close", "Close", id="accounts.close"),
+    ]
+
+    def __init__(self, config: Config, current: Account | None) -> None:
+        super().__init__()
+        self.config = config
+        self.current = current
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="accounts-box", classes="dialog"):
+            yield Label("Switch account", classes="title")
+            yield OptionList(id="accounts-list")
+            yield Label(
+                "Enter opens the account's inbox (it becomes the default) · Esc closes. "
+                "Add account in the command palette registers another.",
+                classes="explain",
+            )
+
+    def on_mount(self) -> None:
+        listing = self.query_one("#accounts-list", OptionList)
+        for account in self.config.accounts:
+            mark = "●" if account == self.current else " "
+            where = f"{account.host}:{account.port}"
+            keys = KEYSTORE_TEXT.get(account.keystore, account.keystore)
+            listing.add_option(
+                Option(f"{mark} {account.address}   {where} · {keys}", id=str(account.address))
+            )
+        if self.current is not None and self.current in self.config.accounts:
+            listing.highlighted = self.config.accounts.index(self.current)
+        listing.focus()
+
+    @on(OptionList.OptionSelected, "#accounts-list")
+    def _chosen(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(self.config.accounts[event.option_index])
+
+    def action_close(self) -> None:
+        self.dismiss(None)
