@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Label, OptionList
+from textual.widgets import Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ..config import Account, Config
@@ -38,7 +38,7 @@ class AccountsScreen(ModalScreen[Account | None]):
         with Vertical(id="accounts-box", classes="dialog"):
             yield Label("Switch account", classes="title")
             yield OptionList(id="accounts-list")
-            yield Label(
+            yield Static(
                 "Enter opens the account's inbox (it becomes the default) · Esc closes. "
                 "Add account in the command palette registers another.",
                 classes="explain",
@@ -46,12 +46,14 @@ class AccountsScreen(ModalScreen[Account | None]):
 
     def on_mount(self) -> None:
         listing = self.query_one("#accounts-list", OptionList)
+        width = max((len(str(a.address)) for a in self.config.accounts), default=0)
         for account in self.config.accounts:
             mark = "●" if account == self.current else " "
             where = f"{account.host}:{account.port}"
             keys = KEYSTORE_TEXT.get(account.keystore, account.keystore)
+            address = str(account.address).ljust(width)
             listing.add_option(
-                Option(f"{mark} {account.address}   {where} · {keys}", id=str(account.address))
+                Option(f"{mark} {address}   {where} · {keys}", id=str(account.address))
             )
         if self.current is not None and self.current in self.config.accounts:
             listing.highlighted = self.config.accounts.index(self.current)

@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Label, OptionList
+from textual.widgets import Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ..config import DEFAULT_DATE_FORMAT
@@ -56,8 +56,8 @@ class DraftsScreen(ModalScreen[Draft | None]):
         with Vertical(id="drafts-box", classes="dialog"):
             yield Label("Unsent drafts", classes="title")
             yield OptionList(id="drafts-list")
-            yield Label("", id="drafts-note", classes="explain", markup=False)
-            yield Label("Enter resumes · d deletes · Esc closes", classes="explain")
+            yield Static("", id="drafts-note", classes="explain", markup=False)
+            yield Static("Enter resumes · d deletes · Esc closes", classes="explain")
 
     def on_mount(self) -> None:
         self.reload()
@@ -73,7 +73,7 @@ class DraftsScreen(ModalScreen[Draft | None]):
         note = "No drafts: everything you wrote was sent." if not self.drafts else ""
         if self.store.damaged:
             note += f" {self.store.damaged} draft file(s) could not be opened (damaged?)."
-        label = self.query_one("#drafts-note", Label)
+        label = self.query_one("#drafts-note", Static)
         label.update(note.strip())
         label.display = bool(note.strip())
 

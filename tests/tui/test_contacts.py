@@ -326,6 +326,15 @@ async def unlock(pilot: Any, app: RuneApp, *, then: type[Any] = InboxScreen) -> 
     await wait_until(pilot, lambda: isinstance(app.screen, then), timeout=20)
 
 
+async def palette(pilot: Any, command: str) -> None:
+    """Run a command from the command palette, typed as a person would."""
+    await pilot.press("ctrl+p")
+    await pilot.pause()
+    await pilot.press(*command)
+    await pilot.pause(0.4)
+    await pilot.press("enter")
+
+
 @pytest.mark.parametrize("what", ["tls", "key"])
 async def test_a_changed_server_is_shown_and_accepting_repins_it(
     server: RuneServerProcess, tmp_path: Path, what: str
@@ -403,11 +412,7 @@ async def test_capital_c_opens_contacts_from_the_inbox(
         assert sum(isinstance(s, ContactsScreen) for s in app.screen_stack) == 1
         await pilot.press("q")
         await wait_until(pilot, lambda: isinstance(app.screen, InboxScreen))
-        await pilot.press("ctrl+p")  # and from the command palette
-        await pilot.pause()
-        await pilot.press(*"contacts")
-        await pilot.pause(0.4)
-        await pilot.press("enter")
+        await palette(pilot, "contacts")  # and from the command palette
         await wait_until(pilot, lambda: isinstance(app.screen, ContactsScreen))
         await pilot.press("q")
         await wait_until(pilot, lambda: isinstance(app.screen, InboxScreen))

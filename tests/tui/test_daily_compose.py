@@ -494,3 +494,28 @@ def test_human_sizes() -> None:
     assert human_size(1023) == "1,023 bytes"
     assert human_size(1536) == "1.5 KiB"
     assert human_size(16 * 1024 * 1024) == "16.0 MiB"
+
+
+async def test_the_palette_offers_drafts_after_a_restart(
+    small_server: RuneServerProcess, tmp_path: Path
+) -> None:
+    from rune_tui.app import RuneApp
+    from rune_tui.config import load_config
+    from tests.tui.test_contacts import file_profile, palette, unlock
+    from tests.tui.wizard_pilot import PASSPHRASE
+
+    paths = await file_profile(small_server, tmp_path / "p", "pal-" + tmp_path.name[-6:])
+    account = load_config(paths).accounts[0]
+    identity = service.load_identity(paths, account, PASSPHRASE)
+    mailbox = Mailbox(paths, account, identity)
+    DraftStore.for_mailbox(mailbox).save(Draft("d" * 32, to="carol@xyz", subject="Left over"))
+    app = RuneApp(paths)
+    async with app.run_test(size=SIZE) as pilot:
+        await unlock(pilot, app)
+        assert any("You have an unsent draft" in str(n.message) for n in app._notifications)
+        await palette(pilot, "drafts")
+        await wait_until(pilot, lambda: isinstance(app.screen, DraftsScreen))
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ComposeScreen))
+        screen = compose_of(app)
+        assert (screen.to, screen.subject, screen.draft_id) == ("carol@xyz", "Left over", "d" * 32)
