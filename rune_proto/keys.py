@@ -8,6 +8,7 @@ parser can check exact lengths before touching any key material.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 
@@ -71,7 +72,7 @@ class PublicKey:
         return cls.from_bytes(raw)
 
     def token(self) -> str:
-        return PUBLIC_KEY_PREFIX + b64encode(self.raw)
+        return _token(self.raw)
 
     def verify(self, signature: bytes, message: bytes) -> bool:
         if len(signature) != SIGNATURE_SIZE:
@@ -95,6 +96,12 @@ class PublicKey:
 
     def __repr__(self) -> str:
         return f"PublicKey({self.fingerprint_text()[:19]}…)"
+
+
+@functools.lru_cache(maxsize=1024)
+def _token(raw: bytes) -> str:
+    """Encoded once per key: a server writes two keys into every ``201``."""
+    return PUBLIC_KEY_PREFIX + b64encode(raw)
 
 
 def fingerprint_text(digest: bytes) -> str:

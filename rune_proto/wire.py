@@ -7,6 +7,7 @@ one space; binary tokens are base64url without padding. A reply is ``NNN rest``;
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Sequence
 from typing import TypeVar
@@ -58,6 +59,7 @@ from .keys import InvalidKey, PublicKey
 MULTILINE_CODES = frozenset({status.CAPABILITIES, status.LISTING})
 _REPLY_LINE = re.compile(r"([2-5][0-9]{2})(?: (.*))?")
 _INT = re.compile(r"[0-9]{1,19}")
+REPLY_KEY_CACHE = 128  # parsed keys from servers' replies (~3 KB each; see _reply_key)
 
 
 class TooLong:
@@ -144,6 +146,24 @@ def _address(token: str, code: int = status.BAD_ADDRESS) -> Address:
 def _key(token: str) -> PublicKey:
     try:
         return PublicKey.from_token(token)
+    except InvalidKey as exc:
+        raise RemoteProtocolError(f"bad public key: {exc}", status.SYNTAX_ERROR) from exc
+
+
+@functools.lru_cache(maxsize=REPLY_KEY_CACHE)
+def _parsed_key(token: str) -> PublicKey:
+    return PublicKey.from_token(token)
+
+
+def _reply_key(token: str) -> PublicKey:
+    """A key in a server's reply, parsed once per distinct token and then reused.
+
+    Every ``201`` carries two keys (~30 µs each to parse), nearly always the same few;
+    a PublicKey is immutable, so the parsed object can be shared. Only for replies,
+    on the client: a server never caches what clients send it (a timing oracle).
+    """
+    try:
+        return _parsed_key(token)
     except InvalidKey as exc:
         raise RemoteProtocolError(f"bad public key: {exc}", status.SYNTAX_ERROR) from exc
 
@@ -355,7 +375,7 @@ def _parse_capabilities(rest: str, body: Sequence[str]) -> Reply:
         versions = tuple(v for v in values["VERSIONS"] if VERSION_PATTERN.fullmatch(v))
     except (KeyError, ValueError) as exc:
         raise RemoteProtocolError(f"capabilities are incomplete: {exc}") from exc
-    server_key = _key(key)
+    server_key = _reply_key(key)
     return _build(
         lambda: Capabilities(
             versions,
@@ -400,7 +420,7 @@ _PARSERS: dict[int, Callable[[str, Sequence[str]], Reply]] = {
     status.DELETED: lambda rest, _: _build(lambda: Deleted(_two(rest, "260")[1])),
     status.KEY_FOUND: lambda rest, _: KeyFound(
         _address(_two(rest, "270")[0]),
-        _key(_two(rest, "270")[1]),
+        _reply_key(_two(rest, "270")[1]),
     ),
     status.OK: lambda rest, _: Ok(),
     status.BYE: lambda rest, _: Bye(),
@@ -410,7 +430,7 @@ _PARSERS: dict[int, Callable[[str, Sequence[str]], Reply]] = {
 def _send_ready(rest: str) -> Reply:
     size, receiver, server = _tokens(rest, 3, "201")
     max_payload = _int(size, "max payload")
-    receiver_key, server_key = _key(receiver), _key(server)
+    receiver_key, server_key = _reply_key(receiver), _reply_key(server)
     return _build(lambda: SendReady(max_payload, receiver_key, server_key))
 
 

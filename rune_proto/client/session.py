@@ -91,6 +91,7 @@ _THREAD_THRESHOLD = 256 * 1024  # seal big messages off the event loop
 # that trickles bytes cannot hold the client forever.
 _MIN_RATE = 32 * 1024
 _LINE = 16 * 1024  # the longest single-line reply but 250 (connection._REPLY_LINE_LIMIT)
+_CLOSE_REPORT_TURNS = 3  # loop turns for asyncio to report a broken connection (SSL: two)
 # The largest CLIENT MESSAGE a valid message can need (protocol.md §9.8): a server that
 # announces a bigger MAX_PAYLOAD cannot make the client buffer longer RETRIEVE replies.
 LARGEST_PAYLOAD = padded_size(MAX_PLAINTEXT) + 2340
@@ -189,7 +190,10 @@ class Session:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     raise TimeoutError
-                data = await asyncio.wait_for(self._reader.read(_READ_CHUNK), remaining)
+                async with asyncio.timeout(remaining):  # no task per read, as wait_for makes
+                    data = await self._reader.read(_READ_CHUNK)
+                if data and self._writer.transport.is_closing():
+                    await self._closing_reason()
             except TimeoutError as exc:
                 self._abort()
                 raise ConnectionFailed(
@@ -204,6 +208,22 @@ class Session:
                 raise ProtocolViolation(f"the server sent more than {budget:,} bytes for one reply")
             deadline += len(data) / _MIN_RATE
             self._conn.receive_data(data)
+
+    async def _closing_reason(self) -> None:
+        """Raise the error that is closing the connection, if there is one.
+
+        A read returns as soon as bytes arrive, before asyncio reports that the same
+        wake-up also broke the connection (say our write met a server that is gone).
+        Those bytes were then sent before it went away, not in answer to us: let the
+        report land (it takes a few loop turns) and raise it instead of reading them.
+        """
+        for _ in range(_CLOSE_REPORT_TURNS):
+            if self._reader.exception() is not None:
+                break
+            await asyncio.sleep(0)
+        exc = self._reader.exception()
+        if exc is not None:
+            raise exc
 
     def _budget(self, command: Command) -> int:
         """The most bytes any valid reply to ``command`` can take (with a closing 421)."""
@@ -238,7 +258,11 @@ class Session:
             raise ClientError(f"cannot {command.verb} now: {exc}") from exc
         try:
             self._writer.write(data)
-            await asyncio.wait_for(self._writer.drain(), self._timeout)
+            if self._writer.transport.get_write_buffer_size() == 0:
+                await self._writer.drain()  # all sent: cannot wait, needs no timer
+            else:
+                async with asyncio.timeout(self._timeout):
+                    await self._writer.drain()
         except (OSError, ssl.SSLError, TimeoutError) as exc:
             self._abort()
             raise ConnectionFailed(f"could not send to the server: {exc}") from exc

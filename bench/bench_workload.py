@@ -1,0 +1,229 @@
+"""The shared workload of the server benchmark: accounts, the message, the servers.
+
+Used by bench/server_throughput.py (the driver) and bench/server_load.py (the load
+generators): both sides send the same 4 KiB of user text, account k to account
+(k + 1 + j mod 63) mod 64. Also starts the two servers as their own processes and
+reads their CPU time from /proc.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib.util
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# Where rune_proto comes from: this checkout, or (for a load generator of the
+# --baseline-code rows) the copy named by the driver.
+CODE_ENV = "RUNE_BENCH_CODE"
+sys.path.insert(0, os.environ.get(CODE_ENV, str(ROOT)))
+
+BENCH_PACKAGES = ("aiosmtpd", "aiosmtplib")
+HOST = "127.0.0.1"
+DOMAIN = "bench.example"
+PASSPHRASE = "rune bench passphrase, not a secret"
+ACCOUNTS = 64
+SUBJECT = "Benchmark message"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def user_text() -> str:
+    """4,096 bytes of plain ASCII user text: 64 lines of 63 characters + newline."""
+    words = ("rune", "is", "not", "email", "and", "the", "same", "text", "goes", "both", "ways")
+    lines = []
+    for i in range(64):
+        line = f"{i:02d} " + " ".join(words[(i + j) % len(words)] for j in range(len(words)))
+        lines.append(line[:63].ljust(63, ".") + "\n")
+    text = "".join(lines)
+    assert len(text.encode()) == 4096
+    return text
+
+
+TEXT = user_text()
+
+
+def address(k: int) -> str:
+    return f"bench{k:03d}@{DOMAIN}"
+
+
+def identity_seed(k: int) -> bytes:
+    return hashlib.sha512(f"rune bench account {k}".encode()).digest() * 2
+
+
+def receiver(k: int, j: int) -> int:
+    """Message j of connection k: to another account, rotating over all of them."""
+    return (k + 1 + j % (ACCOUNTS - 1)) % ACCOUNTS
+
+
+def smtp_message(k: int, r: int) -> bytes:
+    head = f"From: {address(k)}\r\nTo: {address(r)}\r\nSubject: {SUBJECT}\r\n\r\n"
+    return (head + TEXT.replace("\n", "\r\n")).encode("ascii")
+
+
+def ensure_packages(names: Sequence[str] = BENCH_PACKAGES) -> None:
+    """Install bench-only packages into this environment if they are missing."""
+    missing = [name for name in names if importlib.util.find_spec(name.replace("-", "_")) is None]
+    if missing:
+        print(f"installing {' '.join(missing)} (bench only) ...", flush=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                *missing,
+            ],
+            check=True,
+        )
+        importlib.invalidate_caches()
+
+
+# --- the servers ------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    side: str
+    proc: asyncio.subprocess.Process
+    port: int
+    database: Path
+    table: str
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def cpu(self) -> tuple[float, float]:
+        """utime + stime in seconds: of the whole process, and of its main thread."""
+        return _cpu(f"/proc/{self.proc.pid}/stat"), _cpu(
+            f"/proc/{self.proc.pid}/task/{self.proc.pid}/stat"
+        )
+
+    def stored(self) -> int:
+        db = sqlite3.connect(self.database, timeout=30)
+        try:
+            (count,) = db.execute(f"SELECT COUNT(*) FROM {self.table}").fetchone()
+        finally:
+            db.close()
+        return int(count)
+
+    async def stop(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.proc.wait(), 40)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+
+
+def cpu_ticks() -> tuple[int, int]:
+    """All CPUs' time since boot from /proc/stat, in ticks: (total, busy)."""
+    with open("/proc/stat") as handle:
+        values = [int(v) for v in handle.readline().split()[1:8]]
+    return sum(values), sum(values) - values[3] - values[4]
+
+
+def _cpu(stat: str) -> float:
+    with open(stat) as handle:
+        fields = handle.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+async def _listening(proc: asyncio.subprocess.Process, pattern: str) -> int:
+    assert proc.stdout is not None
+    async with asyncio.timeout(60):
+        while line := (await proc.stdout.readline()).decode():
+            if match := re.search(pattern, line):
+                return int(match.group(1))
+    raise RuntimeError(f"server exited ({await proc.wait()}) before listening")
+
+
+async def start_peer(workdir: Path) -> Server:
+    data = workdir / "peer"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(ROOT / "bench" / "peer_smtp.py"),
+        "--data-dir",
+        str(data),
+        "--host",
+        HOST,
+        "--port",
+        "0",
+        stdout=asyncio.subprocess.PIPE,
+    )
+    port = await _listening(proc, r"peer listening on \S+:(\d+)")
+    return Server("peer", proc, port, data / "peer.db", "messages")
+
+
+async def start_rune(workdir: Path, code: Path = ROOT) -> Server:
+    data, secret = workdir / "rune", workdir / "passphrase"
+    secret.write_text(PASSPHRASE + "\n")
+    secret.chmod(0o600)
+    server = [sys.executable, "-m", "rune_proto.server"]
+    init = subprocess.run(
+        [
+            *server,
+            "init",
+            "--data-dir",
+            str(data),
+            "--domain",
+            DOMAIN,
+            "--passphrase-file",
+            str(secret),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=code,
+    )
+    pin = re.search(r"tls fingerprint:\s*(sha256:[0-9a-f]+)", init.stdout)
+    if pin is None:
+        raise RuntimeError(f"rune-server init printed no TLS fingerprint:\n{init.stdout}")
+    proc = await asyncio.create_subprocess_exec(
+        *server,
+        "serve",
+        "--data-dir",
+        str(data),
+        "--host",
+        HOST,
+        "--port",
+        "0",
+        "--passphrase-file",
+        str(secret),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,  # counts and codes only; not needed here
+        cwd=code,  # its rune_proto is the one imported (see --server-code)
+    )
+    port = await _listening(proc, r"rune-server listening on \S+:(\d+)")
+    key = (data / "identity.pub").read_text().strip()
+    return Server(
+        "rune",
+        proc,
+        port,
+        data / "rune.db",
+        "messages",
+        {"tls_pin": pin.group(1), "key": key, "code": str(code)},
+    )
+
+
+async def register_accounts(server: Server) -> None:
+    from rune_proto.client import connect
+    from rune_proto.keys import Identity
+
+    async def one(k: int) -> None:
+        async with connect(
+            HOST, server.port, tls_fingerprint=server.extra["tls_pin"], timeout=60
+        ) as session:
+            await session.register(address(k), Identity(identity_seed(k)))
+
+    for start in range(0, ACCOUNTS, 8):
+        await asyncio.gather(*(one(k) for k in range(start, min(ACCOUNTS, start + 8))))
