@@ -485,12 +485,12 @@ def test_right_state_command_is_accepted_by_both(state: State, kind: type[Comman
 
 def test_server_must_greet_first() -> None:
     server = Connection(Role.SERVER)
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalProtocolError, match="must send its greeting first"):
         server.next_event()
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalProtocolError, match="first thing a server sends is its greeting"):
         server.send(Ok())
     server.send(GREETING)
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalProtocolError, match="greeting was already sent"):
         server.send(GREETING)
     assert server.state is State.IDLE
 
@@ -516,7 +516,7 @@ def test_roles_send_only_their_own_events() -> None:
 def test_client_sends_one_command_at_a_time() -> None:
     pair = Pair()
     pair.client.send(Noop())
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalProtocolError, match="wait for the reply to the last command"):
         pair.client.send(Noop())
 
 

@@ -8,7 +8,7 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from rune_proto.secretbox import MAGIC, SecretBoxError, open_secret, seal_secret
+from rune_proto.secretbox import MAGIC, SecretBoxError, WrongPassphrase, open_secret, seal_secret
 
 LOG_N = 10  # the smallest the format allows: keeps the tests fast
 SECRET = bytes(range(128))
@@ -63,7 +63,7 @@ def test_wrong_context(box: bytes) -> None:
 def test_tampered_ciphertext_or_tag(box: bytes, index: int) -> None:
     bad = bytearray(box)
     bad[index] ^= 1
-    with pytest.raises(SecretBoxError):
+    with pytest.raises(WrongPassphrase, match="wrong passphrase"):
         open_secret(bytes(bad), "correct horse", b"rune key alice@example.org")
 
 
@@ -71,7 +71,7 @@ def test_tampered_ciphertext_or_tag(box: bytes, index: int) -> None:
 def test_tampered_header_is_authenticated(box: bytes, field_index: int) -> None:
     bad = bytearray(box)
     bad[field_index] ^= 1
-    with pytest.raises(SecretBoxError):
+    with pytest.raises(WrongPassphrase, match="wrong passphrase"):
         open_secret(bytes(bad), "correct horse", b"rune key alice@example.org")
 
 
@@ -113,14 +113,14 @@ def test_empty_passphrase_is_refused() -> None:
 
 
 def test_sealing_with_implausible_log_n_is_refused() -> None:
-    with pytest.raises(SecretBoxError):
+    with pytest.raises(SecretBoxError, match="implausible scrypt parameters"):
         seal_secret(SECRET, "pw", b"c", log_n=9)
 
 
 def test_unicode_passphrase_round_trip() -> None:
     box = seal_secret(b"k", "pässwörd ✓", b"c", log_n=LOG_N)
     assert open_secret(box, "pässwörd ✓", b"c") == b"k"
-    with pytest.raises(SecretBoxError):
+    with pytest.raises(WrongPassphrase, match="wrong passphrase"):
         open_secret(box, "passwörd ✓", b"c")
 
 

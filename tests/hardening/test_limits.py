@@ -371,7 +371,8 @@ def test_failed_logins_for_one_address_are_slowed_down_and_tell_nothing(
         assert want - 0.01 <= a <= want + 0.2, (i, a, want)
         assert want - 0.01 <= b <= want + 0.2, (i, b, want)  # no oracle: same schedule
     assert sum(known) >= sum(expected) - 0.1
-    assert other_login < 0.1  # others are not slowed down
+    # Others are not slowed down: a shared count would hold this login for CAP (0.4 s).
+    assert other_login < CAP / 2, other_login
     # The right key still gets in, after the current delay; and that does not reset the
     # count (a reset would tell a prober that the address exists and was just used).
     assert CAP - 0.01 <= timed_login(server, target, target_identity) < CAP + 0.2

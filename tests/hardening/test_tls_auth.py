@@ -50,6 +50,8 @@ from tests.server.wire_client import WireClient, client_context
 from tests.server_process import RuneServerProcess, server_factory
 
 OPENSSL = shutil.which("openssl")
+if OPENSSL is None and os.environ.get("RUNE_REQUIRE_OPENSSL") == "1":
+    raise RuntimeError("openssl is required (RUNE_REQUIRE_OPENSSL=1) but not installed")
 needs_openssl = pytest.mark.skipif(OPENSSL is None, reason="openssl is not installed")
 
 # What docs/security.md promises for TLS 1.2 with the server's P-256 certificate:

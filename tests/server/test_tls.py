@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import ssl
@@ -14,6 +15,8 @@ from tests.server_process import RuneServerProcess
 from .wire_client import WireClient
 
 OPENSSL = shutil.which("openssl")
+if OPENSSL is None and os.environ.get("RUNE_REQUIRE_OPENSSL") == "1":
+    raise RuntimeError("openssl is required (RUNE_REQUIRE_OPENSSL=1) but not installed")
 pytestmark = pytest.mark.skipif(OPENSSL is None, reason="openssl is not installed")
 # Let the *client* offer old protocols, so a refusal is the server's doing.
 LEGACY = ["-cipher", "DEFAULT:@SECLEVEL=0"]
