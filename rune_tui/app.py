@@ -13,7 +13,7 @@ certificate or server key reports it here, and the app shows old and new side by
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from functools import partial
 from pathlib import Path, PurePath
@@ -22,12 +22,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
-from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.command import Provider
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.theme import Theme
 from textual.widgets import Button, LoadingIndicator, Static
 
+from .app_trust import ServerTrust
+from .commands import NOT_MAIL_SCREENS, ScreenCommands, system_commands
 from .config import Account, Config, Paths, load_config, save_config
 
 if TYPE_CHECKING:
@@ -36,50 +38,13 @@ if TYPE_CHECKING:
     from .drafts import Draft
     from .screens.wizard import Registered
     from .service import Mailbox
-    from .trust import ServerChange, WatchedMailbox
 
 STYLES = Path(__file__).parent / "styles"
 
-# Hidden bindings (cursor moves and the like) are not commands, except these.
-_ALWAYS_OFFERED = frozenset({"app.quit"})
-# Screens where the app-wide mail commands (contacts, drafts) make no sense.
-_NOT_MAIL_SCREENS = frozenset({"WizardScreen", "ContactsScreen", "PassphraseScreen"})
+__all__ = ["RuneApp", "ScreenCommands"]
 
 
-class ScreenCommands(Provider):
-    """The current screen's bindings as palette commands, so it offers only what fits here.
-
-    Generated from the bindings rather than listed by hand, the palette can never offer a
-    command the screen does not have, and a user's keymap shows up in its help text.
-    """
-
-    def _commands(self) -> Iterator[tuple[str, str, Callable[[], Any]]]:
-        seen: set[str] = set()
-        for active in self.screen.active_bindings.values():
-            binding = active.binding
-            name = binding.description
-            if not name or binding.system or not active.enabled or name in seen:
-                continue
-            if not binding.show and binding.id not in _ALWAYS_OFFERED:
-                continue  # j/k, page up/down: keys to press, not things to look up
-            seen.add(name)
-            keys = self.app.get_key_display(binding)
-            help_text = f"{binding.tooltip or name} ({keys})"
-            yield name, help_text, partial(self.app.run_action, binding.action, active.node)
-
-    async def discover(self) -> Hits:
-        for name, help_text, command in self._commands():
-            yield DiscoveryHit(name, command, help=help_text)
-
-    async def search(self, query: str) -> Hits:
-        matcher = self.matcher(query)
-        for name, help_text, command in self._commands():
-            score = matcher.match(name)
-            if score > 0:
-                yield Hit(score, matcher.highlight(name), command, help=help_text)
-
-
-class RuneApp(App[None]):
+class RuneApp(ServerTrust):
     """Rune's terminal client."""
 
     TITLE = "Rune"
@@ -149,6 +114,7 @@ class RuneApp(App[None]):
             self.open_wizard()
         elif account.keystore == "file":
             self.ask_passphrase(account)
+            self.call_after_refresh(_preload_service)  # once the prompt is on screen
         else:
             self.set_status(f"Opening the system keyring for {account.address}…", busy=True)
             self.unlock_from_keyring(account)
@@ -186,22 +152,32 @@ class RuneApp(App[None]):
             return
         self.open_inbox(account, identity)
 
-    def ask_passphrase(self, account: Account) -> None:
-        from . import service
+    def ask_passphrase(self, account: Account, *, switching: bool = False) -> None:
+        """The prompt for a key file; when ``switching``, the open account stays underneath."""
         from .screens.passphrase import PassphraseScreen
 
-        self.set_status(f"Waiting for the passphrase of {account.address}…")
+        back_to = str(self.account.address) if switching and self.account else None
+        if back_to is None:
+            self.set_status(f"Waiting for the passphrase of {account.address}…")
         unlock = partial(_load_with_passphrase, self.paths, account)
         prompt = PassphraseScreen(
-            str(account.address), service.key_file_dir(self.paths), unlock, service.describe_error
+            str(account.address),
+            self.paths.data_dir / "keys",  # service.key_file_dir, without importing it yet
+            unlock,
+            _describe_error,
+            back_to=back_to,
         )
-        self.push_screen(prompt, callback=partial(self._unlocked, account))
+        self.push_screen(prompt, callback=partial(self._unlocked, account, back_to is not None))
 
-    def _unlocked(self, account: Account, identity: Identity | None) -> None:
-        if identity is None:
-            self.set_status("The key stays locked.", problem=True)
-        else:
+    def _unlocked(self, account: Account, switching: bool, identity: Identity | None) -> None:
+        if identity is not None and switching:
+            self.call_later(self._switched, account, identity)
+        elif identity is not None:
             self.open_inbox(account, identity)
+        elif switching:  # Escape while switching: the open account simply stays
+            self.notify(f"The key of {account.address} stays locked.", title="Not switched")
+        else:
+            self.set_status("The key stays locked.", problem=True)
 
     @on(Button.Pressed, "#start-retry")
     def _retry(self) -> None:
@@ -244,7 +220,8 @@ class RuneApp(App[None]):
         self.open_inbox(account, identity)
 
     def open_inbox(self, account: Account, identity: Identity) -> None:
-        from .screens.compose import drafts_notice
+        # Not from .screens.compose: the compose stack is imported when first used.
+        from .screens.compose_drafts import drafts_notice
         from .screens.inbox import InboxScreen
         from .trust import WatchedMailbox
 
@@ -281,9 +258,7 @@ class RuneApp(App[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("contacts", "drafts", "check_server"):
-            return self.mailbox is not None and type(self.screen).__name__ not in (
-                _NOT_MAIL_SCREENS
-            )
+            return self.mailbox is not None and type(self.screen).__name__ not in NOT_MAIL_SCREENS
         return True
 
     def action_contacts(self) -> None:
@@ -319,123 +294,38 @@ class RuneApp(App[None]):
     def _switch_to(self, account: Account | None) -> None:
         if account is None or (account == self.account and self.mailbox is not None):
             return
+        self.call_later(self._switch_now, account)
+
+    def _switch_now(self, account: Account) -> None:
+        """A key file is unlocked over the open inbox, so Escape can go back to it."""
+        if account.keystore == "file" and self.mailbox is not None:
+            self.ask_passphrase(account, switching=True)
+            return
+        self._make_default(account)
+        self.close_mailbox()
+        self.start()
+
+    def _switched(self, account: Account, identity: Identity) -> None:
+        self._make_default(account)
+        self.close_mailbox()
+        self.open_inbox(account, identity)
+
+    def _make_default(self, account: Account) -> None:
+        """The account switched to is the one opened at the next start."""
         self.config = self.config.with_default(account)
         try:
             save_config(self.paths, self.config)
         except (OSError, ValueError) as exc:
             self.notify(f"Could not remember the default account: {exc}", severity="warning")
-        self.call_later(self._switch_now)
-
-    def _switch_now(self) -> None:
-        self.close_mailbox()
-        self.start()
 
     def action_add_account(self) -> None:
         self.open_wizard(adding=True)
-
-    # -- a server that no longer matches its pins --------------------------------------
-
-    def _trust_error(self, mailbox: WatchedMailbox, exc: Exception) -> None:
-        """A session met a changed TLS certificate or server key (called from a worker)."""
-        if mailbox is not self.mailbox or self._checking_server:
-            return
-        if str(mailbox.account.address) in self._refused_servers:
-            return  # asked already; "Check the server" in the palette asks again
-        self._checking_server = True
-        self.check_server(mailbox)
-
-    def action_check_server(self) -> None:
-        if self.mailbox is not None and not self._checking_server:
-            self._checking_server = True
-            self.check_server(self.mailbox, say_if_fine=True)
-
-    @work(group="server-trust", exclusive=True, exit_on_error=False)
-    async def check_server(self, mailbox: Mailbox, *, say_if_fine: bool = False) -> None:
-        """Ask the server what it presents now; show the change, if any, side by side."""
-        from .screens.key_change import ServerKeyScreen
-        from .service import describe_error
-        from .trust import find_server_change
-
-        try:
-            change = await find_server_change(mailbox.account)
-        except Exception as exc:  # offline, say; the screen that failed already said why
-            self._checking_server = False
-            if say_if_fine:
-                self.notify(describe_error(exc), title="Cannot check the server", severity="error")
-            return
-        if mailbox is not self.mailbox or not change.changed:
-            self._checking_server = False
-            if say_if_fine and mailbox is self.mailbox:
-                self.notify("The server presents the pinned certificate and key.")
-            return
-        self.push_screen(
-            ServerKeyScreen(change), callback=partial(self._server_answered, mailbox, change)
-        )
-
-    def _server_answered(
-        self, mailbox: Mailbox, change: ServerChange, accepted: bool | None
-    ) -> None:
-        self._checking_server = False
-        address = str(change.account.address)
-        if not accepted:
-            self._refused_servers.add(address)
-            self.notify(
-                "The old fingerprints stay pinned, so rune-tui will not log in to "
-                f"{change.where}. Check the server in the command palette to decide again.",
-                title="Server not trusted",
-                severity="warning",
-                timeout=12,
-            )
-            return
-        self._refused_servers.discard(address)
-        account = change.accepted()
-        self.config = self.config.replacing(account)
-        try:
-            save_config(self.paths, self.config)
-        except (OSError, ValueError) as exc:
-            self.notify(f"Could not save the new pins: {exc}", severity="error")
-        if mailbox is self.mailbox:
-            mailbox.account = account
-            self.account = account
-        self.notify(f"New fingerprints of {change.where} pinned.", title="Server trusted")
-        from .screens.inbox import InboxScreen
-
-        for screen in self.screen_stack:
-            if isinstance(screen, InboxScreen):
-                screen.action_refresh()
 
     # -- palette and settings -------------------------------------------------------------
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """Only the generic commands that make sense in a mail client; Quit comes from keys."""
-        if self.mailbox is not None and type(screen).__name__ not in _NOT_MAIL_SCREENS:
-            keys = self.get_key_display(_binding(self, "app.contacts"))
-            yield SystemCommand(
-                "Contacts",
-                f"Pinned keys, first seen, how verified ({keys})",
-                self.action_contacts,
-            )
-            yield SystemCommand(
-                "Drafts", "Resume a message you have not sent yet", self.action_drafts
-            )
-            yield SystemCommand(
-                "Check the server",
-                "Compare the server's certificate and key with the pinned ones",
-                self.action_check_server,
-            )
-        if self.config.accounts and type(screen).__name__ != "WizardScreen":
-            yield SystemCommand(
-                "Switch account", "Open the inbox of another account", self.action_switch_account
-            )
-            yield SystemCommand(
-                "Add account", "Register another address (runs the wizard)", self.action_add_account
-            )
-        yield SystemCommand("Theme", "Change the colours (remembered)", self.action_change_theme)
-        yield SystemCommand(
-            "Screenshot",
-            "Save an SVG picture of this screen in the current folder",
-            lambda: self.set_timer(0.1, self.deliver_screenshot),
-        )
+        return system_commands(self, screen)
 
     def _remember_theme(self, theme: Theme) -> None:
         """A theme picked in the palette is saved, so the next start uses it too."""
@@ -449,16 +339,25 @@ class RuneApp(App[None]):
             self.notify(f"Could not save the theme: {exc}", severity="warning")
 
 
-def _binding(app: App[Any], binding_id: str) -> Binding:
-    """The app's binding with this id, with the user's keymap applied (for its keys)."""
-    bindings = app._bindings.copy()
-    if app._keymap:
-        bindings.apply_keymap(app._keymap)
-    for binding_list in bindings.key_to_bindings.values():
-        for binding in binding_list:
-            if binding.id == binding_id:
-                return binding
-    raise KeyError(binding_id)
+def _describe_error(exc: BaseException) -> str:
+    """service.describe_error, imported when there is an error to describe.
+
+    The passphrase prompt needs it only on a failure; importing the service layer (the
+    client library, TLS, x509: ~57 ms) before the prompt is drawn delays its first paint.
+    """
+    from .service import describe_error
+
+    return describe_error(exc)
+
+
+def _preload_service() -> None:
+    """Import the service layer in a thread while the user types the passphrase."""
+    import threading
+
+    def load() -> None:
+        from . import service  # noqa: F401 - imported for its side effect: loaded
+
+    threading.Thread(target=load, name="rune-preload", daemon=True).start()
 
 
 def _load_with_passphrase(paths: Paths, account: Account, passphrase: str) -> Identity:

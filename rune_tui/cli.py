@@ -7,6 +7,7 @@ answer at once and a damaged config is reported as one line, not from inside the
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +15,11 @@ from pathlib import Path
 from .config import Paths, load_config
 
 DEFAULT_PORT = 7117  # the protocol's port; the wizard pre-fills it
+# Textual draws at most 60 frames a second, so a key pressed within 16 ms of the last
+# frame waits for the next one; j in the inbox paints two (highlight, then preview), so
+# it waited often: 25 ms at 60, 13 ms at 240 (docs/performance.md). Nothing here
+# animates continuously, so a higher cap costs no steady CPU. A user's TEXTUAL_FPS wins.
+FRAME_RATE = 240
 
 
 def version() -> str:
@@ -44,13 +50,23 @@ def parse_server(text: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
+class _VersionAction(argparse.Action):
+    """``--version``, looked up only when asked: the metadata scan costs every start ~30 ms."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
+        print(f"{parser.prog} {version()}")  # on stdout, as argparse's own version action
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rune-tui",
         description="Rune's terminal client: private, email-like messaging.",
         epilog="The first run opens a wizard that registers an address on a server.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    parser.add_argument(
+        "--version", action=_VersionAction, nargs=0, help="show the version and exit"
+    )
     parser.add_argument(
         "--profile",
         type=Path,
@@ -88,6 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rune-tui: cannot read the config: {exc}", file=sys.stderr)
         return 2
 
+    os.environ.setdefault("TEXTUAL_FPS", str(FRAME_RATE))  # read when Textual is imported
     from .app import RuneApp
 
     app = RuneApp(paths, config, server=args.server)

@@ -7,6 +7,9 @@ blocked and received messages are flagged until the user accepts the new key.
 
 from __future__ import annotations
 
+import os
+import secrets
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -16,8 +19,13 @@ from typing import Any
 from .. import tomlfile
 from ..address import Address, parse_address
 from ..keys import PublicKey
+from .vault import Vault, VaultError
 
 COMPARED_IN_PERSON = "compared in person"
+REPLAY_RECORDS_LIMIT = 256  # records in the replay log before opening it rewrites it as one
+_SEEN_MAGIC = b"RUNESEN1"
+_SEEN_TOKEN = 16
+_SEEN_HEAD = len(_SEEN_MAGIC) + _SEEN_TOKEN
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,25 +153,105 @@ class ReplayLog:
 
     A message id arriving again under a different server id is a replay: the server
     (or someone who had the blob) stored the same signed message twice.
+
+    On disk the log is sealed by the account's :class:`~.vault.Vault`, like every other
+    file a client keeps, so it shows no id: ``RUNESEN1 ‖ file token(16) ‖ records``, each
+    record ``length(4) ‖ sealed box`` of one or more ``"<message id> <server id>"`` lines,
+    its context naming the file token and its position (records cannot be moved between
+    files or reordered). A new id appends one record; opening a log of many records
+    rewrites it as one. A log in the clear (from before it was sealed) is read, its ids
+    kept, and replaced by a sealed one on first open. A torn or undecryptable tail is cut
+    off on open: the ids before it are kept (a log sealed by another identity opens as
+    empty, and is replaced).
     """
 
-    def __init__(self, path: Path | None = None) -> None:
+    def __init__(self, path: Path | None = None, vault: Vault | None = None) -> None:
+        if path is not None and vault is None:
+            raise TypeError("a replay log on disk is sealed: pass the account's Vault")
         self.path = path
+        self._vault = vault
         self._seen: dict[str, str] = {}
-        if path is not None and path.exists():
-            for line in path.read_text("ascii").splitlines():
-                message_id, _, server_id = line.partition(" ")
-                if message_id and server_id:
-                    self._seen.setdefault(message_id, server_id)
+        self._token: bytes | None = None  # of the file on disk; None: none written yet
+        self._records = 0
+        if path is not None:
+            self._load()
+
+    def _context(self, position: int) -> str:
+        assert self._token is not None
+        return f"rune/1 replay log {self._token.hex()} {position}"
+
+    def _remember(self, text: str) -> None:
+        for line in text.splitlines():
+            message_id, _, server_id = line.partition(" ")
+            if message_id and server_id:
+                self._seen.setdefault(message_id, server_id)
+
+    def _load(self) -> None:
+        assert self.path is not None and self._vault is not None
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return
+        if not data.startswith(_SEEN_MAGIC):  # the clear log of older versions: migrate
+            self._remember(data.decode("utf-8", "replace"))
+            self._rewrite()
+            return
+        self._token = data[len(_SEEN_MAGIC) : _SEEN_HEAD]
+        position, count = _SEEN_HEAD, 0
+        while position + 4 <= len(data):
+            size = int.from_bytes(data[position : position + 4], "big")
+            box = data[position + 4 : position + 4 + size]
+            if len(box) != size:
+                break
+            try:
+                text = self._vault.open(box, self._context(count))
+            except VaultError:
+                break
+            self._remember(text.decode("utf-8", "replace"))
+            count += 1
+            position += 4 + size
+        self._records = count
+        if position != len(data) or count > REPLAY_RECORDS_LIMIT or len(data) < _SEEN_HEAD:
+            self._rewrite()
+
+    def _rewrite(self) -> None:
+        """The whole log as one sealed record under a new file token (atomic, fsynced)."""
+        assert self.path is not None and self._vault is not None
+        self._token = secrets.token_bytes(_SEEN_TOKEN)
+        lines = "".join(f"{m} {s}\n" for m, s in self._seen.items())
+        data = _SEEN_MAGIC + self._token
+        if lines:
+            data += _frame(self._vault.seal(lines.encode("utf-8"), self._context(0)))
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:  # mkstemp makes it 0600
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        self._records = 1 if lines else 0
 
     def is_replay(self, message_id: str, server_id: str) -> bool:
         """Record ``message_id``; True if an earlier, different server id carried it."""
         first = self._seen.get(message_id)
         if first is None:
             self._seen[message_id] = server_id
-            if self.path is not None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                with self.path.open("a", encoding="ascii") as handle:
-                    handle.write(f"{message_id} {server_id}\n")
+            if self.path is not None and self._vault is not None:
+                if self._token is None:
+                    self._rewrite()
+                else:
+                    line = f"{message_id} {server_id}\n".encode()
+                    box = self._vault.seal(line, self._context(self._records))
+                    with self.path.open("ab") as handle:
+                        handle.write(_frame(box))
+                    self._records += 1
             return False
         return first != server_id
+
+
+def _frame(box: bytes) -> bytes:
+    return len(box).to_bytes(4, "big") + box

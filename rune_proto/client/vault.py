@@ -1,4 +1,4 @@
-"""Encryption for a client's own files: cache index, drafts, read marks.
+"""Encryption for a client's own files: cache index, drafts, read marks, the replay log.
 
 Everything a client keeps on disk beyond the server's sealed blobs is sealed here,
 under a key derived from the account's private key, so a stolen laptop disk shows no

@@ -67,6 +67,7 @@ class MessageList(ScrollView, can_focus=True, inherit_bindings=False):
         "message-list--thread",
         "message-list--date",
         "message-list--empty",
+        "message-list--hit",
     }
 
     DEFAULT_CSS = """
@@ -91,19 +92,30 @@ class MessageList(ScrollView, can_focus=True, inherit_bindings=False):
         & > .message-list--thread { color: $text-muted; }
         & > .message-list--date { color: $text-muted; }
         & > .message-list--empty { color: $text-muted; text-style: italic; }
+        & > .message-list--hit { color: $warning; text-style: bold underline; }
     }
     """
 
     class Highlighted(Message):
-        """The cursor moved onto ``message`` (None when the list is empty)."""
+        """The cursor is on ``message`` (None when the list is empty).
+
+        ``moved`` is True when a key or click moved the cursor, False when new rows were
+        set: a screen may then let the list's repaint go first.
+        """
 
         def __init__(
-            self, message_list: MessageList, message: ReceivedMessage | None, index: int
+            self,
+            message_list: MessageList,
+            message: ReceivedMessage | None,
+            index: int,
+            *,
+            moved: bool = False,
         ) -> None:
             super().__init__()
             self.message_list = message_list
             self.message = message
             self.index = index
+            self.moved = moved
 
         @property
         def control(self) -> MessageList:
@@ -138,8 +150,10 @@ class MessageList(ScrollView, can_focus=True, inherit_bindings=False):
         self._messages: list[ReceivedMessage] = []
         self._read: Collection[str] = frozenset()
         self._prefixes: Sequence[str] = ()
+        self._hits: Collection[str] = frozenset()
         self._cursor = 0
         self._cache: LRUCache[tuple[int, int, bool], Strip] = LRUCache(256)
+        self._styles: dict[str, Style] = {}  # component styles, resolved once per repaint
         self._empty_text = empty_text
 
     # -- data ------------------------------------------------------------------
@@ -181,16 +195,19 @@ class MessageList(ScrollView, can_focus=True, inherit_bindings=False):
         *,
         keep_id: str | None = None,
         prefixes: Sequence[str] = (),
+        hits: Collection[str] = frozenset(),
     ) -> None:
         """Replace the rows; the cursor stays on ``keep_id`` (or its old index) if it can.
 
         ``read`` is kept by reference (the mailbox's live set), so marking a message read
         needs only :meth:`invalidate`. ``prefixes`` (thread view) go before the subjects,
-        one per row; none in the flat view.
+        one per row; none in the flat view. ``hits`` (ids) are search matches shown among
+        other rows: their subjects stand out so the eye finds what ``n`` jumps to.
         """
         self._messages = list(messages)
         self._read = read
         self._prefixes = prefixes
+        self._hits = hits
         index = self._cursor
         if keep_id is not None:
             index = next((i for i, m in enumerate(self._messages) if m.id == keep_id), index)
@@ -203,6 +220,7 @@ class MessageList(ScrollView, can_focus=True, inherit_bindings=False):
     def invalidate(self) -> None:
         """Forget rendered rows (read marks, styles or data changed) and repaint."""
         self._cache.clear()
+        self._styles.clear()
         self.refresh()
 
     def is_unread(self, message: ReceivedMessage) -> bool:
@@ -220,7 +238,7 @@ class MessageList(ScrollView, can_focus=True, inherit_bindings=False):
         self.refresh_line(old)
         self.refresh_line(index)
         self._scroll_cursor_visible()
-        self._post_highlighted()
+        self._post_highlighted(moved=True)
 
     def _page(self) -> int:
         return max(1, self.scrollable_content_region.height - 1)
@@ -258,11 +276,12 @@ class MessageList(ScrollView, can_focus=True, inherit_bindings=False):
         elif self._cursor >= top + height:
             self.scroll_to(y=self._cursor - height + 1, animate=False, force=True)
 
-    def _post_highlighted(self) -> None:
-        self.post_message(self.Highlighted(self, self.highlighted, self._cursor))
+    def _post_highlighted(self, *, moved: bool = False) -> None:
+        self.post_message(self.Highlighted(self, self.highlighted, self._cursor, moved=moved))
 
     def on_resize(self, event: events.Resize) -> None:
         self._cache.clear()
+        self._styles.clear()
         self._scroll_cursor_visible()
 
     def on_click(self, event: events.Click) -> None:
@@ -285,6 +304,7 @@ class MessageList(ScrollView, can_focus=True, inherit_bindings=False):
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._cache.clear()
+        self._styles.clear()
 
     # -- rendering -------------------------------------------------------------
 
@@ -294,7 +314,7 @@ class MessageList(ScrollView, can_focus=True, inherit_bindings=False):
         if not self._messages:
             return self._render_empty(y, width)
         if index >= len(self._messages):
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, self._base())
         key = (index, width, index == self._cursor)
         strip = self._cache.get(key)
         if strip is None:
@@ -303,19 +323,31 @@ class MessageList(ScrollView, can_focus=True, inherit_bindings=False):
             self._cache.set(key, strip)
         return strip
 
+    def _base(self) -> Style:
+        """The widget's own style (walks its ancestors' backgrounds: worth keeping)."""
+        style = self._styles.get("")
+        if style is None:
+            style = self._styles[""] = self.rich_style
+        return style
+
     def _style(self, name: str) -> Style:
-        return self.get_component_rich_style(f"message-list--{name}", partial=True)
+        """A component style; each costs a CSS lookup, and a row uses up to eight."""
+        style = self._styles.get(name)
+        if style is None:
+            style = self.get_component_rich_style(f"message-list--{name}", partial=True)
+            self._styles[name] = style
+        return style
 
     def _render_empty(self, y: int, width: int) -> Strip:
         if y != 1:
-            return Strip.blank(width, self.rich_style)
-        style = self.rich_style + self._style("empty")
+            return Strip.blank(width, self._base())
+        style = self._base() + self._style("empty")
         return Strip([Segment(fit("  " + self._empty_text, width), style)], width)
 
     def _render_row(
         self, message: ReceivedMessage, width: int, highlighted: bool, prefix: str = ""
     ) -> Strip:
-        base = self.rich_style
+        base = self._base()
         if highlighted:
             base += self._style("cursor")
         unread = self.is_unread(message)
@@ -337,6 +369,9 @@ class MessageList(ScrollView, can_focus=True, inherit_bindings=False):
             prefix = prefix[len(prefix) - subject_cells // 2 :]
         subject = message.subject or "(no subject)"
         thread = base if highlighted else base + self._style("thread")
+        subject = fit(subject, subject_cells - cell_len(prefix))
+        words = subject.rstrip(" ")
+        hit = base + self._style("hit") if message.id in self._hits else base
         segments = [
             Segment(" ", base),
             Segment(UNREAD_MARK if unread else " ", mark),
@@ -346,7 +381,8 @@ class MessageList(ScrollView, can_focus=True, inherit_bindings=False):
             Segment(fit(sender_text(message), sender_cells), base),
             Segment(" " * _GAP, base),
             Segment(prefix, thread),
-            Segment(fit(subject, subject_cells - cell_len(prefix)), base),
+            Segment(words, hit),  # a search hit's words stand out, not its padding
+            Segment(subject[len(words) :], base),
             Segment(" " * _GAP, base),
             Segment(when.rjust(date_cells), date),
             Segment(" ", base),

@@ -5,238 +5,68 @@ when the screen closes, so it survives a crash; a failed send keeps the screen o
 everything in it and says why. A contact whose key changed is not written to until the
 user accepts the new key on the key-change screen; accepting sends again. Every binding
 uses ctrl, F-keys or Escape, because a focused Input or TextArea swallows printable keys.
+
+Split by responsibility: the attachment panel in :mod:`rune_tui.components.attachment_panel`,
+keeping drafts in :mod:`.compose_drafts` (the base class), the $EDITOR hand-over in
+:mod:`.compose_editor`. What other modules import from here is re-exported.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
-import shlex
-import shutil
-import subprocess
-import tempfile
-from collections.abc import Iterable
-from contextlib import suppress
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePath
 from typing import ClassVar
 
 from textual import on, work
-from textual.app import App, ComposeResult
+from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
-from textual.message import Message
-from textual.screen import Screen
-from textual.suggester import Suggester, SuggestFromList
-from textual.timer import Timer
-from textual.widgets import Button, Footer, Header, Input, Label, OptionList, TextArea
-from textual.widgets.option_list import Option
+from textual.suggester import SuggestFromList
+from textual.widgets import Footer, Header, Input, Label, TextArea
 
 from rune_proto.address import AddressError, parse_address
 from rune_proto.client import ContactKeyChanged, ReceivedMessage
+from rune_proto.envelope import Attachment
 
+from ..components.attachment_panel import (
+    AttachedFile,
+    AttachmentList,
+    AttachmentPanel,
+    PathSuggester,
+    check_attachment,
+    human_size,
+)
 from ..components.formatting import quote_body, reply_subject
 from ..config import DEFAULT_DATE_FORMAT
-from ..drafts import Draft, DraftStore, new_draft_id
+from ..drafts import Draft
 from ..messages import MessageSent
-from ..service import Mailbox, describe_error, estimate_payload, server_max_payload
+from ..service import Mailbox, describe_error, estimate_payload
 from . import STYLES, leave
-from .confirm import ConfirmScreen
+from .compose_drafts import (
+    AUTOSAVE_SECONDS,
+    DraftKeepingScreen,
+    LeaveComposeScreen,
+    State,
+    drafts_notice,
+)
+from .compose_editor import EditorError, edit_in_editor, editor_command
 from .contacts import DAILY_STYLES
 from .help import HelpScreen
 
-AUTOSAVE_SECONDS = 1.0
+__all__ = [  # re-exported: what the app, the tests and other screens import from here
+    "AUTOSAVE_SECONDS", "AttachedFile", "AttachmentList", "ComposeScreen", "EditorError",
+    "LeaveComposeScreen", "PathSuggester", "check_attachment", "drafts_notice",
+    "edit_in_editor", "editor_command", "human_size",
+]  # fmt: skip
 
 
-def human_size(size: int) -> str:
-    """1,536 → "1.5 KiB": binary units, as the server's limit is set in MiB."""
-    value = float(size)
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{size:,} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
+class ComposeScreen(DraftKeepingScreen):
+    """Dismisses with the sent message's id, or None when closed without sending.
 
-
-# -- $EDITOR ----------------------------------------------------------------------------
-
-
-class EditorError(Exception):
-    """The editor could not be started, or it failed: the body stays as it was."""
-
-
-def editor_command() -> list[str] | None:
-    """``$VISUAL``, then ``$EDITOR`` (with its arguments), then ``vi`` or ``nano``."""
-    for variable in ("VISUAL", "EDITOR"):
-        value = os.environ.get(variable, "").strip()
-        if value:
-            return shlex.split(value)
-    for fallback in ("vi", "nano"):
-        found = shutil.which(fallback)
-        if found:
-            return [found]
-    return None
-
-
-def private_temp_root() -> str | None:
-    """A RAM-backed, per-user place for the editor's file when there is one."""
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime and os.path.isdir(runtime) and os.access(runtime, os.W_OK):
-        return runtime
-    if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
-        return "/dev/shm"
-    return None  # the system's temporary folder
-
-
-def edit_in_editor(app: App[object], text: str) -> str:
-    """Hand ``text`` to the user's editor with the app suspended; return what it saved.
-
-    This is the one place rune-tui writes message text in the clear. An external editor
-    can only edit a file, so the plaintext file is the accepted cost of $EDITOR: it lives
-    in a fresh folder only this user can enter (0700; the file is 0600), preferably on a
-    RAM-backed file system, exists only while the editor runs, and the folder is removed
-    with anything the editor left beside it (swap and backup files). Drafts at rest stay
-    sealed by the vault.
+    ``attachments`` are paths of files on disk; ``files`` are carried in memory (a
+    forwarded message's), sent, listed and kept in the draft just the same.
     """
-    command = editor_command()
-    if command is None:
-        raise EditorError("no editor found: set $EDITOR (for example to nano or vim)")
-    folder = tempfile.mkdtemp(prefix="rune-edit-", dir=private_temp_root())
-    try:
-        path = os.path.join(folder, "message.txt")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        try:
-            with app.suspend():
-                result = subprocess.run([*command, path], check=False)
-        except FileNotFoundError as exc:
-            raise EditorError(f"cannot start the editor {command[0]!r}") from exc
-        except Exception as exc:  # SuspendNotSupported, and the like
-            raise EditorError(f"cannot hand over the terminal: {exc}") from exc
-        if result.returncode != 0:
-            raise EditorError(
-                f"the editor exited with status {result.returncode}; the text is unchanged"
-            )
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            return handle.read()
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-# -- attachments ------------------------------------------------------------------------
-
-
-class PathSuggester(Suggester):
-    """Completes a file path as it is typed (→ accepts); folders end in ``/``."""
-
-    def __init__(self) -> None:
-        super().__init__(use_cache=False, case_sensitive=True)
-
-    async def get_suggestion(self, value: str) -> str | None:
-        expanded = os.path.expanduser(value)
-        folder, prefix = os.path.split(expanded)
-        try:
-            names = sorted(os.listdir(folder or "."))
-        except OSError:
-            return None
-        for name in names:
-            if not name.startswith(prefix) or name == prefix:
-                continue
-            if name.startswith(".") and not prefix.startswith("."):
-                continue  # hidden files only when asked for
-            rest = name[len(prefix) :]
-            if os.path.isdir(os.path.join(folder or ".", name)):
-                rest += "/"
-            return value + rest
-        return None
-
-
-@dataclass(frozen=True, slots=True)
-class AttachedFile:
-    path: Path
-    size: int
-
-    @property
-    def name(self) -> str:
-        return self.path.name
-
-
-def check_attachment(text: str) -> AttachedFile:
-    """The file at ``text`` (``~`` expanded), or ValueError saying why it cannot be sent."""
-    if not text.strip():
-        raise ValueError("type the path of a file to attach")
-    path = Path(os.path.expanduser(text.strip())).absolute()
-    if not path.exists():
-        raise ValueError(f"there is no file {path}")
-    if not path.is_file():
-        raise ValueError(f"{path} is a folder, not a file")
-    if not os.access(path, os.R_OK):
-        raise ValueError(f"{path} cannot be read (permissions)")
-    return AttachedFile(path, path.stat().st_size)
-
-
-class AttachmentList(OptionList):
-    """The attached files with their sizes; Delete or x removes the highlighted one."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("delete,backspace,x", "remove", "Remove attachment", id="compose.detach"),
-    ]
-
-    class Remove(Message):
-        def __init__(self, index: int) -> None:
-            super().__init__()
-            self.index = index
-
-    def action_remove(self) -> None:
-        if self.highlighted is not None:
-            self.post_message(self.Remove(self.highlighted))
-
-
-# -- leaving --------------------------------------------------------------------------
-
-
-class LeaveComposeScreen(ConfirmScreen):
-    """Escape with something typed: close (the draft is kept), keep writing, or discard.
-
-    Dismisses with True to close and False to keep writing; ``discard`` is set when the
-    user chose to throw the draft away.
-    """
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        *ConfirmScreen.BINDINGS,
-        Binding("d", "discard", "Discard", id="compose.leave_discard"),
-    ]
-
-    def __init__(self) -> None:
-        super().__init__(
-            "Close this message? It is kept in your drafts: ctrl+o when writing, or "
-            "Drafts in the command palette (ctrl+p), brings it back.",
-            yes="Close",
-            no="Keep writing",
-        )
-        self.discard = False
-
-    def compose(self) -> ComposeResult:
-        with Vertical(id="confirm-box"):
-            yield Label(self.question, id="confirm-question", markup=False)
-            with Horizontal(id="confirm-buttons"):
-                yield Button("Discard (d)", id="leave-discard", variant="error")
-                yield Button(f"{self.yes_label} (y)", id="confirm-yes", variant="warning")
-                yield Button(f"{self.no_label} (n)", id="confirm-no", variant="primary")
-
-    @on(Button.Pressed, "#leave-discard")
-    def action_discard(self) -> None:
-        self.discard = True
-        self.dismiss(True)
-
-
-# -- the screen -------------------------------------------------------------------------
-
-
-class ComposeScreen(Screen[str | None]):
-    """Dismisses with the sent message's id, or None when closed without sending."""
 
     CSS_PATH: ClassVar[list[str | PurePath]] = [STYLES, DAILY_STYLES]
     AUTO_FOCUS = None  # on_mount decides: To for a new message, the body for a reply
@@ -259,26 +89,30 @@ class ComposeScreen(Screen[str | None]):
         body: str = "",
         in_reply_to: str | None = None,
         attachments: Iterable[str | Path] = (),
+        files: Iterable[Attachment] = (),
         draft_id: str | None = None,
         max_payload: int | None = None,
+        heading: str | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(mailbox, draft_id)
         self.mailbox = mailbox
-        self.initial = (to, subject, body)
+        self.heading = heading
         self.in_reply_to = in_reply_to
         self.sending = False
-        self.resuming = draft_id is not None  # resuming a draft (its file exists)
-        self.on_disk = self.resuming
-        self.draft_id = draft_id or new_draft_id()
-        self.drafts = DraftStore.for_mailbox(mailbox)
-        self.attached: list[AttachedFile] = []
-        self._initial_paths = [Path(p) for p in attachments]
-        self.max_payload = max_payload
-        self._limit_failed = False
-        self._saved_state = self._state_of(to, subject, body, self._initial_paths)
-        self._last_seen = self._saved_state
-        self._save_timer: Timer | None = None
-        self._finished = False  # sent or discarded: nothing more to save
+        self.panel = AttachmentPanel(
+            estimate=self._estimate, fetch_limit=mailbox.max_payload, max_payload=max_payload
+        )
+        self._set_initial((to, subject, body), attachments, files)
+        self._saved_state = self._last_seen = self.opened
+
+    def _set_initial(
+        self, fields: tuple[str, str, str], paths: Iterable[str | Path], files: Iterable[Attachment]
+    ) -> None:
+        """What the screen opens with; carried files first, as a forward lists them."""
+        self.initial = fields
+        self._initial_paths = [str(p) for p in paths]
+        self._initial_files = [AttachedFile.carried(f.filename, f.data) for f in files]
+        self._initial_keys = (*(a.key for a in self._initial_files), *self._initial_paths)
 
     @classmethod
     def reply(
@@ -307,6 +141,7 @@ class ComposeScreen(Screen[str | None]):
             body=draft.body,
             in_reply_to=draft.in_reply_to,
             attachments=draft.attachments,
+            files=draft.forwarded,
             draft_id=draft.id,
         )
 
@@ -331,16 +166,7 @@ class ComposeScreen(Screen[str | None]):
                 yield Label("Subject", classes="compose-label")
                 yield Input(subject, placeholder="(no subject)", id="compose-subject", compact=True)
             yield TextArea(body, id="compose-body", soft_wrap=True, tab_behavior="focus")
-            with Horizontal(classes="compose-field", id="compose-attach-row"):
-                yield Label("Attach", classes="compose-label")
-                yield Input(
-                    placeholder="path of a file (→ completes, Enter attaches)",
-                    id="compose-attach",
-                    compact=True,
-                    suggester=PathSuggester(),
-                )
-            yield AttachmentList(id="compose-attachments")
-            yield Label("", id="compose-size", markup=False)
+            yield self.panel
             yield Label("", id="compose-status", markup=False)
         yield Footer()
 
@@ -350,30 +176,35 @@ class ComposeScreen(Screen[str | None]):
         if self.resuming:
             self.title = f"Draft to {to}" if to.strip() else "Draft"
         else:
-            self.title = f"Reply to {to}" if self.in_reply_to and to else "New message"
-        for path in self._initial_paths:
-            try:
-                self.attached.append(check_attachment(str(path)))
-            except ValueError as exc:
-                self._status(f"An attachment of this draft is gone: {exc}.", "error")
-        self._show_attachments()
+            self.title = self.heading or (
+                f"Reply to {to}" if self.in_reply_to and to else "New message"
+            )
+        self._attach_initial()
         if self.in_reply_to and to:
-            body = self.query_one("#compose-body", TextArea)
-            body.focus()
-            body.move_cursor(body.document.end)
+            self._focus_body()
         else:
             self.query_one("#compose-to", Input).focus()
         if not self.resuming and not self.changed and not any(self.initial):
-            self._offer_drafts()
+            self.offer_drafts()
 
-    def _offer_drafts(self) -> None:
-        try:
-            count = len(self.drafts.list())
-        except OSError:
-            return
-        if count:
-            noun = "an unsent draft" if count == 1 else f"{count} unsent drafts"
-            self._status(f"You have {noun}: ctrl+o to resume one.", "busy")
+    def _attach_initial(self) -> bool:
+        """Attach the opening files; False (and says why) if a path is gone or unreadable."""
+        attached = list(self._initial_files)
+        problems = []
+        for path in self._initial_paths:
+            try:
+                attached.append(check_attachment(path))
+            except ValueError as exc:
+                problems.append(str(exc))
+        self.panel.set_files(attached)
+        if problems:
+            self.show_status(f"An attachment of this draft is gone: {problems[0]}.", "error")
+        return not problems
+
+    def _focus_body(self) -> None:
+        body = self.query_one("#compose-body", TextArea)
+        body.focus()
+        body.move_cursor(body.document.end)
 
     # -- what was typed --------------------------------------------------------
 
@@ -389,29 +220,29 @@ class ComposeScreen(Screen[str | None]):
     def body(self) -> str:
         return self.query_one("#compose-body", TextArea).text
 
-    @staticmethod
-    def _state_of(
-        to: str, subject: str, body: str, paths: Iterable[Path]
-    ) -> tuple[str, str, str, tuple[str, ...]]:
-        return (to, subject, body, tuple(str(p) for p in paths))
+    @property
+    def attached(self) -> list[AttachedFile]:
+        return self.panel.attached
 
     @property
-    def state(self) -> tuple[str, str, str, tuple[str, ...]]:
+    def max_payload(self) -> int | None:
+        return self.panel.max_payload
+
+    @property
+    def state(self) -> State:
         """What would be saved now (as last seen, once the fields are gone at unmount)."""
         try:
-            paths = (a.path for a in self.attached)
-            self._last_seen = self._state_of(self.to, self.subject, self.body, paths)
+            keys = tuple(a.key for a in self.attached)
+            self._last_seen = (self.to, self.subject, self.body, keys)
         except NoMatches:
             pass
         return self._last_seen
 
     @property
-    def changed(self) -> bool:
-        """Anything typed or attached since the screen opened (or the draft was resumed)."""
-        opened = self._state_of(*self.initial, self._initial_paths)
-        return self.state != opened
+    def opened(self) -> State:
+        return (*self.initial, self._initial_keys)
 
-    def _status(self, text: str, kind: str = "") -> None:
+    def show_status(self, text: str, kind: str = "") -> None:
         label = self.query_one("#compose-status", Label)
         label.update(text)
         label.set_class(kind == "error", "-error")
@@ -421,205 +252,46 @@ class ComposeScreen(Screen[str | None]):
 
     @on(Input.Changed, "#compose-to, #compose-subject")
     @on(TextArea.Changed, "#compose-body")
+    @on(AttachmentPanel.Changed)
     def _typed(self) -> None:
         self.schedule_save()
 
-    def schedule_save(self) -> None:
-        """Save the draft once typing has paused for a second."""
-        self.state  # noqa: B018 - remembered for on_unmount, when the fields are gone
-        if self._save_timer is not None:
-            self._save_timer.stop()
-        self._save_timer = self.set_timer(AUTOSAVE_SECONDS, self.save_draft)
-
     def draft(self) -> Draft:
-        to, subject, body, paths = self.state
+        to, subject, body, _ = self.state
+        files = self.panel.attached
         return Draft(
             self.draft_id,
             to=to,
             subject=subject,
             body=body,
             in_reply_to=self.in_reply_to,
-            attachments=paths,
+            attachments=tuple(str(a.path) for a in files if a.path is not None),
+            forwarded=tuple(Attachment(a.name, a.data) for a in files if a.data is not None),
         )
 
-    def save_draft(self, *, force: bool = False) -> bool:
-        """Seal the draft to disk if it changed since last saved; True if it is on disk.
-
-        ``force`` keeps it even when nothing was typed since the screen opened (a send
-        that failed: what the user meant to send is worth keeping as it is).
-        """
-        if self._finished or not self.is_mounted:
-            return self.on_disk
-        try:
-            return self._persist(force=force)
-        except (OSError, ValueError) as exc:
-            self._status(f"Could not save the draft: {describe_error(exc)}", "error")
-            return False
-
-    def _persist(self, *, force: bool = False) -> bool:
-        state = self.state
-        if state == self._saved_state and (self.on_disk or not force):
-            return self.on_disk
-        draft = self.draft()
-        opened = self._state_of(*self.initial, self._initial_paths)
-        untouched = state == opened and not self.resuming and not force
-        if (draft.empty and not draft.attachments) or untouched:
-            # Nothing of the user's own is left (all deleted, or back to the quote of a
-            # reply): no draft to keep.
-            self.drafts.delete(self.draft_id)
-            self.on_disk = False
-        else:
-            self.drafts.save(draft)
-            self.on_disk = True
-        self._saved_state = state
-        return self.on_disk
-
-    def _forget_draft(self) -> None:
-        self._finished = True
-        if self._save_timer is not None:
-            self._save_timer.stop()
-        try:
-            self.drafts.delete(self.draft_id)
-        except (OSError, ValueError) as exc:
-            self.notify(f"Could not delete the draft: {describe_error(exc)}", severity="warning")
-
-    def on_unmount(self) -> None:
-        """Closing any way but sending or discarding keeps what was typed."""
-        if self._save_timer is not None:
-            self._save_timer.stop()
-        if not self._finished:
-            with suppress(OSError, ValueError):  # nowhere left to say so; autosave has most
-                self._persist()
-
-    def action_drafts(self) -> None:
-        from .drafts import DraftsScreen
-
-        self.save_draft()
-        self.app.push_screen(DraftsScreen(self.drafts, exclude=self.draft_id), self._resume)
-
-    def _resume(self, draft: Draft | None) -> None:
-        if draft is None:
-            return
-        self.draft_id = draft.id
-        self.resuming = self.on_disk = True
+    def load_draft(self, draft: Draft) -> None:
         self.in_reply_to = draft.in_reply_to
-        self.initial = (draft.to, draft.subject, draft.body)
-        self._initial_paths = [Path(p) for p in draft.attachments]
+        self._set_initial((draft.to, draft.subject, draft.body), draft.attachments, draft.forwarded)
         self.query_one("#compose-to", Input).value = draft.to
         self.query_one("#compose-subject", Input).value = draft.subject
         self.query_one("#compose-body", TextArea).load_text(draft.body)
-        self.attached = []
-        problems = []
-        for path in draft.attachments:
-            try:
-                self.attached.append(check_attachment(path))
-            except ValueError as exc:
-                problems.append(str(exc))
-        self._saved_state = self.state
-        if self._save_timer is not None:
-            self._save_timer.stop()
-        self._show_attachments()
         self.title = f"Draft to {draft.to}" if draft.to.strip() else "Draft"
-        if problems:
-            self._status(f"An attachment of this draft is gone: {problems[0]}.", "error")
-        else:
-            self._status("Draft resumed.")
-        body = self.query_one("#compose-body", TextArea)
-        body.focus()
-        body.move_cursor(body.document.end)
+        if self._attach_initial():
+            self.show_status("Draft resumed.")
+        self._focus_body()
 
     # -- attachments -------------------------------------------------------------
 
     def action_attach(self) -> None:
         self.query_one("#compose-attach", Input).focus()
 
-    @on(Input.Submitted, "#compose-attach")
-    def _attach_typed(self, event: Input.Submitted) -> None:
-        event.stop()
-        try:
-            attached = check_attachment(event.value)
-        except ValueError as exc:
-            self._status(f"Not attached: {describe_error(exc)}", "error")
-            return
-        if any(a.path == attached.path for a in self.attached):
-            self._status(f"{attached.name} is already attached.", "error")
-            return
-        self.attached.append(attached)
-        event.input.value = ""
-        self._status(f"Attached {attached.name} ({human_size(attached.size)}).")
-        self._show_attachments()
-        self.schedule_save()
+    @on(AttachmentPanel.Said)
+    def _panel_said(self, event: AttachmentPanel.Said) -> None:
+        self.show_status(event.text, "error" if event.error else "")
 
-    @on(AttachmentList.Remove)
-    def _remove_attachment(self, event: AttachmentList.Remove) -> None:
-        if 0 <= event.index < len(self.attached):
-            gone = self.attached.pop(event.index)
-            self._status(f"Removed {gone.name}.")
-            self._show_attachments()
-            if not self.attached:
-                self.query_one("#compose-attach", Input).focus()
-            self.schedule_save()
-
-    def _show_attachments(self) -> None:
-        listing = self.query_one(AttachmentList)
-        previous = listing.highlighted or 0
-        listing.clear_options()
-        width = max((len(a.name) for a in self.attached), default=0)
-        listing.add_options(
-            Option(f"{a.name.ljust(width)}  {human_size(a.size):>10}  {a.path.parent}")
-            for a in self.attached
-        )
-        listing.display = bool(self.attached)
-        if self.attached:  # something to act on as soon as the list has the focus
-            listing.highlighted = min(previous, len(self.attached) - 1)
-        if self.attached and self.max_payload is None and not self._limit_failed:
-            self._fetch_limit()
-        self._show_size()
-
-    def _payload_estimate(self) -> int:
-        return estimate_payload(
-            str(self.mailbox.address),
-            self.to.strip(),
-            self.subject,
-            self.body,
-            [(a.name, a.size) for a in self.attached],
-            self.in_reply_to,
-        )
-
-    def _show_size(self) -> bool:
-        """Say how big the message is against the server's limit; False if too big."""
-        label = self.query_one("#compose-size", Label)
-        label.display = bool(self.attached)
-        if not self.attached:
-            return True
-        total = sum(a.size for a in self.attached)
-        noun = "file" if len(self.attached) == 1 else "files"
-        text = f"{len(self.attached)} {noun}, {human_size(total)}"
-        fits = True
-        if self.max_payload is not None:
-            estimate = self._payload_estimate()
-            fits = estimate <= self.max_payload
-            text += (
-                f" · about {human_size(estimate)} once encrypted"
-                f" · this server accepts up to {human_size(self.max_payload)}"
-            )
-            if not fits:
-                text += " — too large: remove an attachment"
-        elif self._limit_failed:
-            text += " · the server's size limit is unknown (offline?)"
-        else:
-            text += " · asking the server for its size limit…"
-        label.update(text)
-        label.set_class(not fits, "-error")
-        return fits
-
-    @work(group="limit", exclusive=True, exit_on_error=False)
-    async def _fetch_limit(self) -> None:
-        try:
-            self.max_payload = await server_max_payload(self.mailbox.account)
-        except Exception:  # offline: the limit is checked again when sending
-            self._limit_failed = True
-        self._show_size()
+    def _estimate(self, files: Sequence[tuple[str, int]]) -> int:
+        sender, to = str(self.mailbox.address), self.to.strip()
+        return estimate_payload(sender, to, self.subject, self.body, files, self.in_reply_to)
 
     # -- $EDITOR ---------------------------------------------------------------------
 
@@ -628,14 +300,13 @@ class ComposeScreen(Screen[str | None]):
         try:
             text = edit_in_editor(self.app, body.text)
         except EditorError as exc:
-            self._status(f"Editor: {describe_error(exc)}", "error")
+            self.show_status(f"Editor: {describe_error(exc)}", "error")
             return
         if text != body.text:
             body.load_text(text)
             self.save_draft()
-        body.focus()
-        body.move_cursor(body.document.end)
-        self._status("Back from the editor.")
+        self._focus_body()
+        self.show_status("Back from the editor.")
 
     # -- sending -------------------------------------------------------------------
 
@@ -649,33 +320,33 @@ class ComposeScreen(Screen[str | None]):
         try:
             parse_address(to)
         except AddressError as exc:
-            self._status(describe_error(exc), "error")
+            self.show_status(describe_error(exc), "error")
             self.query_one("#compose-to", Input).focus()
             return
         for attached in self.attached:
             try:
-                check_attachment(str(attached.path))
+                attached.check()
             except ValueError as exc:
-                self._status(f"Not sent: {describe_error(exc)}", "error")
+                self.show_status(f"Not sent: {describe_error(exc)}", "error")
                 return
-        if not self._show_size():
+        if not self.panel.show_size():
             assert self.max_payload is not None
-            self._status(
-                f"Not sent: the message would be about {human_size(self._payload_estimate())} "
+            self.show_status(
+                f"Not sent: the message would be about {human_size(self.panel.estimate)} "
                 f"once encrypted, and this server accepts at most "
                 f"{human_size(self.max_payload)}. Remove an attachment (Delete in the list).",
                 "error",
             )
             return
-        self._send(to, self.subject, self.body, [a.path for a in self.attached])
+        self._send(to, self.subject, self.body)
 
     @work(group="send", exclusive=True, exit_on_error=False)
-    async def _send(self, to: str, subject: str, body: str, paths: list[Path]) -> None:
+    async def _send(self, to: str, subject: str, body: str) -> None:
         self.sending = True
         self.refresh_bindings()
-        self._status(f"Sending to {to}…", "busy")
+        self.show_status(f"Sending to {to}…", "busy")
         try:
-            files = [(p.name, await asyncio.to_thread(p.read_bytes)) for p in paths]
+            files = await self.panel.read_all()
             message_id = await self.mailbox.send(
                 to, subject, body, files, in_reply_to=self.in_reply_to
             )
@@ -686,12 +357,12 @@ class ComposeScreen(Screen[str | None]):
         except Exception as exc:  # any failure: keep the draft and say why
             self._stopped()
             reason = describe_error(exc)
-            self._status(f"Not sent: {reason}", "error")
+            self.show_status(f"Not sent: {reason}", "error")
             self.notify(reason, title="Not sent", severity="error")
             self.save_draft(force=True)
             return
         self.sending = False
-        self._forget_draft()
+        self.forget_draft()
         self.app.post_message(MessageSent(to, message_id, self.in_reply_to))
         self.notify(f"Sent to {to}", title="Sent")
         leave(self, message_id)
@@ -705,16 +376,18 @@ class ComposeScreen(Screen[str | None]):
         from .key_change import KeyChangeScreen
 
         self.save_draft(force=True)
-        self._status(f"Not sent: the key of {exc.address} has changed. Nothing was sent.", "error")
+        self.show_status(
+            f"Not sent: the key of {exc.address} has changed. Nothing was sent.", "error"
+        )
         if exc.offered_key is None:
             return
 
         def answered(accepted: bool | None) -> None:
             if accepted:
-                self._status(f"New key of {exc.address} accepted; sending again…", "busy")
+                self.show_status(f"New key of {exc.address} accepted; sending again…", "busy")
                 self.action_send()
             else:
-                self._status(
+                self.show_status(
                     f"Not sent: you kept the old key of {exc.address}, so nothing was sent. "
                     "The message stays here and in your drafts.",
                     "error",
@@ -727,33 +400,3 @@ class ComposeScreen(Screen[str | None]):
 
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen(self, title="Compose"))
-
-    def action_cancel(self) -> None:
-        if not self.changed:
-            self.dismiss(None)  # on_unmount tidies up any autosave
-            return
-
-        def answered(close: bool | None) -> None:
-            if not close:
-                return
-            if dialog.discard:
-                self._forget_draft()
-                self.notify("Draft discarded.")
-            elif self.save_draft():
-                self.notify("Kept in your drafts.", title="Draft saved")
-            self.dismiss(None)
-
-        dialog = LeaveComposeScreen()
-        self.app.push_screen(dialog, answered)
-
-
-def drafts_notice(mailbox: Mailbox) -> str | None:
-    """A line for the app to show after unlocking when drafts are waiting (None if none)."""
-    try:
-        count = len(DraftStore.for_mailbox(mailbox).list())
-    except OSError:
-        return None
-    if not count:
-        return None
-    noun = "an unsent draft" if count == 1 else f"{count} unsent drafts"
-    return f"You have {noun}: Drafts in the command palette (ctrl+p) resumes one."

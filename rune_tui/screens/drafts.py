@@ -24,7 +24,7 @@ def draft_line(draft: Draft, date_format: str) -> str:
     to = draft.to.strip() or "(no receiver yet)"
     subject = draft.subject.strip() or "(no subject)"
     when = draft.saved_at.astimezone().strftime(date_format)
-    count = len(draft.attachments)
+    count = draft.file_count
     files = f"  (+{count} file{'s' if count > 1 else ''})" if count else ""
     return f"{when}  {to} — {subject}{files}"
 

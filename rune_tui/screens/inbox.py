@@ -13,14 +13,15 @@ Deleting asks nothing: the message disappears at once and ``u`` brings it back. 
 after ``DELETE_UNDO_SECONDS`` does the DELETE go to the server, in a worker; if it fails
 the message comes back with the reason. Quitting sends what is still waiting first (and
 stays open, saying so, if that fails); leaving any other way still tries to send it.
+
+The screen is assembled from parts: its state (:mod:`.inbox_base`), the search
+(:mod:`.inbox_search`) and the keys that open other screens (:mod:`.inbox_actions`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from contextlib import suppress
-from dataclasses import dataclass
 from typing import Any, ClassVar
 from weakref import WeakKeyDictionary
 
@@ -28,8 +29,6 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
-from textual.timer import Timer
 from textual.widgets import Footer, Header, Input, Label, Static
 from textual.worker import Worker, WorkerCancelled, WorkerFailed
 
@@ -38,41 +37,25 @@ from rune_proto.client import ReceivedMessage
 from ..components.formatting import preview_text
 from ..components.message_header import MessageHeader
 from ..components.message_list import MessageList
-from ..config import Settings
 from ..messages import MailboxRefreshed, MessageDeleted, RefreshFailed
-from ..search import Query, SearchIndex, parse_query, status_text
-from ..service import Mailbox, describe_error
+from ..search import status_text
+from ..service import describe_error
 from ..threads import thread
 from . import STYLES
-from .compose import ComposeScreen
-from .help import HelpScreen
-from .reader import ReaderScreen, forward, review_key_change
+from .inbox_actions import InboxActions
+from .inbox_base import PendingDelete, _subject
+from .inbox_search import InboxSearch
 
 PREVIEW_LINES = 8
 DELETE_UNDO_SECONDS = 5.0  # how long "press u to undo" lasts before the DELETE goes out
 EXIT_DELETE_SECONDS = 5.0  # leaving without q: how long pending deletes may take at most
-_SEARCH_SLICE = 0.01  # seconds of body search between two looks at the keyboard
-_SEARCH_SHOW = 0.25  # seconds between two updates of the list while bodies are read
 
 # The thread view is a choice for the whole session, not for one inbox screen.
 _THREADED: WeakKeyDictionary[App[Any], bool] = WeakKeyDictionary()
 
 
-@dataclass(slots=True)
-class PendingDelete:
-    """A message hidden from the list whose DELETE has not been confirmed yet."""
-
-    message: ReceivedMessage
-    timer: Timer
-    worker: Worker[bool] | None = None  # set once the DELETE is on its way: too late to undo
-
-
-def _subject(message: ReceivedMessage) -> str:
-    return f"“{message.subject or '(no subject)'}”"
-
-
-class InboxScreen(Screen[None]):
-    """Pushed by the app once it has a Mailbox and Settings."""
+class InboxScreen(InboxSearch, InboxActions):
+    """Pushed by the app once it has a Mailbox and Settings (see InboxBase for its state)."""
 
     CSS_PATH = STYLES
     AUTO_FOCUS = "#message-list"
@@ -102,26 +85,6 @@ class InboxScreen(Screen[None]):
         Binding("q", "quit", "Quit", id="inbox.quit"),
     ]
 
-    def __init__(
-        self,
-        mailbox: Mailbox,
-        settings: Settings | None = None,
-        *,
-        refresh_on_mount: bool = True,
-    ) -> None:
-        super().__init__()
-        self.mailbox = mailbox
-        self.settings = settings or Settings()
-        self.refresh_on_mount = refresh_on_mount
-        self.refreshing = False
-        self.pending: dict[str, PendingDelete] = {}  # in the order they were deleted
-        self.search_index = SearchIndex()
-        self.search_query: Query | None = None  # the last search applied, kept for n/N
-        self.hits: set[str] | None = None  # its matches; None while it runs
-        self.filtering = False  # the list shows only the hits
-        self._counts = (0, 0)  # (messages listed when unfiltered, search hits among them)
-        self._reading: tuple[int, int] | None = None  # bodies searched so far, of how many
-
     def compose(self) -> ComposeResult:
         yield Header(icon="✉")
         with Vertical(id="inbox"):
@@ -144,15 +107,13 @@ class InboxScreen(Screen[None]):
         yield Footer()
 
     @property
-    def message_list(self) -> MessageList:
-        return self.query_one("#message-list", MessageList)
-
-    @property
     def threaded(self) -> bool:
         return _THREADED.get(self.app, False)
 
     def on_mount(self) -> None:
         self._sync()
+        if self.mailbox.cache.needs_rebuild:
+            self._recover()
         if self.refresh_on_mount:
             self.action_refresh()
             self.set_interval(self.settings.poll_seconds, self._poll)
@@ -164,10 +125,6 @@ class InboxScreen(Screen[None]):
             self._sync()
 
     # -- what the list shows -------------------------------------------------------
-
-    def _present(self) -> list[ReceivedMessage]:
-        """The mailbox, newest first, without the messages waiting to be deleted."""
-        return [m for m in self.mailbox.ordered() if m.id not in self.pending]
 
     def _sync(self, keep_id: str | None = None) -> None:
         """Show the mailbox as it is now, keeping the cursor on the same message."""
@@ -188,7 +145,10 @@ class InboxScreen(Screen[None]):
             threaded = thread(rows)
             rows = [row.message for row in threaded]
             prefixes = [row.prefix for row in threaded]
-        self.message_list.set_messages(rows, self.mailbox.read, keep_id=keep_id, prefixes=prefixes)
+        among = hits if hits is not None and not self.filtering else frozenset()
+        self.message_list.set_messages(
+            rows, self.mailbox.read, keep_id=keep_id, prefixes=prefixes, hits=among
+        )
         self._update_title()
         label = self.query_one("#inbox-status", Label)
         if not self.refreshing and not label.has_class("-error"):
@@ -201,11 +161,6 @@ class InboxScreen(Screen[None]):
     def _update_title(self) -> None:
         self.title = f"{self.mailbox.address} — {self._unread()} unread"
         self.sub_title = "conversations" if self.threaded else ""
-
-    def _status(self, text: str, *, error: bool = False) -> None:
-        label = self.query_one("#inbox-status", Label)
-        label.update(text)
-        label.set_class(error, "-error")
 
     def _status_ready(self) -> None:
         if self.search_query is not None and self.hits is not None:
@@ -226,6 +181,13 @@ class InboxScreen(Screen[None]):
         self._status(f"{count:,} {noun}, {self._unread():,} unread")
         if count == 0:
             self.message_list.empty_text = "No messages yet. Press R to check again."
+
+    @work(group="recover", exit_on_error=False)
+    async def _recover(self) -> None:
+        """The cache's index was unusable: rebuild it in a thread, then list the messages."""
+        self._status("Rebuilding the list of messages kept on this computer…")
+        if await self.mailbox.recover():
+            self._sync()
 
     # -- refresh -----------------------------------------------------------------
 
@@ -274,32 +236,32 @@ class InboxScreen(Screen[None]):
     # -- list and preview ----------------------------------------------------------
 
     @on(MessageList.Highlighted)
-    def _show_preview(self, event: MessageList.Highlighted) -> None:
-        self.query_one("#preview-header", MessageHeader).show(event.message)
-        body = preview_text(event.message.body, PREVIEW_LINES) if event.message else ""
+    def _highlight_moved(self, event: MessageList.Highlighted) -> None:
+        """A moved highlight is painted first; the preview follows after that frame.
+
+        Decrypting the body and drawing the preview would otherwise delay every ``j``;
+        keys pressed faster than frames preview only where the cursor stops. New rows
+        (a refresh, a search) show their preview at once.
+        """
+        self._preview_of = event.message
+        if not event.moved:
+            self._show_preview()
+        elif not self._preview_due:
+            self._preview_due = True
+            self.call_after_refresh(self._show_preview)
+
+    def _show_preview(self) -> None:
+        self._preview_due = False
+        message = self._preview_of
+        if not self.is_mounted:
+            return
+        self.query_one("#preview-header", MessageHeader).show(message)
+        body = preview_text(message.body, PREVIEW_LINES) if message else ""
         self.query_one("#preview-body", Static).update(body, layout=False)  # fixed size
 
     @on(MessageList.Selected)
     def _selected(self, event: MessageList.Selected) -> None:
         self._open(event.message)
-
-    def action_cursor_down(self) -> None:
-        self.message_list.action_cursor_down()
-
-    def action_cursor_up(self) -> None:
-        self.message_list.action_cursor_up()
-
-    def action_first(self) -> None:
-        self.message_list.action_first()
-
-    def action_last(self) -> None:
-        self.message_list.action_last()
-
-    def action_page_down(self) -> None:
-        self.message_list.action_page_down()
-
-    def action_page_up(self) -> None:
-        self.message_list.action_page_up()
 
     def action_toggle_threads(self) -> None:
         _THREADED[self.app] = not self.threaded
@@ -308,189 +270,6 @@ class InboxScreen(Screen[None]):
             "Conversations: replies under what they answer." if self.threaded else "Newest first.",
             title="Thread view" if self.threaded else "Flat view",
         )
-
-    # -- opening, replying, writing --------------------------------------------------
-
-    def _highlighted(self) -> ReceivedMessage | None:
-        message = self.message_list.highlighted
-        if message is None:
-            self.notify("There is no message here.", severity="warning")
-        return message
-
-    def action_open(self) -> None:
-        message = self._highlighted()
-        if message is not None:
-            self._open(message)
-
-    def _open(self, message: ReceivedMessage) -> None:
-        try:
-            whole = self.mailbox.message(message.id)  # a cached row opens its blob here
-        except KeyError:  # a refresh saw it deleted elsewhere meanwhile
-            self.notify("This message is no longer in the mailbox.", severity="warning")
-            self._sync()
-            return
-        self.app.push_screen(ReaderScreen(self.mailbox, whole, self.settings), self._reader_closed)
-
-    def _reader_closed(self, deleted: str | None) -> None:
-        """The reader dismisses with a message's id when the user deleted it there."""
-        message = self.mailbox.messages.get(deleted) if deleted else None
-        if message is not None:
-            self._delete_later(message)
-
-    def action_reply(self) -> None:
-        message = self._highlighted()
-        if message is None:
-            return
-        if message.sender is None:
-            self.notify("This message has no known sender to reply to.", severity="warning")
-            return
-        self.app.push_screen(
-            ComposeScreen.reply(self.mailbox, message, date_format=self.settings.date_format)
-        )
-
-    def action_forward(self) -> None:
-        message = self._highlighted()
-        if message is not None:
-            forward(self, self.mailbox, message, self.settings.date_format)
-
-    def action_compose(self) -> None:
-        self.app.push_screen(ComposeScreen(self.mailbox))
-
-    def action_toggle_read(self) -> None:
-        message = self._highlighted()
-        if message is None:
-            return
-        self.mailbox.mark_read(message.id, not self.mailbox.is_read(message.id))
-        self.message_list.invalidate()
-        self._update_title()
-        if not self.query_one("#inbox-status", Label).has_class("-error"):
-            self._status_ready()
-
-    def action_key_change(self) -> None:
-        message = self._highlighted()
-        if message is not None:
-            review_key_change(self, self.mailbox, message)
-
-    # -- search ----------------------------------------------------------------------
-
-    def action_search(self) -> None:
-        bar = self.query_one("#search-bar")
-        field = self.query_one("#search-input", Input)
-        field.value = self.search_query.source if self.search_query is not None else ""
-        bar.display = True
-        field.focus()
-        field.select_all()
-
-    def _close_search_bar(self) -> bool:
-        """Hide the search input; True if it was open."""
-        bar = self.query_one("#search-bar")
-        if not bar.display:
-            return False
-        bar.display = False
-        self.message_list.focus()
-        return True
-
-    @on(Input.Submitted, "#search-input")
-    def _search_submitted(self, event: Input.Submitted) -> None:
-        self._close_search_bar()
-        query = parse_query(event.value)
-        if query.empty:
-            self._forget_search()
-            return
-        self.search_query = query
-        self.hits = None
-        self.filtering = True
-        self._status_ready()
-        self._search(query)
-
-    @work(group="search", exclusive=True, exit_on_error=False)
-    async def _search(self, query: Query) -> None:
-        """Hits from the headers at once; bodies still to decrypt are read meanwhile.
-
-        Senders, subjects and bodies already read decide most messages without any
-        decryption. The rest are opened a few milliseconds at a time (keys are answered
-        in between), and the list grows with their hits a few times a second.
-        """
-        rows = self._present()
-        index = self.search_index
-        hits: set[str] = set()
-        later: list[ReceivedMessage] = []
-        for message in rows:
-            found = index.quick(query, message)
-            if found is None:
-                later.append(message)
-            elif found:
-                hits.add(message.id)
-        self._reading = (0, len(later)) if later else None
-        self._show_hits(query, hits, first=True)
-        shown = slice_start = time.perf_counter()
-        for done, message in enumerate(later, 1):
-            if index.matches(query, message):
-                hits.add(message.id)
-            if time.perf_counter() - slice_start > _SEARCH_SLICE:
-                if time.perf_counter() - shown > _SEARCH_SHOW:
-                    self._reading = (done, len(later))
-                    self._show_hits(query, hits)
-                    shown = time.perf_counter()
-                await asyncio.sleep(0)
-                if query is not self.search_query:
-                    return  # cleared or replaced meanwhile
-                slice_start = time.perf_counter()
-        self._reading = None
-        self._show_hits(query, hits)
-
-    def _show_hits(self, query: Query, hits: set[str], *, first: bool = False) -> None:
-        if query is not self.search_query:
-            return
-        self.hits = set(hits)
-        current = self.message_list.highlighted
-        keep = current.id if current is not None else None
-        if first and self.filtering and keep not in hits:
-            keep = next((m.id for m in self.message_list.messages if m.id in hits), None)
-        self._sync(keep)
-        if first and self.filtering and keep is None:
-            self.message_list.cursor = 0
-        self._status_ready()
-
-    def action_clear_search(self) -> None:
-        """Esc: close the input and the filter first; pressed again, forget the search."""
-        closed = self._close_search_bar()
-        if self.filtering:
-            self.filtering = False
-            self.message_list.empty_text = "No messages yet. Press R to check again."
-            self._sync()
-            self._status_ready()
-        elif not closed and self.search_query is not None:
-            self._forget_search()
-
-    def _forget_search(self) -> None:
-        self.workers.cancel_group(self, "search")
-        self._reading = None
-        self.search_query = None
-        self.hits = None
-        self.filtering = False
-        self._sync()
-        self._status_ready()
-
-    def action_next_hit(self, step: int) -> None:
-        if self.search_query is None or self.hits is None:
-            self.notify("Nothing searched yet: press / to search.")
-            return
-        listing = self.message_list
-        rows = listing.messages
-        if not rows:
-            return
-        count = len(rows)
-        for distance in range(1, count + 1):
-            index = (listing.cursor + step * distance) % count
-            if rows[index].id in self.hits:
-                wrapped = (index < listing.cursor) if step > 0 else (index > listing.cursor)
-                listing.move_cursor(index)
-                if wrapped:
-                    where = "top" if step > 0 else "bottom"
-                    self.notify(f"Search went on from the {where}.", timeout=2)
-                return
-        self.notify(f"No message matches '{self.search_query.source}'.", markup=False)
 
     # -- delete with undo -------------------------------------------------------------
 
@@ -593,9 +372,6 @@ class InboxScreen(Screen[None]):
                     asyncio.gather(*deletes, return_exceptions=True), EXIT_DELETE_SECONDS
                 )
         self.pending.clear()
-
-    def action_help(self) -> None:
-        self.app.push_screen(HelpScreen(self, title="Inbox"))
 
     def action_quit(self) -> None:
         if self.pending:

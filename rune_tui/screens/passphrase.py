@@ -3,12 +3,16 @@
 It stays up until the key opens, saying why it failed each time (a wrong passphrase is
 the usual reason), so a typo never costs a restart. Unlocking runs scrypt, which takes a
 noticeable fraction of a second, so it happens in a thread and the prompt keeps drawing.
+
+At start-up there is nothing behind the prompt, so giving up quits. When switching
+accounts (``back_to`` names the account still open underneath), giving up goes back to it.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar, Generic, TypeVar
 
@@ -24,7 +28,10 @@ T = TypeVar("T")
 
 
 class PassphraseScreen(ModalScreen[T | None], Generic[T]):
-    """Ask for the passphrase, run ``unlock`` with it, and dismiss with what it returns."""
+    """Ask for the passphrase, run ``unlock`` with it, and dismiss with what it returns.
+
+    Escape (or the second button) quits the app, or with ``back_to`` dismisses with None.
+    """
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "give_up", "Quit", id="passphrase.quit"),
@@ -36,12 +43,21 @@ class PassphraseScreen(ModalScreen[T | None], Generic[T]):
         key_dir: Path,
         unlock: Callable[[str], T],
         describe: Callable[[BaseException], str],
+        *,
+        back_to: str | None = None,
     ) -> None:
         super().__init__()
         self.address = address
         self.key_dir = key_dir
+        self.back_to = back_to
         self._unlock = unlock
         self._describe = describe
+        if back_to is not None:  # same key and id (so the keymap applies), honest name
+            for key, bindings in self._bindings.key_to_bindings.items():
+                self._bindings.key_to_bindings[key] = [
+                    replace(b, description="Back") if b.id == "passphrase.quit" else b
+                    for b in bindings
+                ]
 
     def compose(self) -> ComposeResult:
         with Vertical(id="passphrase-dialog", classes="dialog"):
@@ -56,12 +72,18 @@ class PassphraseScreen(ModalScreen[T | None], Generic[T]):
                 ),
                 classes="explain",
             )
+            if self.back_to is not None:
+                yield Static(
+                    Content.from_markup("Esc goes back to [b]$account[/b].", account=self.back_to),
+                    classes="explain",
+                    id="passphrase-back-hint",
+                )
             yield Input(password=True, placeholder="passphrase", id="passphrase")
             yield Static("", id="passphrase-error", classes="error", markup=False)
             yield LoadingIndicator(id="passphrase-busy")
             with Horizontal(classes="buttons"):
                 yield Button("Unlock", id="unlock", variant="primary")
-                yield Button("Quit", id="give-up")
+                yield Button("Quit" if self.back_to is None else "Back", id="give-up")
 
     def on_mount(self) -> None:
         self.query_one("#passphrase-busy").display = False
@@ -98,4 +120,8 @@ class PassphraseScreen(ModalScreen[T | None], Generic[T]):
 
     @on(Button.Pressed, "#give-up")
     def action_give_up(self) -> None:
-        self.app.exit()
+        if self.back_to is None:
+            self.app.exit()
+        else:
+            self.workers.cancel_group(self, "unlock")
+            self.dismiss(None)

@@ -54,27 +54,23 @@ _MAX_NAME_BYTES = 200  # leaves room for " (123)" inside any file system's 255
 def forward_screen(
     mailbox: Mailbox, message: ReceivedMessage, date_format: str = DEFAULT_DATE_FORMAT
 ) -> ComposeScreen:
-    """A new message with ``Fwd:`` and the original under a forwarded-message header.
+    """A new message with ``Fwd:``, the original under a forwarded-message header, and its files.
 
-    Its attachments are not carried yet: ComposeScreen cannot take files so far. The
-    caller says so to the user.
+    The files go on as they came, under the names the reader would save them as: a
+    sender's ``../../.bashrc`` or bidi trick is not passed on to the next person.
     """
     return ComposeScreen(
         mailbox,
         subject=forward_subject(message.subject),
         body=forward_body(message, date_format),
+        files=[Attachment(safe_filename(a.filename), a.data) for a in message.attachments],
+        heading=f"Forward from {message.sender}" if message.sender else "Forward",
     )
 
 
 def forward(screen: Screen[Any], mailbox: Mailbox, message: ReceivedMessage, fmt: str) -> None:
+    """Open compose with ``message`` forwarded (from the inbox or the reader)."""
     screen.app.push_screen(forward_screen(mailbox, message, fmt))
-    if message.attachments:
-        noun = "attachment is" if len(message.attachments) == 1 else "attachments are"
-        screen.notify(
-            f"The {noun} not forwarded: save with s in the reader and attach them.",
-            title="Forwarding text only",
-            severity="warning",
-        )
 
 
 def review_key_change(screen: Screen[Any], mailbox: Mailbox, message: ReceivedMessage) -> None:

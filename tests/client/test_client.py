@@ -25,6 +25,7 @@ from rune_proto.client import (
     TLSPinMismatch,
     connect,
 )
+from rune_proto.client.vault import Vault
 from rune_proto.keys import Identity
 
 pytestmark = pytest.mark.asyncio
@@ -223,7 +224,7 @@ async def test_first_message_pins_the_sender_and_replays_are_flagged(
     async with logged_in(server, alice, alice_id) as session:
         await session.send(bob, "once", "only once")
     contacts = ContactBook(tmp_path / "contacts.toml")
-    replays = ReplayLog(tmp_path / "seen")
+    replays = ReplayLog(tmp_path / "seen", Vault(bob_id))
     async with logged_in(server, bob, bob_id, contacts=contacts, replays=replays) as session:
         (info,) = await session.list()
         blob = await session.retrieve_blob(info.id)
@@ -236,7 +237,7 @@ async def test_first_message_pins_the_sender_and_replays_are_flagged(
     pinned = reloaded.get(alice)
     assert pinned is not None and pinned.key == alice_id.public
     assert pinned.how == "first message"
-    assert ReplayLog(tmp_path / "seen").is_replay(first.message_id or "", "another-id")
+    assert ReplayLog(tmp_path / "seen", Vault(bob_id)).is_replay(first.message_id or "", "x")
 
 
 async def test_payload_over_the_servers_limit_is_refused_locally(rune_server: Any) -> None:

@@ -224,11 +224,10 @@ async def unlock(pilot: Any, app: RuneApp) -> None:
 
 
 async def palette(pilot: Any, command: str) -> None:
-    await pilot.press("ctrl+p")
-    await pilot.pause()
-    await pilot.press(*command)
-    await pilot.pause(0.4)
-    await pilot.press("enter")
+    """The command palette, waiting for the highlighted match rather than a fixed pause."""
+    from tests.tui.test_contacts import palette as run_from_palette
+
+    await run_from_palette(pilot, command)
 
 
 async def test_switch_account_from_the_palette(server: RuneServerProcess, tmp_path: Path) -> None:
@@ -276,3 +275,53 @@ async def test_add_account_runs_the_wizard_and_opens_the_new_inbox(
     config = load_config(paths)
     assert [str(a.address) for a in config.accounts][:2] == [first, second]
     assert len(config.accounts) == 3 and config.default_account == app.sub_title
+
+
+async def test_escape_at_the_passphrase_while_switching_goes_back(
+    server: RuneServerProcess, tmp_path: Path
+) -> None:
+    paths, (first, second) = await two_accounts(server, tmp_path / "p")
+    app = RuneApp(paths)
+    async with app.run_test(size=SIZE) as pilot:
+        await unlock(pilot, app)
+        inbox = app.screen
+        await palette(pilot, "switch account")
+        await wait_until(pilot, lambda: isinstance(app.screen, AccountsScreen))
+        await pilot.press("up", "enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, PassphraseScreen))
+        prompt = app.screen
+        assert prompt.query_one("#give-up").label.plain == "Back"  # type: ignore[attr-defined]
+        escape = prompt._bindings.key_to_bindings["escape"]
+        assert [b.description for b in escape] == ["Back"]  # in help and the palette too
+        hint = str(prompt.query_one("#passphrase-back-hint").render())
+        assert f"Esc goes back to {second}" in hint
+        await pilot.press(*"wrong one", "enter")  # a failed try keeps the way back
+        await wait_until(pilot, lambda: bool(str(prompt.query_one("#passphrase-error").render())))
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is inbox)
+        await pilot.pause(0.3)
+        assert app.is_running and app.return_code is None  # the app did not quit
+        assert app.sub_title == second and app.mailbox is inbox.mailbox  # type: ignore[attr-defined]
+        assert len(app.screen_stack) == 2
+        assert any("stays locked" in str(n.message) for n in app._notifications)
+        assert load_config(paths).default_account == second  # nothing switched
+        # Switching again, with the passphrase, still works.
+        await palette(pilot, "switch account")
+        await wait_until(pilot, lambda: isinstance(app.screen, AccountsScreen))
+        await pilot.press("up", "enter")
+        await unlock(pilot, app)
+        assert app.sub_title == first and len(app.screen_stack) == 2
+    assert load_config(paths).default_account == first
+
+
+async def test_escape_at_the_first_passphrase_prompt_still_quits(
+    server: RuneServerProcess, tmp_path: Path
+) -> None:
+    paths, _ = await two_accounts(server, tmp_path / "p")
+    app = RuneApp(paths)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, PassphraseScreen))
+        assert app.screen.query_one("#give-up").label.plain == "Quit"  # type: ignore[attr-defined]
+        assert not app.screen.query("#passphrase-back-hint")
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not app.is_running)

@@ -14,6 +14,7 @@ from rune_tui.screens.inbox import InboxScreen
 from rune_tui.screens.passphrase import PassphraseScreen
 from rune_tui.screens.wizard import WizardScreen
 from tests.server_process import RuneServerProcess, ServerFactory
+from tests.tui.test_contacts import palette
 from tests.tui.wizard_pilot import PASSPHRASE, SIZE, sample_probe, text_of, until, wizard
 
 
@@ -116,11 +117,7 @@ async def test_the_palette_offers_what_the_screen_can_do(tmp_path: Path) -> None
         wizard(app).show_probe(sample_probe())
         await pilot.pause()
         assert {"Back", "Quit"} <= await names()
-        await pilot.press("ctrl+p")
-        await pilot.pause()
-        await pilot.press(*"back")
-        await pilot.pause(0.3)
-        await pilot.press("enter")
+        await palette(pilot, "back")  # waits for the match, not for a fixed 0.3 s
         await until(pilot, lambda: wizard(app).current == "server", "the palette's Back")
 
 

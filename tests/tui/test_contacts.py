@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from textual.app import App
+from textual.command import CommandList, CommandPalette
 from textual.widgets import Button, DataTable, Input, Label, Static
 
 from rune_proto import tomlfile
@@ -327,11 +328,24 @@ async def unlock(pilot: Any, app: RuneApp, *, then: type[Any] = InboxScreen) -> 
 
 
 async def palette(pilot: Any, command: str) -> None:
-    """Run a command from the command palette, typed as a person would."""
+    """Run a command from the command palette, typed as a person would.
+
+    Enter waits until the palette lists and highlights a match (it batches its results
+    for a quarter second), not for a fixed time that a busy machine can outlast.
+    """
     await pilot.press("ctrl+p")
-    await pilot.pause()
+    await wait_until(pilot, lambda: isinstance(pilot.app.screen, CommandPalette))
     await pilot.press(*command)
-    await pilot.pause(0.4)
+
+    def match_highlighted() -> bool:
+        results = pilot.app.screen.query_one(CommandList)
+        index = results.highlighted
+        if index is None or not results.option_count:
+            return False
+        prompt = results.get_option_at_index(index).prompt
+        return command.lower() in str(getattr(prompt, "plain", prompt)).lower()
+
+    await wait_until(pilot, match_highlighted)
     await pilot.press("enter")
 
 
@@ -388,11 +402,17 @@ async def test_refusing_a_changed_server_keeps_the_old_pins_and_asks_once(
         await pilot.press("escape")
         await wait_until(pilot, lambda: isinstance(app.screen, InboxScreen))
         assert load_config(paths).accounts[0].tls_pin == "sha256:" + "cd" * 32
+
+        app.clear_notifications()
         await pilot.press("R")  # fails again, but the question is not asked again
+        await wait_until(  # this refresh is over
+            pilot, lambda: any(n.title == "Cannot refresh" for n in app._notifications)
+        )
+        assert not app._checking_server  # no new question under way
         await pilot.pause(0.5)
         assert isinstance(app.screen, InboxScreen)
         status = app.screen.query_one("#inbox-status", Label)
-        await wait_until(pilot, lambda: "TLS certificate changed" in str(status.content))
+        assert "TLS certificate changed" in str(status.content)
         # ...until asked for, from the palette
         app.action_check_server()
         await wait_until(pilot, lambda: isinstance(app.screen, ServerKeyScreen), timeout=20)

@@ -26,6 +26,7 @@ from rune_proto.keys import Identity
 from rune_tui import service
 from rune_tui.drafts import Draft, DraftStore
 from rune_tui.screens import compose as compose_module
+from rune_tui.screens import compose_drafts
 from rune_tui.screens.compose import (
     AttachmentList,
     ComposeScreen,
@@ -50,7 +51,7 @@ from tests.tui.test_mail_screens import (
 @pytest.fixture(autouse=True)
 def _quick_autosave(monkeypatch: pytest.MonkeyPatch) -> None:
     """The debounce is 1 s in the app; a fifth of that keeps these tests quick."""
-    monkeypatch.setattr(compose_module, "AUTOSAVE_SECONDS", 0.2)
+    monkeypatch.setattr(compose_drafts, "AUTOSAVE_SECONDS", 0.2)
 
 
 def compose_app(mailbox: Mailbox, **kwargs: Any) -> MailApp:
@@ -100,7 +101,7 @@ async def test_to_completes_from_contacts(tmp_path: Path) -> None:
 async def test_typing_saves_a_sealed_draft_after_a_pause(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(compose_module, "AUTOSAVE_SECONDS", 1.0)  # the real debounce
+    monkeypatch.setattr(compose_drafts, "AUTOSAVE_SECONDS", 1.0)  # the real debounce
     mailbox = build_mailbox(tmp_path, [])
     app = compose_app(mailbox)
     async with app.run_test(size=SIZE) as pilot:
@@ -205,7 +206,7 @@ async def test_closing_keeps_the_draft_and_discarding_removes_it(tmp_path: Path)
 async def test_quitting_saves_what_the_autosave_had_not_yet(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(compose_module, "AUTOSAVE_SECONDS", 30.0)  # never, in this test
+    monkeypatch.setattr(compose_drafts, "AUTOSAVE_SECONDS", 30.0)  # never, in this test
     mailbox = build_mailbox(tmp_path, [])
     app = compose_app(mailbox)
     async with app.run_test(size=SIZE) as pilot:

@@ -277,6 +277,15 @@ async def test_enter_opens_the_reader_and_marks_read(tmp_path: Path) -> None:
         assert label_text(app, "#inbox-status") == "20 messages, 19 unread"  # same count
 
 
+def header_text(app: App[Any], selector: str = "#reader-header") -> str:
+    """A message header as plain text, the way a terminal 110 columns wide shows it."""
+    from rich.console import Console
+
+    console = Console(width=110, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    console.print(app.screen.query_one(selector).render())
+    return console.export_text()
+
+
 async def test_unverified_message_is_shown_with_its_problems(tmp_path: Path) -> None:
     message = make_message(
         1,
@@ -292,17 +301,42 @@ async def test_unverified_message_is_shown_with_its_problems(tmp_path: Path) -> 
         await pilot.pause()
         svg = app.export_screenshot()
         assert "NOT&#160;VERIFIED" in svg or "NOT VERIFIED" in svg
-        header = app.screen.query_one("#reader-header")
-        rendered = header.render()
-        from rich.console import Console
-
-        console = Console(width=110, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
-        console.print(rendered)
-        text = console.export_text()
+        text = header_text(app)
         assert "! NOT VERIFIED:" in text
         assert "• the sender's signature does not verify" in text
         assert "• this message was delivered before" in text
         assert str(app.screen.query_one("#reader-text", Static).content) == "Send money."
+
+
+async def test_a_single_problem_is_shown_on_the_verification_line(tmp_path: Path) -> None:
+    """One problem takes another code path than several: it must say NOT VERIFIED too."""
+    problem = "the server's signature does not verify"
+    message = make_message(1, verification=unverified(problem))
+    mailbox = build_mailbox(tmp_path, [message])
+    app = MailApp(lambda: ReaderScreen(mailbox, message))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        text = header_text(app)
+        assert f"! NOT VERIFIED: {problem}" in text
+        assert "signature verified" not in text
+        assert app.screen.has_class("-unverified")
+
+
+async def test_the_list_and_the_preview_mark_an_unverified_message(tmp_path: Path) -> None:
+    good = make_message(1, subject="Genuine")
+    bad = make_message(2, subject="Forged", verification=unverified("the sender's signature"))
+    mailbox = build_mailbox(tmp_path, [good, bad])
+    app = inbox_app(mailbox)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        rows = app.screen.query_one(MessageList)
+        first, second = rows.render_line(0).text, rows.render_line(1).text
+        assert "Genuine" in first and "✓" in first and "!" not in first
+        assert "Forged" in second and "!" in second and "✓" not in second
+        await pilot.press("j")
+        await wait_until(pilot, lambda: "Forged" in header_text(app, "#preview-header"))
+        preview = header_text(app, "#preview-header")
+        assert "! not verified" in preview and "✓ verified" not in preview
 
 
 async def test_unknown_sender_shows_and_cannot_be_replied_to(tmp_path: Path) -> None:
@@ -313,7 +347,10 @@ async def test_unknown_sender_shows_and_cannot_be_replied_to(tmp_path: Path) -> 
         await pilot.pause()
         assert "unknown sender" in app.screen.query_one(MessageList).render_line(0).text
         await pilot.press("r")
-        await pilot.pause()
+        # The key was handled and refused in words (not merely ignored), and no compose opened.
+        await wait_until(
+            pilot, lambda: any("no known sender" in str(n.message) for n in app._notifications)
+        )
         assert isinstance(app.screen, InboxScreen)
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from rune_proto import status
 from rune_proto.client import ServerError
 from rune_proto.keystore import EncryptedFileStore, KeyNotFound, KeystoreError
 from rune_tui.config import Config, Paths, load_config
@@ -21,10 +22,11 @@ async def test_refused_registration_leaves_no_key_behind(rune_server: Any, tmp_p
     first = Paths.from_profile(tmp_path / "first")
     await register_account(first, Config(), probe, "alice", keystore="file", passphrase=PASSPHRASE)
     second = Paths.from_profile(tmp_path / "second")
-    with pytest.raises(ServerError):  # 409: alice is taken on the server
+    with pytest.raises(ServerError) as refused:
         await register_account(
             second, Config(), probe, "alice", keystore="file", passphrase=PASSPHRASE
         )
+    assert refused.value.code == status.ADDRESS_TAKEN  # alice is taken on the server
     store = EncryptedFileStore(key_file_dir(second), PASSPHRASE)
     with pytest.raises(KeyNotFound):
         store.load(f"alice@{probe.domain}")

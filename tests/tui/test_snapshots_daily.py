@@ -54,6 +54,13 @@ def test_search_filtered(snap_compare: SnapCompare, tmp_path: Path) -> None:
     assert snap_compare(app, terminal_size=SIZE, run_before=steady(*keys))
 
 
+def test_search_jump(snap_compare: SnapCompare, tmp_path: Path) -> None:
+    """Esc after a search shows every message again; n jumps to the next hit."""
+    app = inbox_of(tmp_path, sample_messages(50))
+    keys = ("slash", *"minutes", "enter", "escape", "n", "n")
+    assert snap_compare(app, terminal_size=SIZE, run_before=steady(*keys))
+
+
 def test_search_typing(snap_compare: SnapCompare, tmp_path: Path) -> None:
     app = inbox_of(tmp_path, sample_messages(50))
     keys = ("j", "slash", *"from:carol budget")

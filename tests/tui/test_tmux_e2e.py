@@ -1,8 +1,10 @@
 """rune-tui in a real terminal (tmux), driven key by key as a person would.
 
 Wizard → register → compose → Ctrl+S, then the client library checks that the other
-account really received the message; and ``scripts/demo.py`` end to end: the welcome
-message arrives, a reply reaches the bot, and quitting leaves no server behind.
+account really received the message; a reply (quoted, threaded) and a contact whose key
+really changed on the server (the warning, and sending blocked until it is accepted);
+and ``scripts/demo.py`` end to end: the welcome message arrives, a reply reaches the
+bot, and quitting leaves no server behind.
 Skipped without tmux, unless RUNE_REQUIRE_TMUX=1 (then a missing tmux fails).
 """
 
@@ -13,6 +15,7 @@ import re
 import secrets
 import shlex
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -21,10 +24,12 @@ from pathlib import Path
 
 import pytest
 
-from rune_proto.address import parse_address, random_part
-from rune_proto.client import connect
+from rune_proto.address import Address, parse_address, random_part
+from rune_proto.client import ReceivedMessage, connect
 from rune_proto.keys import Identity
-from tests.server_process import ServerFactory
+from rune_tui import service
+from rune_tui.config import Config, Paths
+from tests.server_process import RuneServerProcess, ServerFactory
 
 pytestmark = pytest.mark.slow
 
@@ -214,6 +219,131 @@ async def test_register_and_send_in_a_real_terminal(
     assert message.subject == "Hello from tmux"
     assert message.body.strip() == "Typed key by key into a real terminal."
     assert message.verification.sender_signature
+
+    term.keys("q")
+    term.wait_until_gone()
+
+
+class Person:
+    """Someone on the other side, driven with the client library."""
+
+    def __init__(self, server: RuneServerProcess, address: Address, key: Identity) -> None:
+        self.server, self.address, self.key = server, address, key
+
+    async def send(self, to: str, subject: str, body: str) -> str:
+        server = self.server
+        async with connect(server.host, server.port, tls_fingerprint=server.tls_pin) as session:
+            await session.login(self.address, self.key)
+            return await session.send(to, subject, body)
+
+    async def inbox(self) -> list[ReceivedMessage]:
+        server = self.server
+        async with connect(server.host, server.port, tls_fingerprint=server.tls_pin) as session:
+            await session.login(self.address, self.key)
+            return [await session.retrieve(info.id) for info in await session.list()]
+
+    async def new_key_after_deletion(self) -> None:
+        """The account is deleted on the server and the address registered again.
+
+        The server has no command for it: an operator would stop the server, delete the
+        account and its mail from the database, and start it again (a running server keeps
+        the keys it has sent out, as they never change otherwise). Then the same address
+        registers with a new key."""
+        self.server.stop()
+        with sqlite3.connect(self.server.database) as db:
+            db.execute("DELETE FROM accounts WHERE address = ?", (str(self.address),))
+            db.execute("DELETE FROM messages WHERE receiver = ?", (str(self.address),))
+        db.close()
+        self.server.start()
+        self.key = Identity.generate()
+        server = self.server
+        async with connect(server.host, server.port, tls_fingerprint=server.tls_pin) as session:
+            await session.register(self.address, self.key)
+
+
+async def alice_profile(server: RuneServerProcess, profile: Path) -> str:
+    """A profile registered the way the wizard does it (key in a file); alice's address."""
+    probe = await service.probe_server(server.host, server.port)
+    name = f"alice-{random_part(6)}"
+    await service.register_account(
+        Paths.from_profile(profile), Config(), probe, name, keystore="file", passphrase=PASSPHRASE
+    )
+    return f"{name}@{server.domain}"
+
+
+def unlock(term: Terminal) -> None:
+    term.wait_for("Unlock your key")
+    term.fill(PASSPHRASE, "•" * len(PASSPHRASE))
+    term.keys("Enter")
+
+
+async def test_reply_and_a_changed_key_in_a_real_terminal(
+    terminal: list[Terminal], rune_server: ServerFactory, tmp_path: Path
+) -> None:
+    server = rune_server("free")
+    alice = await alice_profile(server, tmp_path / "alice")
+    bob_address = parse_address(f"bob-{random_part(6)}@{server.domain}")
+    bob = Person(server, bob_address, Identity.generate())
+    async with connect(server.host, server.port, tls_fingerprint=server.tls_pin) as session:
+        await session.register(bob.address, bob.key)
+    first_id = await bob.send(alice, "Plans for Saturday", "Lunch at the river?\nAt one.")
+
+    term = Terminal(command("--profile", str(tmp_path / "alice")), tmp_path)
+    terminal.append(term)
+    unlock(term)
+    inbox = rf"{re.escape(alice)} — \d+ unread"
+    term.wait_for(inbox)
+    term.refresh_until(rf"{re.escape(str(bob.address))}\s+Plans for Saturday")
+
+    # A reply: open the message, r, type above the quote, send.
+    term.keys("Enter")
+    term.wait_for("Lunch at the river[?]")
+    term.keys("r")
+    term.wait_for("Re: Plans for Saturday")
+    term.wait_for(rf"{re.escape(str(bob.address))} wrote:")  # the attribution, quoted below
+    term.type("Yes, see you there.")  # the body has the focus, below the quote
+    term.wait_for("Yes, see you there[.]")
+    term.keys("C-s")
+    term.wait_for("Lunch at the river[?]")  # back in the reader once sent
+    term.keys("Escape")
+    term.wait_for(inbox)
+    [reply] = [m for m in await bob.inbox() if m.subject == "Re: Plans for Saturday"]
+    assert str(reply.sender) == alice and reply.verification.sender_signature
+    assert reply.in_reply_to == first_id  # filed under the original in bob's threads
+    lines = reply.body.strip().splitlines()
+    assert lines[0].startswith("On ") and lines[0].endswith(f", {bob.address} wrote:")
+    assert lines[1:] == ["> Lunch at the river?", "> At one.", "", "Yes, see you there."]
+
+    # bob's key changes on the server; his next message carries the warning.
+    await bob.new_key_after_deletion()
+    await bob.send(alice, "New laptop", "I had to set everything up again.")
+    term.refresh_until(r"⚠\s+" + re.escape(str(bob.address)) + r"\s+New laptop")
+    term.keys("g")  # the newest, at the top; the preview below follows the cursor
+    term.wait_for("I had to set everything up again")
+    term.keys("Enter")
+    term.wait_for(rf"The key of {re.escape(str(bob.address))} changed")
+    term.wait_for("Press K to review it")
+    term.keys("Escape")
+    term.wait_for(inbox)
+
+    # Writing to him is blocked until the new key is accepted on the side-by-side screen.
+    term.keys("c")
+    term.wait_for(r"To\s+username@domain")  # compose's empty To field (the inbox has Subject)
+    term.fill(str(bob.address), rf"To\s+{re.escape(str(bob.address))}")
+    term.next_field()
+    term.fill("Your new key", r"Subject\s+Your new key")
+    term.next_field()
+    term.fill("Got it, thanks.", "Got it, thanks[.]")
+    term.keys("C-s")
+    screen = term.wait_for(rf"The key of {re.escape(str(bob.address))} has changed")
+    assert "To accept the NEW key, type accept" in screen
+    assert await bob.inbox() == []  # nothing was sent with the old pin in doubt
+    term.fill("accept", r"accept\s")
+    term.keys("Enter")  # accepting sends the message
+    term.wait_for(inbox)
+    [sent] = await bob.inbox()
+    assert (sent.subject, sent.body.strip()) == ("Your new key", "Got it, thanks.")
+    assert sent.verification.sender_signature
 
     term.keys("q")
     term.wait_until_gone()

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from textual.widgets import Static
 
+from rune_proto import status
 from rune_proto.address import parse_address, random_part
-from rune_proto.client import connect
+from rune_proto.client import ServerError, connect
 from rune_proto.keys import Identity, PublicKey
 from rune_proto.tlspin import pin_text
 from rune_tui import service
@@ -217,8 +218,23 @@ async def test_a_real_invitation_registers(
     app = new_app(tmp_path / "profile", invite_server.host, invite_server.port)
     async with app.run_test(size=SIZE) as pilot:
         await to_register_step(pilot, app, username, token=token)
+        assert text_of(app, "#summary-method") == "with an invitation token"
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, InboxScreen), "the inbox")
+    # Registered on the server, not just shown the inbox: the saved key logs in there,
+    # and the invitation is used up.
+    paths = Paths.from_profile(tmp_path / "profile")
+    account = load_config(paths).current
+    assert account is not None
+    assert str(account.address) == f"{username}@{invite_server.domain}"
+    identity = service.load_identity(paths, account, PASSPHRASE)
+    assert await service.Mailbox(paths, account, identity).refresh() == []
+    async with connect(
+        invite_server.host, invite_server.port, tls_fingerprint=invite_server.tls_pin
+    ) as session:
+        with pytest.raises(ServerError) as reused:
+            await session.register(account.address, Identity.generate(), invitation=token)
+    assert reused.value.code == status.INVITATION_INVALID
 
 
 async def test_a_closed_server_says_so(tmp_path: Path, rune_server: ServerFactory) -> None:

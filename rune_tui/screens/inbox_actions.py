@@ -1,0 +1,87 @@
+"""The inbox's keys that open other screens: read, reply, forward, write, help.
+
+Those screens (and the compose stack, the reader and the Markdown help behind them) are
+imported on first use, not with the inbox: the first rows of a big mailbox need none of
+them, and importing them cost about 90 ms of every start.
+"""
+
+from __future__ import annotations
+
+from textual.widgets import Label
+
+from rune_proto.client import ReceivedMessage
+
+from .inbox_base import InboxBase
+
+
+class InboxActions(InboxBase):
+    """Opening, replying, forwarding, composing, read marks and help for the inbox."""
+
+    def action_open(self) -> None:
+        message = self._highlighted()
+        if message is not None:
+            self._open(message)
+
+    def _open(self, message: ReceivedMessage) -> None:
+        try:
+            whole = self.mailbox.message(message.id)  # a cached row opens its blob here
+        except KeyError:  # a refresh saw it deleted elsewhere meanwhile
+            self.notify("This message is no longer in the mailbox.", severity="warning")
+            self._sync()
+            return
+        from .reader import ReaderScreen
+
+        self.app.push_screen(ReaderScreen(self.mailbox, whole, self.settings), self._reader_closed)
+
+    def _reader_closed(self, deleted: str | None) -> None:
+        """The reader dismisses with a message's id when the user deleted it there."""
+        message = self.mailbox.messages.get(deleted) if deleted else None
+        if message is not None:
+            self._delete_later(message)
+
+    def action_reply(self) -> None:
+        message = self._highlighted()
+        if message is None:
+            return
+        if message.sender is None:
+            self.notify("This message has no known sender to reply to.", severity="warning")
+            return
+        from .compose import ComposeScreen
+
+        self.app.push_screen(
+            ComposeScreen.reply(self.mailbox, message, date_format=self.settings.date_format)
+        )
+
+    def action_forward(self) -> None:
+        message = self._highlighted()
+        if message is not None:
+            from .reader import forward
+
+            forward(self, self.mailbox, message, self.settings.date_format)
+
+    def action_compose(self) -> None:
+        from .compose import ComposeScreen
+
+        self.app.push_screen(ComposeScreen(self.mailbox))
+
+    def action_toggle_read(self) -> None:
+        message = self._highlighted()
+        if message is None:
+            return
+        self.mailbox.mark_read(message.id, not self.mailbox.is_read(message.id))
+        self.message_list.invalidate()
+        self._update_title()
+        if not self.query_one("#inbox-status", Label).has_class("-error"):
+            self._status_ready()
+
+    def action_key_change(self) -> None:
+        message = self._highlighted()
+        if message is not None:
+            from .reader import review_key_change
+
+            review_key_change(self, self.mailbox, message)
+
+    def action_help(self) -> None:
+        from .help import HelpScreen
+
+        self.app.push_screen(HelpScreen(self, title="Inbox"))

@@ -1,0 +1,303 @@
+"""One account's mailbox: the encrypted cache at once, the server through one pinned door.
+
+Part of the service layer (see :mod:`rune_tui.service`, which re-exports it). Every call
+that reaches the server goes through :meth:`Mailbox.session`, so a subclass that watches
+sessions (the app's ``WatchedMailbox``) sees every changed certificate or server key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterable, MutableSet
+from contextlib import asynccontextmanager
+
+from rune_proto.address import Address, parse_address
+from rune_proto.client import ContactBook, ReceivedMessage, ReplayLog, Session, connect
+from rune_proto.client.messages import open_retrieved
+from rune_proto.envelope import Attachment
+from rune_proto.keys import Identity, PublicKey
+
+from .cache import MessageCache, Summary, received_key
+from .config import Account, Paths
+
+SAVE_EVERY = 500  # a long refresh writes the index this often, so a crash loses little
+
+
+class Mailbox:
+    """One account's mailbox: the local cache at once, the server when asked.
+
+    Made without the network: the cache's index gives every row at once (see
+    :mod:`rune_tui.cache`), so the inbox opens offline. ``messages`` maps server ids to
+    messages — :class:`~rune_tui.cache.Summary` rows whose body is decrypted from the
+    cached blob only when read, or full messages when the disk refused to cache one.
+    ``read`` is the live set of read ids: adding or discarding persists the mark
+    (:meth:`mark_read` says it in words). :meth:`refresh` fetches only what the cache lacks
+    and forgets what the server no longer holds.
+    """
+
+    def __init__(self, paths: Paths, account: Account, identity: Identity) -> None:
+        self.paths = paths
+        self.account = account
+        self.identity = identity
+        self._contacts: ContactBook | None = None  # loaded when first needed: the list
+        self._replays: ReplayLog | None = None  # rows need neither (~15 ms on a big mailbox)
+        self._server_key: tuple[str, PublicKey] | None = None
+        self._max_payload: tuple[tuple[str, int, str, str], int] | None = None
+        self.cache = MessageCache.open(
+            paths.data_dir, account.address, identity, self.open_blob, defer_rebuild=True
+        )
+        self._rebuilding: asyncio.Future[None] | None = None  # see recover()
+        self.messages: dict[str, ReceivedMessage] = dict(self.cache.rows)
+        self.read: MutableSet[str] = self.cache.read
+
+    @property
+    def address(self) -> Address:
+        return self.account.address
+
+    @property
+    def contacts(self) -> ContactBook:
+        if self._contacts is None:
+            self._contacts = ContactBook(self.paths.contacts_file(self.account.address))
+        return self._contacts
+
+    @contacts.setter
+    def contacts(self, book: ContactBook) -> None:
+        self._contacts = book
+
+    @property
+    def replays(self) -> ReplayLog:
+        if self._replays is None:
+            path = self.paths.replay_log(self.account.address)
+            self._replays = ReplayLog(path, self.cache.vault)  # sealed, like the cache
+        return self._replays
+
+    @replays.setter
+    def replays(self, log: ReplayLog) -> None:
+        self._replays = log
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[Session]:
+        async with connect(
+            self.account.host,
+            self.account.port,
+            tls_fingerprint=self.account.tls_pin,
+            server_key=self.account.server_key,
+            contacts=self.contacts,
+            replays=self.replays,
+        ) as session:
+            await session.login(self.address, self.identity)
+            yield session
+
+    async def max_payload(self) -> int:
+        """The largest CLIENT MESSAGE the server accepts (its CAPA ``max_payload``).
+
+        Asked through :meth:`session` like every other call, so a changed certificate or
+        server key is caught here as anywhere else; remembered for these pins, so compose
+        shows the limit without a round trip each time it opens.
+        """
+        account = self.account
+        pins = (account.host, account.port, account.tls_pin, account.server_key)
+        if self._max_payload is None or self._max_payload[0] != pins:
+            async with self.session() as session:
+                caps = session.capabilities
+                assert caps is not None  # connect() only returns once CAPA was answered
+                self._max_payload = (pins, caps.max_payload)
+        return self._max_payload[1]
+
+    # -- messages ------------------------------------------------------------------------
+
+    def open_blob(
+        self, message_id: str, blob: bytes, server_key: str | None = None
+    ) -> ReceivedMessage:
+        """Open a STORED MESSAGE blob (fetched now or cached) and run every check; offline.
+
+        ``server_key``: the server key pinned when a cached blob was retrieved (the cache
+        records it), so an accepted server-key change does not unverify older messages.
+        """
+        token = server_key or self.account.server_key
+        if self._server_key is None or self._server_key[0] != token:
+            self._server_key = (token, PublicKey.from_token(token))
+        return open_retrieved(
+            message_id,
+            blob,
+            identity=self.identity,
+            address=self.address,
+            server_key=self._server_key[1],
+            contacts=self.contacts,
+            replays=self.replays,
+        )
+
+    def ingest(self, message_id: str, blob: bytes) -> ReceivedMessage:
+        """Open ``blob``, cache it and list it; returns the opened message."""
+        message = self.open_blob(message_id, blob)
+        row = self.cache.add(message_id, blob, message, self.account.server_key)
+        self.messages[message_id] = row if row is not None else message
+        return message
+
+    def message(self, message_id: str) -> ReceivedMessage:
+        """The whole message (body, attachments, sender key), decrypted on demand.
+
+        Cached rows are opened from their blob the first time and kept in a small LRU.
+        KeyError for an id the mailbox does not hold.
+        """
+        found = self.messages[message_id]
+        return self.cache.message(message_id) if isinstance(found, Summary) else found
+
+    async def recover(self) -> bool:
+        """Rebuild an unusable cache index from the blobs in a thread, then list the rows.
+
+        Opening every blob takes seconds on a big cache: the UI keeps running meanwhile.
+        True if a rebuild ran; refresh waits for it, so it never sees a half-listed cache.
+        """
+        running = self._rebuilding
+        if running is None:
+            if not self.cache.needs_rebuild:
+                return False
+            running = self._rebuilding = asyncio.ensure_future(
+                asyncio.to_thread(self.cache.rebuild)
+            )
+        try:
+            await asyncio.shield(running)  # a cancelled caller leaves it running
+        finally:
+            if running.done() and self._rebuilding is running:
+                self._rebuilding = None
+        for message_id, row in self.cache.rows.items():
+            self.messages.setdefault(message_id, row)
+        return True
+
+    async def refresh(self, progress: Callable[[int, int], None] | None = None) -> list[str]:
+        """Fetch what the cache lacks, forget what is gone; returns the new ids, oldest first.
+
+        A blob already on disk (a refresh interrupted before its index was written) is
+        used without downloading it again; a damaged one is fetched again but not
+        reported as new.
+        """
+        await self.recover()
+        new: list[str] = []
+        complete = False
+        try:
+            async with self.session() as session:
+                listing = await session.list()
+                on_server = {info.id for info in listing}
+                gone = [i for i in self.messages if i not in on_server]
+                if gone:
+                    self._forget(gone)
+                stale = self.cache.stale
+                wanted = [i.id for i in listing if i.id not in self.messages or i.id in stale]
+                for done, message_id in enumerate(wanted, 1):
+                    blob = self.cache.stored_blob(message_id)
+                    if blob is None:
+                        blob = await session.retrieve_blob(message_id)
+                    if message_id not in self.messages:
+                        new.append(message_id)
+                    self.ingest(message_id, blob)
+                    if done % SAVE_EVERY == 0:
+                        self.cache.save(partial=True)
+                    if progress is not None:
+                        progress(done, len(wanted))
+            complete = True
+        finally:
+            self.cache.save_if_dirty(partial=not complete)
+        if self.cache.sweep():
+            self.cache.save_if_dirty()
+        return new
+
+    def _forget(self, message_ids: Iterable[str]) -> None:
+        ids = list(message_ids)
+        self.cache.remove(ids)
+        for message_id in ids:
+            self.messages.pop(message_id, None)
+            self.read.discard(message_id)
+
+    def ordered(self) -> list[ReceivedMessage]:
+        """Newest first, by the server's receive time."""
+        return sorted(self.messages.values(), key=received_key, reverse=True)
+
+    def unread_count(self) -> int:
+        read = self.read
+        return sum(1 for m in self.messages if m not in read)
+
+    def is_read(self, message_id: str) -> bool:
+        return message_id in self.read
+
+    def mark_read(self, message_id: str, read: bool = True) -> None:
+        """Mark a message read (or unread again); the mark survives a restart."""
+        if read:
+            self.read.add(message_id)
+        else:
+            self.read.discard(message_id)
+
+    def flush(self) -> None:
+        """Write what the cache holds only in memory (call when the app exits)."""
+        self.cache.save_if_dirty()
+
+    async def send(
+        self,
+        to: str,
+        subject: str,
+        body: str,
+        attachments: Iterable[tuple[str, bytes]] = (),
+        *,
+        in_reply_to: str | None = None,
+    ) -> str:
+        receiver = parse_address(to.strip())
+        files = [Attachment(name, data) for name, data in attachments]
+        async with self.session() as session:
+            return await session.send(receiver, subject, body, files, in_reply_to=in_reply_to)
+
+    async def delete(self, message_id: str) -> None:
+        async with self.session() as session:
+            await session.delete(message_id)
+        self._forget([message_id])
+        self.cache.save_if_dirty()
+
+    def accept_key(self, address: Address, key: PublicKey) -> None:
+        self.contacts.accept(address, key)
+        self.reverify(address)
+
+    def reverify(self, sender: Address | None = None) -> int:
+        """Check cached messages (of ``sender``, or all) again against today's pins.
+
+        The list shows the verification from when a message was fetched; after a key is
+        accepted or a contact removed, this brings those rows up to date (one open each).
+        """
+        count = self.cache.reverify(lambda row: sender is None or row.sender == sender)
+        self.cache.save_if_dirty()
+        return count
+
+
+def estimate_payload(
+    sender: str,
+    receiver: str,
+    subject: str,
+    body: str,
+    attachments: Iterable[tuple[str, int]] = (),
+    in_reply_to: str | None = None,
+) -> int:
+    """The size in bytes of the CLIENT MESSAGE that sending this would make.
+
+    Computed from sizes alone (attachment contents are not read), following the layout of
+    ``envelope.seal_message`` and ``seal_client_message``: content JSON with base64url
+    attachments, length-prefixed fields and a signature, padded, sealed, then wrapped.
+    """
+    import json
+
+    from rune_proto.keys import PUBLIC_KEY_SIZE, SIGNATURE_SIZE
+    from rune_proto.padding import MAX_PLAINTEXT, padded_size
+    from rune_proto.suite import HPKE_OVERHEAD
+
+    doc: dict[str, object] = {"subject": subject, "body": body, "attachments": []}
+    if in_reply_to is not None:
+        doc["in_reply_to"] = in_reply_to
+    size = len(json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    for index, (name, length) in enumerate(attachments):
+        entry = json.dumps(
+            {"filename": name, "data": ""}, ensure_ascii=False, separators=(",", ":")
+        )
+        size += len(entry.encode("utf-8")) + (length * 4 + 2) // 3 + (1 if index else 0)
+    fields = (len(sender.encode()), PUBLIC_KEY_SIZE, len(receiver.encode()), 16, 8, size)
+    inner = sum(fields) + 4 * len(fields) + SIGNATURE_SIZE
+    sealed = padded_size(min(inner, MAX_PLAINTEXT)) + HPKE_OVERHEAD
+    if inner > MAX_PLAINTEXT:
+        sealed += inner - MAX_PLAINTEXT  # too big to send at all; keep the number honest
+    return 4 + sealed + SIGNATURE_SIZE + HPKE_OVERHEAD
