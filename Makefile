@@ -44,12 +44,14 @@ screenshots: $(STAMP)
 # aiosmtplib) are installed into .venv by the scripts when missing, not as project
 # dependencies. BENCH_ARGS goes to the server benchmark: --quick for a smoke run, -n N.
 #   1. server throughput: rune-server vs aiosmtpd + SQLite (bench/server_throughput.py)
-#   2. rune-tui on a big mailbox vs neomutt: its command goes on the line marked below
+#   2. rune-tui on a big mailbox vs neomutt, both in tmux (bench/tui_bench.py; installs
+#      neomutt with apt-get when missing). TUI_BENCH_ARGS: --runs N, --presses N, --workdir.
 .PHONY: bench
 BENCH_ARGS ?=
+TUI_BENCH_ARGS ?=
 bench: $(STAMP)
 	$(BIN)/python bench/server_throughput.py $(BENCH_ARGS)
-	@echo "bench: (2) rune-tui vs neomutt is not written yet"  # <- replace with its command
+	$(BIN)/python bench/tui_bench.py $(TUI_BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
