@@ -15,11 +15,11 @@ import binascii
 import contextlib
 import hashlib
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
+from .atomicfile import write_atomically
 from .secretbox import SecretBoxError, open_secret, seal_secret
 from .secretbox import WrongPassphrase as BoxWrongPassphrase
 
@@ -169,17 +169,7 @@ class EncryptedFileStore:
         """Write to a 0600 temp file and rename, so a crash never leaves half a key file."""
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(self.directory, 0o700)
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".key")
-        try:
-            with os.fdopen(fd, "wb") as f:  # mkstemp creates it 0600
-                f.write(blob)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        write_atomically(path, blob, suffix=".key")
         dir_fd = os.open(self.directory, os.O_RDONLY)
         try:
             os.fsync(dir_fd)  # make the rename itself durable

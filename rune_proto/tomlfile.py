@@ -8,13 +8,13 @@ Writes are atomic (temporary file, then rename) so a crash never leaves half a f
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from .atomicfile import write_atomically
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -61,17 +61,7 @@ def dumps(data: Mapping[str, Any]) -> str:
 
 def write(path: Path, data: Mapping[str, Any], *, mode: int = 0o600) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(dumps(data))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, dumps(data).encode("utf-8"), prefix=f".{path.name}.", mode=mode)
 
 
 def read(path: Path) -> dict[str, Any]:

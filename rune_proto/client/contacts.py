@@ -7,9 +7,7 @@ blocked and received messages are flagged until the user accepts the new key.
 
 from __future__ import annotations
 
-import os
 import secrets
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -18,6 +16,7 @@ from typing import Any
 
 from .. import tomlfile
 from ..address import Address, parse_address
+from ..atomicfile import write_atomically
 from ..keys import PublicKey
 from .vault import Vault, VaultError
 
@@ -223,16 +222,7 @@ class ReplayLog:
         if lines:
             data += _frame(self._vault.seal(lines.encode("utf-8"), self._context(0)))
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:  # mkstemp makes it 0600
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomically(self.path, data)
         self._records = 1 if lines else 0
 
     def is_replay(self, message_id: str, server_id: str) -> bool:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-import tempfile
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -22,6 +21,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from ..atomicfile import write_atomically
 from ..keys import Identity
 
 MAGIC = b"RUNEVLT1"
@@ -62,16 +62,7 @@ class Vault:
     def write(self, path: Path, data: bytes, context: str) -> None:
         """Seal and write atomically (temp file, fsync, rename), mode 0600."""
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:  # mkstemp makes it 0600
-                handle.write(self.seal(data, context))
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomically(path, self.seal(data, context))
 
     def read(self, path: Path, context: str) -> bytes | None:
         """The opened file, or None if it does not exist."""

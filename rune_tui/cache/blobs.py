@@ -13,10 +13,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from rune_proto.atomicfile import write_atomically
 from rune_proto.client.vault import Vault, VaultError
 
 _NO_KEY = bytes(32)  # a header written before server keys were recorded, or without one
@@ -106,15 +106,7 @@ class BlobStore:
             hashlib.sha256(blob).digest() + key + message_id.encode("utf-8"), self._context
         )
         path = self.path(message_id)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(len(header).to_bytes(2, "big") + header)
-                handle.write(blob)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomically(path, len(header).to_bytes(2, "big") + header, blob, sync=False)
 
     def unwrap(self, data: bytes) -> Unwrapped | None:
         """What a cache file holds if its header and hash check, else None."""

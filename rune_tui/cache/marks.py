@@ -10,12 +10,11 @@ carries its own generation, so it opens without the index.
 
 from __future__ import annotations
 
-import os
 import secrets
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, MutableSet
 from pathlib import Path
 
+from rune_proto.atomicfile import write_atomically
 from rune_proto.client.vault import Vault, VaultError
 
 GEN_BYTES = 16
@@ -98,17 +97,9 @@ class MarksJournal:
         snapshot = self.vault.seal(
             "\n".join(sorted(read)).encode("utf-8"), self._snapshot_context(self.generation)
         )
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(_MAGIC + self.generation + len(snapshot).to_bytes(4, "big"))
-                handle.write(snapshot)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomically(
+            self.path, _MAGIC + self.generation + len(snapshot).to_bytes(4, "big"), snapshot
+        )
         self.count = 0
         self.snapshotted = True
 
