@@ -1,4 +1,4 @@
-"""Keys in a server's replies are parsed once per token (see wire._reply_key).
+"""Keys in a server's replies are parsed once per token (see wire_readers._reply_key).
 
 The cache must give exactly what a fresh parse gives, never a key for another token,
 never swallow a bad key, and never apply to what a server parses from clients.
