@@ -19,7 +19,7 @@ from rune_proto.address import AddressError
 from rune_proto.client import ClientError, ConnectionFailed, ProtocolViolation, ServerError
 from rune_proto.keystore import KeystoreError
 
-from .service_mailbox import SAVE_EVERY, Mailbox, estimate_payload
+from .service_mailbox import SAVE_EVERY, Mailbox, PendingKeyChange, estimate_payload
 from .service_registration import (
     ServerProbe,
     blamed_field,
@@ -35,6 +35,7 @@ from .service_registration import (
 __all__ = [
     "SAVE_EVERY",
     "Mailbox",
+    "PendingKeyChange",
     "ServerProbe",
     "blamed_field",
     "check_invitation",

@@ -188,6 +188,18 @@ class AttachmentPanel(Vertical):
         if self.is_mounted:
             self.show()
 
+    def set_opening(self, carried: Iterable[AttachedFile], paths: Iterable[str]) -> str | None:
+        """:meth:`set_files` with files carried in memory, then paths on disk checked now;
+        the first problem (a path gone or unreadable), else None."""
+        attached, problems = list(carried), []
+        for path in paths:
+            try:
+                attached.append(check_attachment(path))
+            except ValueError as exc:
+                problems.append(str(exc))
+        self.set_files(attached)
+        return problems[0] if problems else None
+
     @property
     def estimate(self) -> int:
         """The encrypted size of the message with these files (see ``estimate_payload``)."""

@@ -3,12 +3,14 @@
 Nothing typed is ever lost. The draft is sealed to disk a second after typing stops and
 when the screen closes, so it survives a crash; a failed send keeps the screen open with
 everything in it and says why. A contact whose key changed is not written to until the
-user accepts the new key on the key-change screen; accepting sends again. Every binding
-uses ctrl, F-keys or Escape, because a focused Input or TextArea swallows printable keys.
+user accepts the new key on the key-change screen: a red banner says so as soon as To
+names one the mailbox knows, and a send that meets one asks then. Every binding uses
+ctrl, F-keys or Escape, because a focused Input or TextArea swallows printable keys.
 
 Split by responsibility: the attachment panel in :mod:`rune_tui.components.attachment_panel`,
-keeping drafts in :mod:`.compose_drafts` (the base class), the $EDITOR hand-over in
-:mod:`.compose_editor`. What other modules import from here is re-exported.
+the changed-key banner in :mod:`rune_tui.components.key_banner`, keeping drafts in
+:mod:`.compose_drafts` (the base class), the $EDITOR hand-over in :mod:`.compose_editor`.
+What other modules import from here is re-exported.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from textual.css.query import NoMatches
 from textual.suggester import SuggestFromList
 from textual.widgets import Footer, Header, Input, Label, TextArea
 
-from rune_proto.address import AddressError, parse_address
+from rune_proto.address import Address, AddressError, parse_address
 from rune_proto.client import ContactKeyChanged, ReceivedMessage
 from rune_proto.envelope import Attachment
 
@@ -38,6 +40,7 @@ from ..components.attachment_panel import (
     human_size,
 )
 from ..components.formatting import quote_body, reply_subject
+from ..components.key_banner import REVIEW_KEY, KeyChangeBanner, outcome
 from ..config import DEFAULT_DATE_FORMAT
 from ..drafts import Draft
 from ..messages import MessageSent
@@ -78,6 +81,7 @@ class ComposeScreen(DraftKeepingScreen):
         Binding("ctrl+o", "drafts", "Drafts", id="compose.drafts"),
         Binding("escape", "cancel", "Close", id="compose.cancel"),
         Binding("f1", "help", "Help", id="compose.help"),
+        Binding(REVIEW_KEY, "review_key", "Review key", id="compose.review_key", priority=True),
     ]
 
     def __init__(
@@ -99,6 +103,7 @@ class ComposeScreen(DraftKeepingScreen):
         self.heading = heading
         self.in_reply_to = in_reply_to
         self.sending = False
+        self.banner = KeyChangeBanner(mailbox, id="compose-key-changed")
         self.panel = AttachmentPanel(
             estimate=self._estimate, fetch_limit=mailbox.max_payload, max_payload=max_payload
         )
@@ -149,6 +154,7 @@ class ComposeScreen(DraftKeepingScreen):
         to, subject, body = self.initial
         known = [str(contact.address) for contact in self.mailbox.contacts]
         yield Header(icon="✉")
+        yield self.banner
         with Vertical(id="compose-form"):
             with Horizontal(classes="compose-field"):
                 yield Label("From", classes="compose-label")
@@ -180,6 +186,7 @@ class ComposeScreen(DraftKeepingScreen):
                 f"Reply to {to}" if self.in_reply_to and to else "New message"
             )
         self._attach_initial()
+        self._check_key()
         if self.in_reply_to and to:
             self._focus_body()
         else:
@@ -189,17 +196,10 @@ class ComposeScreen(DraftKeepingScreen):
 
     def _attach_initial(self) -> bool:
         """Attach the opening files; False (and says why) if a path is gone or unreadable."""
-        attached = list(self._initial_files)
-        problems = []
-        for path in self._initial_paths:
-            try:
-                attached.append(check_attachment(path))
-            except ValueError as exc:
-                problems.append(str(exc))
-        self.panel.set_files(attached)
-        if problems:
-            self.show_status(f"An attachment of this draft is gone: {problems[0]}.", "error")
-        return not problems
+        problem = self.panel.set_opening(self._initial_files, self._initial_paths)
+        if problem is not None:
+            self.show_status(f"An attachment of this draft is gone: {problem}.", "error")
+        return problem is None
 
     def _focus_body(self) -> None:
         body = self.query_one("#compose-body", TextArea)
@@ -255,6 +255,14 @@ class ComposeScreen(DraftKeepingScreen):
     @on(AttachmentPanel.Changed)
     def _typed(self) -> None:
         self.schedule_save()
+
+    @on(Input.Changed, "#compose-to")
+    def _to_typed(self) -> None:
+        self.banner.check_soon(self.to)  # is their key known to have changed?
+
+    @on(Input.Blurred, "#compose-to")
+    def _check_key(self) -> None:
+        self.banner.check(self.to)
 
     def draft(self) -> Draft:
         to, subject, body, _ = self.state
@@ -313,6 +321,8 @@ class ComposeScreen(DraftKeepingScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("send", "cancel", "editor", "drafts") and self.sending:
             return None  # shown greyed out in the footer while the send is in flight
+        if action == "review_key":  # only while the banner shows (else ctrl+k edits text)
+            return self.banner.change is not None and not self.sending
         return True
 
     def action_send(self) -> None:
@@ -337,6 +347,11 @@ class ComposeScreen(DraftKeepingScreen):
                 f"{human_size(self.max_payload)}. Remove an attachment (Delete in the list).",
                 "error",
             )
+            return
+        self._check_key()
+        if self.banner.change is not None:  # a change known already: review it, then send
+            self.save_draft(force=True)
+            self.action_review_key(then_send=True)
             return
         self._send(to, self.subject, self.body)
 
@@ -372,29 +387,25 @@ class ComposeScreen(DraftKeepingScreen):
         self.refresh_bindings()
 
     def _key_changed(self, exc: ContactKeyChanged) -> None:
-        """The receiver's key is not the pinned one: ask, and send again only if accepted."""
-        from .key_change import KeyChangeScreen
-
+        """The receiver's key is not the pinned one: say so loudly, and ask."""
         self.save_draft(force=True)
         self.show_status(
             f"Not sent: the key of {exc.address} has changed. Nothing was sent.", "error"
         )
-        if exc.offered_key is None:
-            return
+        if self.banner.met(exc):
+            self.action_review_key(then_send=True)
 
-        def answered(accepted: bool | None) -> None:
-            if accepted:
-                self.show_status(f"New key of {exc.address} accepted; sending again…", "busy")
+    def action_review_key(self, then_send: bool = False) -> None:
+        """Old and new key side by side; accepted, the banner goes (and the send goes on)."""
+
+        def answered(accepted: bool, who: Address) -> None:
+            if accepted and then_send:
+                self.show_status(f"New key of {who} accepted; sending…", "busy")
                 self.action_send()
             else:
-                self.show_status(
-                    f"Not sent: you kept the old key of {exc.address}, so nothing was sent. "
-                    "The message stays here and in your drafts.",
-                    "error",
-                )
+                self.show_status(*outcome(who, accepted))
 
-        screen = KeyChangeScreen(self.mailbox, exc.address, exc.pinned, exc.offered_key)
-        self.app.push_screen(screen, callback=answered)
+        self.banner.review(answered)
 
     # -- leaving and help ----------------------------------------------------------------
 

@@ -291,6 +291,8 @@ async def test_a_changed_key_blocks_sending_until_accepted(
         await wait_until(
             pilot, lambda: "you kept the old key" in label_text(app, "#compose-status")
         )
+        assert compose.banner.display  # and the change stays on show until reviewed
+        assert "blocked" in str(compose.banner.content)
         assert (compose.to, compose.subject, compose.body) == (str(bob.address), "Hi", "Tea?")
         assert compose.drafts.list()[0].body == "Tea?"  # kept in the drafts too
         assert await bob.refresh() == []

@@ -36,6 +36,7 @@ KEYS_NAMED = {
     "compose.editor": "`Ctrl+E`",
     "compose.attach": "`Ctrl+T`",
     "compose.drafts": "`Ctrl+O`",
+    "compose.review_key": "`Ctrl+K`",
     "app.contacts": "`C`",
     "contacts.compare": "`v`",
     "contacts.write": "`m`",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 from textual.app import App
 
 from rune_proto.address import parse_address
+from rune_proto.client import KeyChange
 from rune_tui.config import Account
 from rune_tui.drafts import Draft, DraftStore
 from rune_tui.screens.compose import ComposeScreen
@@ -25,7 +27,7 @@ from rune_tui.screens.drafts import DraftsScreen
 from rune_tui.screens.key_change import KeyChangeScreen, ServerKeyScreen
 from rune_tui.trust import ServerChange
 from tests.tui.test_contacts import SAMPLE, fixed_key, write_contacts
-from tests.tui.test_mail_screens import MailApp, build_mailbox
+from tests.tui.test_mail_screens import VERIFIED, MailApp, build_mailbox, make_message
 from tests.tui.test_snapshots_mail import steady
 
 SIZE = (120, 36)
@@ -100,6 +102,26 @@ def test_compose_with_attachments(snap_compare: SnapCompare, tmp_path: Path) -> 
             subject="Minutes and budget",
             body="Hi Carol,\n\nBoth files are attached.\n\n— Alice",
             attachments=[FILES / "minutes.txt", FILES / "budget-2025.ods"],
+            max_payload=16 * 1024 * 1024,
+        )
+    )
+    assert snap_compare(app, terminal_size=SIZE, run_before=steady())
+
+
+def test_compose_to_a_changed_key(snap_compare: SnapCompare, tmp_path: Path) -> None:
+    """The red banner over compose: bob's newest message came with a key not pinned."""
+    write_contacts(tmp_path, SAMPLE)  # bob@xyz pinned to fixed_key(1)
+    change = KeyChange(
+        parse_address("bob@xyz"), fixed_key(1).fingerprint_text(), fixed_key(9).fingerprint_text()
+    )
+    message = make_message(1, verification=replace(VERIFIED, key_change=change))
+    mailbox = build_mailbox(tmp_path, [message])
+    app = MailApp(
+        lambda: ComposeScreen(
+            mailbox,
+            to="bob@xyz",
+            subject="Lunch on Thursday?",
+            body="Hi Bob,\n\nNoon at the usual place?\n\n— Alice",
             max_payload=16 * 1024 * 1024,
         )
     )
