@@ -41,6 +41,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_report import background_load
 from make_cache import (
     DEFAULT_COUNT,
     DEFAULT_PASSPHRASE,
@@ -58,7 +59,7 @@ from rune_proto.keys import PRIVATE_KEY_SIZE
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 HIGHLIGHT_COLUMN = 60  # inside the subject column of both programs' rows
-BUSY_LOAD = 0.5  # 1-minute load average above which the figures are flagged
+BUSY_SHARE = 0.10  # other programs' share of all CPUs above which figures are flagged
 PROMPT_TEXT = "Unlock your key"
 NEOMUTTRC = """\
 set mbox_type = Maildir
@@ -308,8 +309,8 @@ def run(args: argparse.Namespace, neomutt_bin: str, workdir: Path) -> int:
     listing = [python, str(BENCH / "bare_textual.py"), "--list", str(args.count), str(args.seed)]
     bare_list = Program("bare Textual list", listing)
     kdf = kdf_ms(profile)
-    load_before = os.getloadavg()[0]
-    print(f"tui_bench: load average {load_before:.2f} on {os.cpu_count()} CPUs", flush=True)
+    load_before = background_load()  # a second of nothing of ours running
+    print(f"tui_bench: background load {load_before:.0%} of {os.cpu_count()} CPUs", flush=True)
     try:
         for run in range(args.runs):
             run_neomutt(neomutt, rows, env, args.presses)
@@ -326,12 +327,12 @@ def run(args: argparse.Namespace, neomutt_bin: str, workdir: Path) -> int:
         print(f"tui_bench: {exc}", file=sys.stderr)
         return 1
     report(neomutt, rune, bare, bare_list, kdf, args.runs, args.count)
-    load = os.getloadavg()[0]
-    print(f"load average {load_before:.2f} before, {load:.2f} after the runs")
-    if max(load_before, load) > BUSY_LOAD:
+    load = background_load()
+    print(f"background load {load_before:.0%} before, {load:.0%} after the runs")
+    if max(load_before, load) > BUSY_SHARE:
         print(
-            f"WARNING: the machine was busy (load > {BUSY_LOAD}): other programs shared the "
-            "CPUs, so these figures are not worth quoting"
+            f"WARNING: the machine was busy (other programs used > {BUSY_SHARE:.0%} of the "
+            "CPUs), so these figures are not worth quoting"
         )
     return 0
 
