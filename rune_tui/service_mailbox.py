@@ -133,18 +133,19 @@ class Mailbox:
         ``server_key``: the server key pinned when a cached blob was retrieved (the cache
         records it), so an accepted server-key change does not unverify older messages.
         """
-        token = server_key or self.account.server_key
-        if self._server_key is None or self._server_key[0] != token:
-            self._server_key = (token, PublicKey.from_token(token))
-        return open_retrieved(
-            message_id,
-            blob,
-            identity=self.identity,
-            address=self.address,
-            server_key=self._server_key[1],
-            contacts=self.contacts,
-            replays=self.replays,
-        )
+        with self.cache.lock:  # a rebuild thread opens blobs too: one at a time
+            token = server_key or self.account.server_key
+            if self._server_key is None or self._server_key[0] != token:
+                self._server_key = (token, PublicKey.from_token(token))
+            return open_retrieved(
+                message_id,
+                blob,
+                identity=self.identity,
+                address=self.address,
+                server_key=self._server_key[1],
+                contacts=self.contacts,
+                replays=self.replays,
+            )
 
     def ingest(self, message_id: str, blob: bytes) -> ReceivedMessage:
         """Open ``blob``, cache it and list it; returns the opened message."""
@@ -173,6 +174,7 @@ class Mailbox:
         if running is None:
             if not self.cache.needs_rebuild:
                 return False
+            _ = self.contacts, self.replays  # made here, not by two threads at once
             running = self._rebuilding = asyncio.ensure_future(
                 asyncio.to_thread(self.cache.rebuild)
             )
@@ -274,8 +276,13 @@ class Mailbox:
         self.cache.save_if_dirty()
 
     def accept_key(self, address: Address, key: PublicKey) -> None:
-        self.contacts.accept(address, key)
+        with self.cache.lock:  # the contact book is shared with a rebuild thread
+            self.contacts.accept(address, key)
         self.reverify(address)
+
+    def stop(self) -> None:
+        """The app is leaving this mailbox: a running rebuild stops after its message."""
+        self.cache.stop_rebuild.set()
 
     def reverify(self, sender: Address | None = None) -> int:
         """Check cached messages (of ``sender``, or all) again against today's pins.

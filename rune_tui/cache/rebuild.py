@@ -5,8 +5,10 @@ format. Each blob file's sealed header gives its id (and the server key it was r
 under), so it works offline, but it opens every message: ~0.6 ms each, seconds for a big
 cache. So it is made to run in a thread while the UI goes on: the cache's lock is taken
 per message, not for the whole run, and rows a refresh added meanwhile are kept as they
-are. Read marks are not lost: the marks journal keeps a sealed snapshot of every read id
-next to the index (see :mod:`.marks`), recovered when the index was found unusable.
+are. Leaving the app stops it between two messages (``cache.stop_rebuild``), so quitting
+never waits for it. Read marks are not lost: the marks journal keeps a sealed snapshot of
+every read id next to the index (see :mod:`.marks`), recovered when the index was found
+unusable.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ def rebuild(cache: MessageCache, progress: Callable[[int, int], None] | None = N
         cache.stale = set()
     total = len(entries)
     for done, entry in enumerate(entries, 1):
+        if cache.stop_rebuild.is_set():
+            return  # the app is leaving: no half index is written; the next start rebuilds
         try:
             data = Path(entry.path).read_bytes()
         except OSError:

@@ -65,6 +65,7 @@ class MessageCache:
         self._dirty = False
         self._sweep = False
         self.lock = threading.RLock()
+        self.stop_rebuild = threading.Event()  # set when the app leaves: see rebuild()
 
     @classmethod
     def open(

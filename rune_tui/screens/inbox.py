@@ -360,8 +360,9 @@ class InboxScreen(InboxSearch, InboxActions):
         """Leaving without q (ctrl+q, another account): the deletes still go out, briefly.
 
         Failures cannot be shown any more; the message simply stays on the server and is
-        there the next time, so nothing is lost.
+        there the next time, so nothing is lost. A cache rebuild still running stops.
         """
+        self.mailbox.stop()
         waiting = [entry for entry in self.pending.values() if entry.worker is None]
         for entry in waiting:
             entry.timer.stop()

@@ -117,6 +117,27 @@ async def test_one_rebuild_serves_every_caller_and_a_refresh_waits_for_it(
     assert runs == [1, 1] and len(offline.messages) == 80
 
 
+async def test_leaving_stops_a_rebuild_between_messages_and_writes_no_half_index(
+    bench_profile: BenchProfile,
+) -> None:
+    first = Mailbox(bench_profile.paths, bench_profile.account, bench_profile.identity)
+    first.cache.index_path.unlink()
+    leaving = Mailbox(bench_profile.paths, bench_profile.account, bench_profile.identity)
+    assert leaving.cache.needs_rebuild
+    seen: list[int] = []
+
+    def leave_after_five(done: int, total: int) -> None:
+        seen.append(done)
+        if done == 5:
+            leaving.stop()  # what the inbox does when the app quits
+
+    await asyncio.to_thread(leaving.cache.rebuild, leave_after_five)
+    assert seen == [1, 2, 3, 4, 5]  # stopped at the next message, not after all 80
+    assert leaving.cache.needs_rebuild and not leaving.cache.index_path.exists()
+    again = Mailbox(bench_profile.paths, bench_profile.account, bench_profile.identity)
+    assert await again.recover() and len(again.messages) == 80  # the next start finishes it
+
+
 def test_a_journal_from_before_snapshots_gets_one_at_the_next_open(
     bench_profile: BenchProfile,
 ) -> None:
