@@ -179,6 +179,19 @@ class DraftStore:
         for path in self._parts_on_disk(draft_id).values():
             path.unlink(missing_ok=True)
 
+    def count(self) -> int:
+        """How many drafts open, without reading their forwarded files (start-up asks)."""
+        if not self.folder.is_dir():
+            return 0
+        found = 0
+        for path in self.folder.glob(f"*{SUFFIX}"):
+            draft_id = path.name.removesuffix(SUFFIX)
+            try:
+                found += self.vault.read(path, self._context(draft_id)) is not None
+            except (VaultError, OSError):
+                continue
+        return found
+
     def list(self) -> list[Draft]:
         """Every draft that opens, newest first; ``damaged`` counts those that do not."""
         drafts: list[Draft] = []

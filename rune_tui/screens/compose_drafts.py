@@ -68,7 +68,7 @@ class LeaveComposeScreen(ConfirmScreen):
 def drafts_notice(mailbox: Mailbox) -> str | None:
     """A line for the app to show after unlocking when drafts are waiting (None if none)."""
     try:
-        count = len(DraftStore.for_mailbox(mailbox).list())
+        count = DraftStore.for_mailbox(mailbox).count()  # forwarded files stay unread
     except OSError:
         return None
     if not count:

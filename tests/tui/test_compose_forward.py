@@ -206,6 +206,12 @@ async def test_a_draft_keeps_forwarded_files_sealed_across_a_restart(
         # The app dies here: no unmount. What is on disk is all there is.
     parts = parts_of(alice)
     assert len(parts) == 2
+    # Start-up only counts drafts: the forwarded files (megabytes, maybe) stay unread.
+    counting = DraftStore.for_mailbox(alice)
+    opened: list[Path] = []
+    read = counting.vault.read
+    counting.vault.read = lambda path, context: opened.append(path) or read(path, context)  # type: ignore[method-assign]
+    assert counting.count() == 1 and opened and not set(opened) & set(parts)
     for part in parts:
         raw = part.read_bytes()
         assert raw.startswith(MAGIC) and secret[:20] not in raw and PHOTO[:20] not in raw

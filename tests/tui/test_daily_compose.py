@@ -125,6 +125,7 @@ async def test_typing_saves_a_sealed_draft_after_a_pause(
         other = DraftStore(mailbox.paths.data_dir, mailbox.address, _vault(Identity.generate()))
         other.folder = DraftStore.for_mailbox(mailbox).folder
         assert other.list() == [] and other.damaged == 1
+        assert other.count() == 0 and DraftStore.for_mailbox(mailbox).count() == 1
 
 
 def _vault(identity: Identity) -> Any:
