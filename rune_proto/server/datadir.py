@@ -58,22 +58,33 @@ def _write_private(path: Path, data: bytes) -> None:
         handle.write(data)
 
 
-def _self_signed(passphrase: str) -> tuple[bytes, bytes]:
-    """A P-256 self-signed certificate (PEM) and its key as encrypted PKCS#8 PEM."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, CERT_COMMON_NAME)])
+def self_signed_certificate(
+    key: ec.EllipticCurvePrivateKey, common_name: str, lifetime: dt.timedelta
+) -> x509.Certificate:
+    """A certificate for ``key`` signed by itself: Rune pins keys, it trusts no CA.
+
+    Also what the benchmark's SMTP peer and the tests' lying server present, so all
+    three speak TLS with the same kind of certificate.
+    """
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = dt.datetime.now(dt.UTC)
-    cert = (
+    return (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + CERT_LIFETIME)
+        .not_valid_after(now + lifetime)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
+
+
+def _self_signed(passphrase: str) -> tuple[bytes, bytes]:
+    """A P-256 self-signed certificate (PEM) and its key as encrypted PKCS#8 PEM."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = self_signed_certificate(key, CERT_COMMON_NAME, CERT_LIFETIME)
     key_pem = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,

@@ -27,10 +27,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from rune_proto import status
 from rune_proto.address import Address
@@ -73,6 +71,7 @@ from rune_proto.events import (
 )
 from rune_proto.handshake import check_answer, check_login_proof, make_challenge, new_nonce
 from rune_proto.keys import Identity, PublicKey
+from rune_proto.server.datadir import self_signed_certificate
 from rune_proto.suite import EnvelopeError
 from rune_proto.tlspin import spki_fingerprint
 
@@ -95,18 +94,7 @@ class Certificate:
     ) -> Certificate:
         """A fresh certificate; pass an old ``key`` to renew with the same pin."""
         key = key or ec.generate_private_key(ec.SECP256R1())
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-        now = dt.datetime.now(dt.UTC)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=30))
-            .sign(key, hashes.SHA256())
-        )
+        cert = self_signed_certificate(key, name, dt.timedelta(days=30))
         key_pem = key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
