@@ -63,10 +63,12 @@ class RecordingMailbox(OfflineMailbox):
     """Offline, and its DELETE is recorded (and fails while ``fail`` is set)."""
 
     deleted: list[str]
+    deleted_at: list[float]  # time.monotonic() of each DELETE
     fail: Exception | None
 
     async def delete(self, message_id: str) -> None:
         self.deleted.append(message_id)
+        self.deleted_at.append(time.monotonic())
         if self.fail is not None:
             raise self.fail
         self.messages.pop(message_id, None)
@@ -88,6 +90,7 @@ def mailbox_of(
     mailbox.messages = {m.id: m for m in messages}
     mailbox.read = {m.id for m in messages} if all_read else set()
     mailbox.deleted = []
+    mailbox.deleted_at = []
     mailbox.fail = None
     return mailbox
 
@@ -514,8 +517,15 @@ def short_undo(monkeypatch: pytest.MonkeyPatch) -> float:
     return 0.4
 
 
+@pytest.fixture
+def undo_window(monkeypatch: pytest.MonkeyPatch) -> float:
+    """Long enough that a busy machine still gets u in before the DELETE would go."""
+    monkeypatch.setattr(inbox_module, "DELETE_UNDO_SECONDS", 2.0)
+    return 2.0
+
+
 async def test_d_hides_at_once_and_u_brings_it_back_without_a_delete(
-    tmp_path: Path, short_undo: float
+    tmp_path: Path, undo_window: float
 ) -> None:
     messages = sample_messages(5)
     mailbox = mailbox_of(tmp_path, messages)
@@ -534,7 +544,7 @@ async def test_d_hides_at_once_and_u_brings_it_back_without_a_delete(
         await pilot.press("u")
         await pilot.pause()
         assert listing(app).highlighted == messages[0]
-        await pilot.pause(short_undo * 2)
+        await pilot.pause(undo_window * 1.5)
         assert mailbox.deleted == []
         assert len(listing(app).messages) == 5
         assert not app.screen.check_action("undo", ())
@@ -548,10 +558,11 @@ async def test_delete_goes_out_after_the_delay_and_a_failure_brings_it_back(
     app = app_for(mailbox)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
+        pressed = time.monotonic()
         await pilot.press("d")
-        await pilot.pause(short_undo / 4)
-        assert mailbox.deleted == []  # not yet
         await wait_until(pilot, lambda: mailbox.deleted == [messages[0].id])
+        # Not before the undo delay (measured, so a slow machine cannot fake or fail it).
+        assert mailbox.deleted_at[0] - pressed >= short_undo
         await wait_until(pilot, lambda: not inbox(app).pending)
         assert messages[0].id not in mailbox.messages
         await pilot.press("u")  # too late: nothing to undo
