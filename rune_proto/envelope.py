@@ -24,7 +24,6 @@ Binding both addresses and both keys stops re-addressing (Davis 2001) and key sw
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import struct
 import time
@@ -32,7 +31,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from .address import MAX_ADDRESS_LENGTH, Address, AddressError, parse_address
-from .encoding import EncodingError, FieldReader, b64decode, b64encode, canonical, lp
+from .content import Attachment as Attachment  # re-exported: the public name lives here too
+from .content import Content, ContentError
+from .encoding import EncodingError, FieldReader, canonical, lp
 from .keys import SIGNATURE_SIZE, Identity, InvalidKey, PublicKey
 from .padding import PaddingError, is_padded_size, pad, unpad
 from .suite import (
@@ -58,54 +59,6 @@ def is_sealed_message_size(size: int) -> bool:
 
 def is_stored_message_size(size: int) -> bool:
     return is_sealed_message_size(size - STORED_WRAP_SIZE - HPKE_OVERHEAD)
-
-
-@dataclass(frozen=True, slots=True)
-class Attachment:
-    filename: str
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Content:
-    """What the user wrote: the only part encoded as JSON."""
-
-    subject: str
-    body: str
-    attachments: tuple[Attachment, ...] = ()
-    in_reply_to: str | None = None
-
-    def to_json(self) -> bytes:
-        doc: dict[str, object] = {
-            "subject": self.subject,
-            "body": self.body,
-            "attachments": [
-                {"filename": a.filename, "data": b64encode(a.data)} for a in self.attachments
-            ],
-        }
-        if self.in_reply_to is not None:
-            doc["in_reply_to"] = self.in_reply_to
-        return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-    @classmethod
-    def from_json(cls, raw: bytes) -> Content:
-        try:
-            doc = json.loads(raw.decode("utf-8"))
-            if not isinstance(doc, dict):
-                raise TypeError("content is not an object")
-            subject, body = doc["subject"], doc["body"]
-            reply = doc.get("in_reply_to")
-            if not isinstance(subject, str) or not isinstance(body, str):
-                raise TypeError("subject and body must be text")
-            if reply is not None and not isinstance(reply, str):
-                raise TypeError("in_reply_to must be text")
-            attachments = tuple(
-                Attachment(str(a["filename"]), b64decode(a["data"]))
-                for a in doc.get("attachments", [])
-            )
-        except (UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError) as exc:
-            raise EnvelopeError(f"message content is not valid: {exc}") from exc
-        return cls(subject, body, attachments, reply)
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +167,10 @@ def open_message(
         raise EnvelopeError(f"message is malformed: {exc}") from exc
     sender = _parse_address(sender_raw, "sender")
     named_receiver = _parse_address(receiver_raw, "receiver")
-    content = Content.from_json(content_json)
+    try:
+        content = Content.from_json(content_json)
+    except ContentError as exc:
+        raise EnvelopeError(f"message content is not valid: {exc.reason}") from exc
     problems: list[str] = []
     if named_receiver != receiver:
         problems.append(f"message was addressed to {named_receiver}, not to {receiver}")

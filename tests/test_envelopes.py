@@ -62,7 +62,7 @@ CONTENT = Content(
     "Lunch?",
     "Tomorrow at noon.",
     (Attachment("map.png", b"\x89PNG fake"),),
-    in_reply_to="5b0e4a52-8b1e-4f37-9c55-0d6a4e2f1c3b",
+    in_reply_to="5b0e4a528b1e4f379c550d6a4e2f1c3b",
 )
 RECEIVED_AT = datetime(2026, 11, 29, 14, 50, 37, tzinfo=UTC)
 NONCE = bytes(range(32))

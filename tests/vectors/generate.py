@@ -56,7 +56,7 @@ CONTENT = envelope.Content(
     subject="Vectors, naïvely",
     body="Hello Bob,\nthis message is a known-answer vector. ✉\n",
     attachments=(envelope.Attachment("notes.txt", b"line one\nline two\n\x00\xff"),),
-    in_reply_to="5b0e4a52-8b1e-4f37-9c55-0d6a4e2f1c3b",
+    in_reply_to="5b0e4a528b1e4f379c550d6a4e2f1c3b",
 )
 
 
