@@ -187,6 +187,11 @@ def _no_constant(text: str) -> NoReturn:
     _refuse(f"the content holds {text}, which JSON does not allow")
 
 
+# The stdlib decoder's building blocks (not in typeshed, stable since Python 2.7).
+_JSON_OBJECT: Callable[..., Any] = vars(json_decoder)["JSONObject"]
+_JSON_ARRAY: Callable[..., Any] = vars(json_decoder)["JSONArray"]
+_SCANSTRING: Callable[..., Any] = vars(json_decoder)["scanstring"]
+_PY_SCANNER: Callable[..., Any] = vars(json_scanner)["py_make_scanner"]
 MAX_DEPTH = 4  # object → attachments → attachment is 3; anything deeper is refused
 MAX_TOKENS = 4 + 3 + 1 + 5 * MAX_ATTACHMENTS + 100  # members, values, and a little slack
 
@@ -245,13 +250,17 @@ def _parser() -> json.JSONDecoder:
 
     def read_string(text: str, end: int, strict: bool) -> tuple[str, int]:
         budget.spend()
-        return json_decoder.scanstring(text, end, strict)
+        found: tuple[str, int] = _SCANSTRING(text, end, strict)
+        return found
 
-    parser.parse_object = nested(json_decoder.JSONObject)  # type: ignore[method-assign]
-    parser.parse_array = nested(json_decoder.JSONArray)  # type: ignore[method-assign]
-    parser.parse_string = read_string  # type: ignore[method-assign]
-    parser.memo = budget  # type: ignore[attr-defined]
-    parser.scan_once = json_scanner.py_make_scanner(parser)  # type: ignore[attr-defined]
+    # Typeshed does not describe these attributes, so they are set through __dict__.
+    parser.__dict__.update(
+        parse_object=nested(_JSON_OBJECT),
+        parse_array=nested(_JSON_ARRAY),
+        parse_string=read_string,
+        memo=budget,
+    )
+    parser.__dict__["scan_once"] = _PY_SCANNER(parser)
     return parser
 
 

@@ -31,8 +31,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from .address import MAX_ADDRESS_LENGTH, Address, AddressError, parse_address
-from .content import Attachment as Attachment  # re-exported: the public name lives here too
-from .content import Content, ContentError
+
+# Attachment and Content are re-exported: callers have always imported them from here.
+from .content import Attachment as Attachment
+from .content import Content as Content
+from .content import ContentError
 from .encoding import EncodingError, FieldReader, canonical, lp
 from .keys import SIGNATURE_SIZE, Identity, InvalidKey, PublicKey
 from .padding import PaddingError, is_padded_size, pad, unpad

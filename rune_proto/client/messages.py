@@ -12,10 +12,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from ..address import Address
+from ..content import ContentError
 from ..envelope import Attachment, open_message, open_stored_message
 from ..keys import Identity, PublicKey
 from ..suite import EnvelopeError
 from .contacts import ContactBook, ReplayLog
+
+# Failures no parser of ours should raise, caught all the same around each open: bad bytes
+# from a sender must make one message unreadable, never end a refresh. Typed on purpose:
+# an OSError (disk full while logging a replay) is the machine's, not the message's.
+_UNEXPECTED = (ValueError, TypeError, KeyError, IndexError, OverflowError, RecursionError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +81,11 @@ class ReceivedMessage:
     def verified(self) -> bool:
         return self.verification.verified
 
+    @property
+    def unreadable(self) -> bool:
+        """Could not be opened at all: no content, only the reason in ``verification``."""
+        return not self.verification.decrypted
+
 
 def open_retrieved(
     server_id: str,
@@ -86,23 +97,29 @@ def open_retrieved(
     contacts: ContactBook,
     replays: ReplayLog,
 ) -> ReceivedMessage:
-    """Open a STORED MESSAGE and run every receiver-side check."""
+    """Open a STORED MESSAGE and run every receiver-side check.
+
+    Never raises for anything in ``blob``: a message that cannot be opened comes back
+    unreadable (``.unreadable``), with the reason as its one problem.
+    """
     try:
         stored = open_stored_message(identity, address, server_key, blob, strict=False)
     except EnvelopeError as exc:
         return _unreadable(server_id, blob, None, None, f"could not decrypt: {exc.reason}")
+    except _UNEXPECTED:  # a parser bug must cost one message, never the whole mailbox
+        return _unreadable(server_id, blob, None, None, "could not decrypt: it is malformed")
     problems: list[str] = []
     if not stored.server_signature_ok:
         problems.append("the server's signature does not verify")
     try:
         inner = open_message(identity, address, stored.sealed_message, strict=False)
-    except EnvelopeError as exc:
+    except (EnvelopeError, *_UNEXPECTED) as exc:
         return _unreadable(
             server_id,
             blob,
             stored.sender,
             stored.received_at,
-            f"could not open the sender's message: {exc.reason}",
+            _open_failure(exc),
             server_signature=stored.server_signature_ok,
         )
     problems.extend(inner.problems)
@@ -148,6 +165,20 @@ def open_retrieved(
             problems=tuple(problems),
         ),
     )
+
+
+def _open_failure(exc: Exception) -> str:
+    """The reason a sender's message is unreadable, short and without Python's words.
+
+    Malformed content gets the content's own reason ("attachment 2 has no valid file
+    name: it contains a path separator"): the sender signed it, so the reader should
+    see exactly what is wrong with it.
+    """
+    if isinstance(exc.__cause__, ContentError):
+        return exc.__cause__.reason
+    if isinstance(exc, EnvelopeError):
+        return f"could not open the sender's message: {exc.reason}"
+    return "could not open the sender's message: it is malformed"
 
 
 def _unreadable(

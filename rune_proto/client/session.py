@@ -265,6 +265,15 @@ class Session(Channel):
         """Fetch and open a message; every check's result is in ``.verification``."""
         return self.open_blob(message_id, await self.retrieve_blob(message_id))
 
+    async def retrieve_all(self) -> AsyncIterator[ReceivedMessage]:
+        """Every message in the mailbox, oldest listed first, unreadable ones included.
+
+        Opening never raises for a message's content, so one poison message is yielded as
+        unreadable (and can be deleted by its id) instead of hiding the ones after it.
+        """
+        for info in await self.list():
+            yield await self.retrieve(info.id)
+
     def open_blob(self, message_id: str, blob: bytes) -> ReceivedMessage:
         """Open a stored blob (fetched now or earlier) without touching the network."""
         address, identity = self._require_login()
