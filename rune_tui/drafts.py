@@ -25,6 +25,8 @@ from rune_proto.address import Address
 from rune_proto.client.vault import Vault, VaultError
 from rune_proto.envelope import Attachment
 
+from .filenames import safe_filename
+
 if TYPE_CHECKING:
     from .service import Mailbox
 
@@ -80,7 +82,7 @@ class Draft:
         doc: dict[str, Any] = json.loads(raw.decode("utf-8"))
         reply = doc.get("in_reply_to")
         forwarded = tuple(
-            Attachment(str(entry["filename"]), read_part(str(entry["part"])))
+            Attachment(safe_filename(str(entry["filename"])), read_part(str(entry["part"])))
             for entry in doc.get("forwarded", [])
             if read_part is not None
         )

@@ -20,6 +20,7 @@ from rune_proto.keys import Identity, PublicKey
 
 from .cache import MessageCache, Summary, received_key
 from .config import Account, Paths
+from .filenames import safe_filename
 
 SAVE_EVERY = 500  # a long refresh writes the index this often, so a crash loses little
 
@@ -265,7 +266,9 @@ class Mailbox:
         in_reply_to: str | None = None,
     ) -> str:
         receiver = parse_address(to.strip())
-        files = [Attachment(name, data) for name, data in attachments]
+        # A name the protocol refuses would fail the send; made safe here, as it would
+        # be made safe on saving anyway ("../../notes.txt" goes out as "notes.txt").
+        files = [Attachment(safe_filename(name), data) for name, data in attachments]
         async with self.session() as session:
             return await session.send(receiver, subject, body, files, in_reply_to=in_reply_to)
 

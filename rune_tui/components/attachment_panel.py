@@ -25,6 +25,7 @@ from textual.suggester import Suggester
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
+from ..filenames import safe_filename
 from ..service import describe_error
 
 FORWARDED = "(forwarded)"  # shown where a file on disk shows its folder
@@ -113,7 +114,9 @@ def check_attachment(text: str) -> AttachedFile:
         raise ValueError(f"{path} is a folder, not a file")
     if not os.access(path, os.R_OK):
         raise ValueError(f"{path} cannot be read (permissions)")
-    return AttachedFile(path.name, path.stat().st_size, path=path)
+    # The name goes out as the receiver will see it: no control characters, no blanks
+    # at the ends (a name the protocol refuses would only fail later, at sending).
+    return AttachedFile(safe_filename(path.name), path.stat().st_size, path=path)
 
 
 class AttachmentList(OptionList):

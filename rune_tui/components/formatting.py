@@ -33,6 +33,22 @@ def sender_text(message: ReceivedMessage) -> str:
     return str(message.sender) if message.sender is not None else UNKNOWN_SENDER
 
 
+def unreadable_text(message: ReceivedMessage) -> str | None:
+    """``unreadable: <reason>`` for a message that could not be opened, else None.
+
+    Such a message has no subject or body of its own; its row and reader show this
+    instead, so it is seen, understood, and can be deleted like any other.
+    """
+    if not message.unreadable:
+        return None
+    return f"unreadable: {message.verification.summary()}"
+
+
+def subject_text(message: ReceivedMessage) -> str:
+    """What stands where the subject goes: the subject, or why there is none."""
+    return unreadable_text(message) or message.subject or "(no subject)"
+
+
 def badge(message: ReceivedMessage) -> str:
     if message.verification.key_change is not None:
         return KEY_CHANGED_BADGE

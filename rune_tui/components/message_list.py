@@ -30,6 +30,7 @@ from .formatting import (
     date_width,
     format_when,
     sender_text,
+    subject_text,
 )
 
 SENDER_WIDTH = 26
@@ -367,7 +368,7 @@ class MessageList(ScrollView, can_focus=True, inherit_bindings=False):
         subject_cells = max(0, width - 5 - sender_cells - _GAP - _GAP - date_cells - 1)
         if len(prefix) > subject_cells // 2:  # box-drawing only: one cell per character
             prefix = prefix[len(prefix) - subject_cells // 2 :]
-        subject = message.subject or "(no subject)"
+        subject = subject_text(message)
         thread = base if highlighted else base + self._style("thread")
         subject = fit(subject, subject_cells - cell_len(prefix))
         words = subject.rstrip(" ")

@@ -34,7 +34,7 @@ from textual.worker import Worker, WorkerCancelled, WorkerFailed
 
 from rune_proto.client import ReceivedMessage
 
-from ..components.formatting import preview_text
+from ..components.formatting import preview_text, unreadable_text
 from ..components.message_header import MessageHeader
 from ..components.message_list import MessageList
 from ..messages import MailboxRefreshed, MessageDeleted, RefreshFailed
@@ -256,7 +256,9 @@ class InboxScreen(InboxSearch, InboxActions):
         if not self.is_mounted:
             return
         self.query_one("#preview-header", MessageHeader).show(message)
-        body = preview_text(message.body, PREVIEW_LINES) if message else ""
+        body = ""
+        if message is not None:  # an unreadable one has only its reason, no blob to open
+            body = unreadable_text(message) or preview_text(message.body, PREVIEW_LINES)
         self.query_one("#preview-body", Static).update(body, layout=False)  # fixed size
 
     @on(MessageList.Selected)

@@ -14,9 +14,7 @@ the undo delay.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.cells import cell_len, set_cell_size
@@ -38,15 +36,16 @@ from ..components.formatting import (
     human_size,
     key_change_text,
     sender_text,
+    subject_text,
+    unreadable_text,
 )
 from ..components.message_header import MessageHeader
 from ..config import DEFAULT_DATE_FORMAT, Settings
+from ..filenames import download_dir, safe_filename, save_new_file
 from ..service import Mailbox
 from . import STYLES, leave
 from .compose import ComposeScreen
 from .help import HelpScreen
-
-_MAX_NAME_BYTES = 200  # leaves room for " (123)" inside any file system's 255
 
 # -- what the inbox shares: forwarding, key review --------------------------
 
@@ -84,71 +83,6 @@ def review_key_change(screen: Screen[Any], mailbox: Mailbox, message: ReceivedMe
     screen.app.push_screen(
         KeyChangeScreen(mailbox, change.address, change.pinned, message.sender_key)
     )
-
-
-# -- saving attachments --------------------------------------------------------------------
-
-
-def download_dir() -> Path:
-    """The user's download folder (platformdirs), or their home if it does not exist."""
-    import platformdirs  # lazily: only needed when something is saved
-
-    try:
-        folder = Path(platformdirs.user_downloads_dir())
-    except (OSError, ValueError, KeyError):  # a broken user-dirs file or no HOME
-        folder = Path.home()
-    return folder if folder.is_dir() else Path.home()
-
-
-def safe_filename(name: str) -> str:
-    """The sender's file name made harmless: no folders, no control or bidi characters.
-
-    The name was chosen by someone else: ``../../.bashrc`` must land as ``bashrc`` in the
-    download folder, and ``invoice\u202egnp.exe`` must not pretend to be a picture.
-    """
-    name = name.replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(ch for ch in name if ch.isprintable())
-    name = name.strip().lstrip(".").strip()
-    if not name:
-        return "attachment"
-    stem, dot, suffix = name.rpartition(".")
-    if dot and stem and len(suffix) <= 16:  # keep a real extension when shortening
-        suffix = "." + suffix
-    else:
-        stem, suffix = name, ""
-    stem = stem[:_MAX_NAME_BYTES]
-    while len((stem + suffix).encode()) > _MAX_NAME_BYTES:
-        stem = stem[:-1]
-    return (stem.rstrip() or "attachment") + suffix
-
-
-def save_new_file(folder: Path, name: str, data: bytes) -> Path:
-    """Write ``data`` to a file that did not exist: ``name``, else ``name (1)``, ``(2)``…
-
-    Created exclusively (no race with another program, no following a planted link) and
-    readable by the user only: these are private messages.
-    """
-    safe = safe_filename(name)
-    stem, dot, suffix = safe.rpartition(".")
-    if not dot or not stem:
-        stem, suffix = safe, ""
-    else:
-        suffix = "." + suffix
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    for attempt in range(1000):
-        path = folder / (safe if attempt == 0 else f"{stem} ({attempt}){suffix}")
-        try:
-            fd = os.open(path, flags, 0o600)
-        except FileExistsError:
-            continue
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-        except BaseException:
-            path.unlink(missing_ok=True)  # no half-written file left behind
-            raise
-        return path
-    raise FileExistsError(f"{folder / safe} and 999 numbered copies exist already")
 
 
 # -- the screen ----------------------------------------------------------------------------
@@ -218,7 +152,9 @@ class ReaderScreen(Screen[str | None]):
                 )
         yield Rule(id="reader-rule")
         with VerticalScroll(id="reader-body"):
-            text = self.message.body or "(this message has no text)"
+            text = (
+                unreadable_text(self.message) or self.message.body or "(this message has no text)"
+            )
             yield Static(text, id="reader-text", markup=False)
         yield Footer()
 
@@ -233,7 +169,7 @@ class ReaderScreen(Screen[str | None]):
         return Option(prompt)
 
     def on_mount(self) -> None:
-        self.title = self.message.subject or "(no subject)"
+        self.title = subject_text(self.message)
         self.sub_title = sender_text(self.message)
         if not self.message.verified:
             self.add_class("-unverified")
