@@ -266,7 +266,7 @@ class Session(Channel):
         return self.open_blob(message_id, await self.retrieve_blob(message_id))
 
     async def retrieve_all(self) -> AsyncIterator[ReceivedMessage]:
-        """Every message in the mailbox, oldest listed first, unreadable ones included.
+        """Every message in the mailbox, in LIST order, unreadable ones included.
 
         Opening never raises for a message's content, so one poison message is yielded as
         unreadable (and can be deleted by its id) instead of hiding the ones after it.
