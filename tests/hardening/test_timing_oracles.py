@@ -36,9 +36,9 @@ from tests.server_process import RuneServerProcess, server_factory
 
 User = tuple[Address, Identity]
 SAMPLES = 1000  # per arm, interleaved at random
-LARGE_MESSAGES = 16  # the other user's mailbox: many messages ...
+LARGE_MESSAGES = 8  # the other user's mailbox: many messages ...
 LARGE_BYTES = 1024 * 1024  # ... each spanning hundreds of overflow pages
-SMALL_MESSAGES = 400  # and the rest of the store small, as it mostly is
+SMALL_MESSAGES = 150  # and the rest of the store small, as it mostly is
 
 
 @pytest.fixture(scope="module")
