@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import functools
 import logging
 import sqlite3
 import time
@@ -61,13 +60,6 @@ AUTOCHECKPOINT_PAGES = 16384  # ~64 MiB of WAL: only if the background ones fall
 INSERT_ROWS = 64
 ERASE_RETRIES = 50  # a TRUNCATE checkpoint blocked by a background one is retried ...
 ERASE_RETRY_DELAY = 0.02  # ... this often (seconds apart)
-
-
-# One table row read whether or not the address has an account (see public_key).
-_ACCOUNT_QUERY = """
-SELECT address = ?1, public_key FROM accounts WHERE rowid = COALESCE(
-    (SELECT rowid FROM accounts WHERE address = ?1), (SELECT MAX(rowid) FROM accounts))
-"""
 
 
 class StoreError(Exception):
@@ -150,7 +142,7 @@ class Database:
         row) and a key copy that a miss skipped: LOGIN/PROOF must not tell them apart.
         Now both read one table row: the account's, or the newest account's.
         """
-        row = self._db.execute(_ACCOUNT_QUERY, (address,)).fetchone()
+        row = self._db.execute(schema.ACCOUNT_QUERY, (address,)).fetchone()
         if row is None:  # no account at all
             return None
         key = bytes(row[1])
@@ -218,11 +210,11 @@ class Database:
                 chunk = rows[start : start + INSERT_ROWS]
                 keys = [schema.new_blob_key() for _ in chunk]
                 self._db.execute(
-                    _insert_rows("blobs (key, data)", 2, len(chunk)),
+                    schema.insert_rows("blobs (key, data)", 2, len(chunk)),
                     [v for key, row in zip(keys, chunk, strict=True) for v in (key, row[3])],
                 )
                 self._db.execute(
-                    _insert_rows("mailbox (receiver, id, size, blob_key)", 4, len(chunk)),
+                    schema.insert_rows("mailbox (receiver, id, size, blob_key)", 4, len(chunk)),
                     [v for key, row in zip(keys, chunk, strict=True) for v in (*row[:3], key)],
                 )
         self._used.update(used)  # only once committed
@@ -293,13 +285,6 @@ class Database:
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
-
-
-@functools.lru_cache(maxsize=2 * INSERT_ROWS)
-def _insert_rows(table: str, columns: int, count: int) -> str:
-    """One INSERT of ``count`` rows into ``table`` (see INSERT_ROWS)."""
-    row = "(" + ", ".join(["?"] * columns) + ")"
-    return f"INSERT INTO {table} VALUES " + ",".join([row] * count)
 
 
 class _Transaction:
