@@ -221,7 +221,7 @@ async def register_accounts(server: Server) -> None:
 
     async def one(k: int) -> None:
         async with connect(
-            HOST, server.port, tls_fingerprint=server.extra["tls_pin"], timeout=60
+            HOST, server.port, tls_fingerprint=server.extra["tls_pin"], timeout=60, ephemeral=True
         ) as session:
             await session.register(address(k), Identity(identity_seed(k)))
 

@@ -68,7 +68,12 @@ class RuneClient:
 
     def _session(self) -> Any:
         return self._connect(
-            HOST, self.port, tls_fingerprint=self.pin, server_key=self.server_key, timeout=60
+            HOST,
+            self.port,
+            tls_fingerprint=self.pin,
+            server_key=self.server_key,
+            timeout=60,
+            ephemeral=True,
         )
 
     async def open(self, stack: contextlib.AsyncExitStack, k: int) -> Callable[[int], Any]:

@@ -51,7 +51,9 @@ class ServerProbe:
 
 async def probe_server(host: str, port: int, *, timeout: float = 10.0) -> ServerProbe:
     """Connect trusting on first use, and report the server's identity and offer."""
-    async with connect(host, port, trust_on_first_use=True, timeout=timeout) as session:
+    async with connect(
+        host, port, trust_on_first_use=True, timeout=timeout, ephemeral=True
+    ) as session:
         caps = session.capabilities
         assert caps is not None and session.greeting is not None
         return ServerProbe(
@@ -147,7 +149,11 @@ async def register_account(
     store.save(str(address), identity.private_bytes())
     try:
         async with connect(
-            probe.host, probe.port, tls_fingerprint=probe.tls_pin, server_key=probe.server_key
+            probe.host,
+            probe.port,
+            tls_fingerprint=probe.tls_pin,
+            server_key=probe.server_key,
+            ephemeral=True,
         ) as session:
             await session.register(address, identity, invitation or None)
     except BaseException:

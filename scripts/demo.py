@@ -176,7 +176,7 @@ class WelcomeBot:
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[Session]:
         async with connect(
-            self.server.host, self.server.port, tls_fingerprint=self.server.tls_pin
+            self.server.host, self.server.port, tls_fingerprint=self.server.tls_pin, ephemeral=True
         ) as session:
             yield session
 

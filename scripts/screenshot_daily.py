@@ -36,7 +36,9 @@ async def send_one(
     body: str,
     attachments: tuple[Attachment, ...] = (),
 ) -> None:
-    async with connect(server.host, server.port, tls_fingerprint=server.tls_pin) as session:
+    async with connect(
+        server.host, server.port, tls_fingerprint=server.tls_pin, ephemeral=True
+    ) as session:
         await session.login(*sender)
         await session.send(to, subject, body, attachments)
 
@@ -55,7 +57,9 @@ async def reregister(server: LocalServer, address: Address) -> Identity:
         db.execute("DELETE FROM messages WHERE receiver = ?", (str(address),))
     db.close()
     identity = Identity.generate()
-    async with connect(server.host, server.port, tls_fingerprint=server.tls_pin) as session:
+    async with connect(
+        server.host, server.port, tls_fingerprint=server.tls_pin, ephemeral=True
+    ) as session:
         await session.register(address, identity)
     return identity
 

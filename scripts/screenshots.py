@@ -66,7 +66,9 @@ PARAGRAPHS = (
 
 async def register(server: LocalServer, name: str) -> tuple[Address, Identity]:
     address, identity = parse_address(f"{name}@{server.domain}"), Identity.generate()
-    async with connect(server.host, server.port, tls_fingerprint=server.tls_pin) as session:
+    async with connect(
+        server.host, server.port, tls_fingerprint=server.tls_pin, ephemeral=True
+    ) as session:
         await session.register(address, identity)
     return address, identity
 
@@ -77,7 +79,9 @@ async def seed(server: LocalServer, people: list[tuple[Address, Identity]], to: 
     plan = [(rng.choice(people), n) for n in range(200)]
     sent = 0
     for (sender, identity), n in plan:
-        async with connect(server.host, server.port, tls_fingerprint=server.tls_pin) as s:
+        async with connect(
+            server.host, server.port, tls_fingerprint=server.tls_pin, ephemeral=True
+        ) as s:
             await s.login(sender, identity)
             subject = rng.choice(SUBJECTS).format(n=4800 + n)
             body = "\n\n".join(rng.sample(PARAGRAPHS, rng.randint(1, 3)))

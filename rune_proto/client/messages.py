@@ -127,7 +127,10 @@ def open_retrieved(
     if not sender_match:
         problems.append(f"the server says {stored.sender} sent it, but {inner.sender} signed it")
     replay = replays.is_replay(inner.message_id, server_id)
-    if replay:
+    if replays.was_deleted(inner.message_id, server_id):
+        replay = True
+        problems.append("deleted before, delivered again (a replay)")
+    elif replay:
         problems.append("this message was delivered before (a replay)")
     key_change = None
     signature_ok = inner.signature_ok

@@ -7,6 +7,10 @@ expected one becomes a typed exception; nothing is retried behind the caller's b
 
 The TLS stream and its pin are in :mod:`.tls`, the request/reply loop and the
 greeting in :class:`~.channel.Channel`; this module holds the operations.
+
+``connect()`` never guesses where to remember things: key pins and the replay log
+(seen and deleted messages) protect the user only if they outlive the session, so it
+wants them given, or a ``state_dir`` to keep them in, or ``ephemeral=True``.
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ from .errors import (
     ProtocolViolation,
 )
 from .messages import ReceivedMessage, open_retrieved
+from .state import StateDir, choose_state
 from .tls import open_pinned
 
 __all__ = [
@@ -123,12 +128,16 @@ class Session(Channel):
         contacts: ContactBook,
         replays: ReplayLog,
         timeout: float,
+        state: StateDir | None = None,
     ) -> None:
         super().__init__(reader, writer, server_key=server_key, timeout=timeout)
         self._lock = asyncio.Lock()
         self.tls_fingerprint = tls_fingerprint
+        # With a state directory, login() replaces whichever of these was not given (in
+        # memory and unused until then: every operation that reads them needs a login).
         self.contacts = contacts
         self.replays = replays
+        self._state = state
         self.address: Address | None = None
         self._identity: Identity | None = None
 
@@ -181,6 +190,10 @@ class Session(Channel):
             if done.address != target:
                 raise self._violation(f"the server logged us in as {done.address}, not {target}")
         self.address, self._identity = target, identity
+        if self._state is not None:
+            self.contacts, self.replays = self._state.open(
+                target, identity, self.contacts, self.replays
+            )
 
     async def send(
         self,
@@ -288,11 +301,15 @@ class Session(Channel):
         )
 
     async def delete(self, message_id: str) -> None:
+        """Delete a stored message; the replay log remembers it, so the server
+        cannot deliver it again as a new message."""
         self._require_login()
         try:
             command = Delete(message_id)
         except LocalProtocolError as exc:
             raise ClientError(f"{message_id!r} is not a message id") from exc
+        # Recorded (fsynced) before DELETE goes out: see ReplayLog.record_deleted.
+        self.replays.record_deleted(message_id)
         async with self._lock:
             reply = await self._exchange(command, Deleted)
             if reply.message_id != message_id:
@@ -333,18 +350,27 @@ async def connect(
     server_key: str | PublicKey | None = None,
     contacts: ContactBook | None = None,
     replays: ReplayLog | None = None,
+    state_dir: Path | None = None,
+    ephemeral: bool = False,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> AsyncIterator[Session]:
     """Open a session. Refuses unless a TLS pin, a CA, or trust-on-first-use is given.
 
     With ``trust_on_first_use=True`` and no pin, any certificate is accepted and its
     fingerprint is in ``session.tls_fingerprint`` for the caller to pin.
+
+    Refuses (:class:`ClientError`) unless it knows where key pins and the replay log
+    live: ``contacts`` and ``replays``; or ``state_dir``, under which ``login()`` opens
+    ``<address>/contacts.toml`` and the sealed ``<address>/seen`` for whichever of the
+    two was not given; or ``ephemeral=True``, for a session that keeps both in memory
+    only (registration, probes, tests) and so pins nothing beyond its own end.
     """
     if tls_fingerprint is None and ca_path is None and not trust_on_first_use:
         raise NotTrusted(
             "refusing to connect: give the server's TLS fingerprint, a CA file, "
             "or trust_on_first_use=True"
         )
+    state = choose_state(contacts, replays, state_dir, ephemeral)
     expected = normalise_pin(tls_fingerprint) if tls_fingerprint else None
     pinned_key = _as_key(server_key)
     reader, writer, actual = await open_pinned(host, port, expected, ca_path, timeout)
@@ -357,6 +383,7 @@ async def connect(
             contacts=contacts if contacts is not None else ContactBook(),
             replays=replays if replays is not None else ReplayLog(),
             timeout=timeout,
+            state=state,
         )
         await session._start()
     except BaseException:

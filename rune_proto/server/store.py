@@ -23,18 +23,19 @@ What keeps a MESSAGE cheap (measured in bench/server_throughput.py):
   here a second connection on its own thread runs them (checkpoint.py), while
   commits go on. The automatic one is kept only as a safety valve, far out
   (``AUTOCHECKPOINT_PAGES``).
-- The mailbox quota check does not scan the mailbox. Summing ``LENGTH(blob)`` over
-  a receiver's rows reads every blob (~37 µs per stored message here), so the bytes
-  used per receiver are counted once and then kept in memory, updated as messages
-  are added; a deletion drops the count, to be summed afresh when next needed. This
-  holds because the server process is the only writer of the messages table.
+- The mailbox quota check does not scan the mailbox. The bytes used per receiver
+  are summed once (over the stored sizes, no blob read) and then kept in memory,
+  updated as messages are added; a deletion drops the count, to be summed afresh
+  when next needed. This holds because the server process is the only writer.
+
+Lookups never touch a blob they do not return: the rows searched hold keys only
+(schema.py says why, and what it cost when they did not).
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
-import functools
 import logging
 import sqlite3
 import time
@@ -45,12 +46,13 @@ from functools import partial
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+from . import schema
 from .checkpoint import Checkpointer
 
 _T = TypeVar("_T")
 log = logging.getLogger("rune_proto.server")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = schema.SCHEMA_VERSION
 AUTOCHECKPOINT_PAGES = 16384  # ~64 MiB of WAL: only if the background ones fall behind
 # Messages per INSERT statement in a group commit. The store thread lets go of the GIL
 # around every SQLite call and must win it back from a busy event loop afterwards
@@ -58,16 +60,6 @@ AUTOCHECKPOINT_PAGES = 16384  # ~64 MiB of WAL: only if the background ones fall
 INSERT_ROWS = 64
 ERASE_RETRIES = 50  # a TRUNCATE checkpoint blocked by a background one is retried ...
 ERASE_RETRY_DELAY = 0.02  # ... this often (seconds apart)
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS accounts (address TEXT PRIMARY KEY, public_key BLOB NOT NULL);
--- WITHOUT ROWID: rows are kept in the order of their random ids, so the file does not
--- record the order in which messages arrived (a hidden rowid would).
-CREATE TABLE IF NOT EXISTS messages (id TEXT PRIMARY KEY, receiver TEXT NOT NULL,
-                                     blob BLOB NOT NULL) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS messages_by_receiver ON messages (receiver);
-CREATE TABLE IF NOT EXISTS invitations (token_hash BLOB PRIMARY KEY, address TEXT NOT NULL,
-                                        expires_at INTEGER NOT NULL);
-"""
 
 
 class StoreError(Exception):
@@ -127,12 +119,12 @@ class Database:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA secure_delete=ON")
             if create:
-                self._db.executescript(_SCHEMA + f"PRAGMA user_version={SCHEMA_VERSION};")
-            (version,) = self._db.execute("PRAGMA user_version").fetchone()
+                schema.create(self._db)
+            schema.upgrade(self._db)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the database: {exc}") from exc
-        if version != SCHEMA_VERSION:
-            raise StoreError(f"database schema version {version}, expected {SCHEMA_VERSION}")
+        except schema.SchemaError as exc:
+            raise StoreError(str(exc)) from exc
         # Bytes stored per receiver, as committed (see the module docstring).
         self._used: dict[str, int] = {}
 
@@ -144,10 +136,17 @@ class Database:
         self._db.close()
 
     def public_key(self, address: str) -> bytes | None:
-        row = self._db.execute(
-            "SELECT public_key FROM accounts WHERE address = ?", (address,)
-        ).fetchone()
-        return bytes(row[0]) if row else None
+        """The account's key; for an unknown address, as much work, then None.
+
+        A hit used to cost a second b-tree search (the address index, then the table
+        row) and a key copy that a miss skipped: LOGIN/PROOF must not tell them apart.
+        Now both read one table row: the account's, or the newest account's.
+        """
+        row = self._db.execute(schema.ACCOUNT_QUERY, (address,)).fetchone()
+        if row is None:  # no account at all
+            return None
+        key = bytes(row[1])
+        return key if row[0] else None
 
     def add_invitation(self, token_hash: bytes, address: str, expires_at: int) -> None:
         with self._transaction():
@@ -195,7 +194,7 @@ class Database:
         """
         ids: list[str | None] = []
         used: dict[str, int] = {}
-        rows: list[tuple[str, str, bytes]] = []
+        rows: list[tuple[str, str, int, bytes]] = []
         with self._transaction():
             for receiver, blob, quota in items:
                 before = used[receiver] if receiver in used else self._used_bytes(receiver)
@@ -204,12 +203,20 @@ class Database:
                     ids.append(None)
                     continue
                 message_id = str(uuid.uuid4())
-                rows.append((message_id, receiver, blob))
+                rows.append((receiver, message_id, len(blob), blob))
                 used[receiver] = before + len(blob)
                 ids.append(message_id)
             for start in range(0, len(rows), INSERT_ROWS):
                 chunk = rows[start : start + INSERT_ROWS]
-                self._db.execute(_insert_messages(len(chunk)), [v for row in chunk for v in row])
+                keys = [schema.new_blob_key() for _ in chunk]
+                self._db.execute(
+                    schema.insert_rows("blobs (key, data)", 2, len(chunk)),
+                    [v for key, row in zip(keys, chunk, strict=True) for v in (key, row[3])],
+                )
+                self._db.execute(
+                    schema.insert_rows("mailbox (receiver, id, size, blob_key)", 4, len(chunk)),
+                    [v for key, row in zip(keys, chunk, strict=True) for v in (*row[:3], key)],
+                )
         self._used.update(used)  # only once committed
         return ids
 
@@ -217,7 +224,7 @@ class Database:
         used = self._used.get(receiver)
         if used is None:
             (used,) = self._db.execute(
-                "SELECT COALESCE(SUM(LENGTH(blob)), 0) FROM messages WHERE receiver = ?",
+                "SELECT COALESCE(SUM(size), 0) FROM mailbox WHERE receiver = ?",
                 (receiver,),
             ).fetchone()
         return int(used)
@@ -225,23 +232,27 @@ class Database:
     def list_messages(self, receiver: str) -> list[tuple[str, int]]:
         # Ordered by the random id, not by rowid, so the listing shows no arrival order.
         rows = self._db.execute(
-            "SELECT id, LENGTH(blob) FROM messages WHERE receiver = ? ORDER BY id", (receiver,)
+            "SELECT id, size FROM mailbox WHERE receiver = ? ORDER BY id", (receiver,)
         ).fetchall()
         return [(str(i), int(n)) for i, n in rows]
 
     def message(self, receiver: str, message_id: str) -> bytes | None:
         row = self._db.execute(
-            "SELECT blob FROM messages WHERE id = ? AND receiver = ?", (message_id, receiver)
+            "SELECT data FROM mailbox JOIN blobs ON key = blob_key WHERE receiver = ? AND id = ?",
+            (receiver, message_id),
         ).fetchone()
         return bytes(row[0]) if row else None
 
     def delete_message(self, receiver: str, message_id: str) -> bool:
         self._used.pop(receiver, None)  # summed afresh when next needed
         with self._transaction():
-            cursor = self._db.execute(
-                "DELETE FROM messages WHERE id = ? AND receiver = ?", (message_id, receiver)
-            )
-        if cursor.rowcount != 1:
+            row = self._db.execute(
+                "DELETE FROM mailbox WHERE receiver = ? AND id = ? RETURNING blob_key",
+                (receiver, message_id),
+            ).fetchone()
+            if row is not None:
+                self._db.execute("DELETE FROM blobs WHERE key = ?", row)
+        if row is None:
             return False
         self._erase()
         return True
@@ -274,12 +285,6 @@ class Database:
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
-
-
-@functools.lru_cache(maxsize=INSERT_ROWS)
-def _insert_messages(count: int) -> str:
-    """One INSERT for ``count`` messages (see INSERT_ROWS)."""
-    return "INSERT INTO messages (id, receiver, blob) VALUES " + ",".join(["(?, ?, ?)"] * count)
 
 
 class _Transaction:

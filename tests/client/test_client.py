@@ -34,6 +34,8 @@ pytestmark = pytest.mark.asyncio
 @asynccontextmanager
 async def open_session(server: Any, **kwargs: Any) -> AsyncIterator[Session]:
     kwargs.setdefault("tls_fingerprint", server.tls_pin)
+    if "state_dir" not in kwargs:
+        kwargs.setdefault("ephemeral", True)  # these tests need no pins across sessions
     async with connect(server.host, server.port, **kwargs) as session:
         yield session
 
@@ -65,7 +67,9 @@ async def test_connect_without_any_trust_is_refused(rune_server: Any) -> None:
 
 async def test_trust_on_first_use_reports_the_servers_pin(rune_server: Any) -> None:
     server = rune_server()
-    async with connect(server.host, server.port, trust_on_first_use=True) as session:
+    async with connect(
+        server.host, server.port, trust_on_first_use=True, ephemeral=True
+    ) as session:
         assert session.tls_fingerprint == server.tls_pin
         assert session.capabilities is not None
         assert session.capabilities.server_key.token() == server.server_key
@@ -76,7 +80,7 @@ async def test_wrong_tls_pin_is_refused_before_any_command(rune_server: Any) -> 
     server = rune_server()
     wrong = "sha256:" + "00" * 32
     with pytest.raises(TLSPinMismatch) as caught:
-        async with connect(server.host, server.port, tls_fingerprint=wrong):
+        async with connect(server.host, server.port, tls_fingerprint=wrong, ephemeral=True):
             pass
     assert caught.value.actual == server.tls_pin
 
@@ -94,7 +98,7 @@ async def test_dead_server_gives_connection_failed() -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     with pytest.raises(ConnectionFailed):
-        async with connect("127.0.0.1", port, trust_on_first_use=True, timeout=5):
+        async with connect("127.0.0.1", port, trust_on_first_use=True, timeout=5, ephemeral=True):
             pass
 
 

@@ -72,6 +72,7 @@ def session_to(server: RuneServerProcess) -> AbstractAsyncContextManager[Session
         tls_fingerprint=server.tls_pin,
         server_key=server.server_key,
         timeout=5,
+        ephemeral=True,
     )
 
 

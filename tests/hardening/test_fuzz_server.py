@@ -564,7 +564,9 @@ async def well_behaved_client_works(server: RuneServerProcess) -> None:
     """Register two fresh users with the client library, send, list and read."""
 
     def session() -> AbstractAsyncContextManager[Session]:
-        return connect(server.host, server.port, tls_fingerprint=server.tls_pin, timeout=10)
+        return connect(
+            server.host, server.port, tls_fingerprint=server.tls_pin, timeout=10, ephemeral=True
+        )
 
     alice, bob = Identity.generate(), Identity.generate()
     a = parse_address(f"after-fuzz-a{os.getpid()}@{server.domain}")

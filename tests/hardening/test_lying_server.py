@@ -95,6 +95,8 @@ async def session_to(
     """A client session (logged in as ``who``), pinned to the server's TLS key and key."""
     kwargs.setdefault("tls_fingerprint", server.tls_pin)
     kwargs.setdefault("timeout", TIMEOUT)
+    if "state_dir" not in kwargs:
+        kwargs.setdefault("ephemeral", True)  # what is remembered is passed in, if needed
     if pin_key:
         kwargs.setdefault("server_key", server.identity.public)
     async with connect(HOST, server.port, **kwargs) as session:
@@ -374,7 +376,9 @@ async def test_a_user_cannot_plant_a_pin_for_someone_else_through_the_real_serve
     users: dict[str, User] = {}
     for name in names:
         identity = Identity.generate()
-        async with connect(real.host, real.port, tls_fingerprint=real.tls_pin) as session:
+        async with connect(
+            real.host, real.port, tls_fingerprint=real.tls_pin, ephemeral=True
+        ) as session:
             address = parse_address(f"{name}@{real.domain}")
             await bounded(session.register(address, identity))
         users[name] = (address, identity)
@@ -389,17 +393,21 @@ async def test_a_user_cannot_plant_a_pin_for_someone_else_through_the_real_serve
         assert isinstance(wire.request(Message(mallory[0], payload)), Roger)
     contacts = ContactBook()
     pin = real.tls_pin
-    async with connect(real.host, real.port, tls_fingerprint=pin, contacts=contacts) as session:
+    async with connect(
+        real.host, real.port, tls_fingerprint=pin, contacts=contacts, ephemeral=True
+    ) as session:
         await bounded(session.login(*bob))
         (first,) = await bounded(session.list())
         forged = await bounded(session.retrieve(first.id))  # first sight of "alice"
     assert forged.sender == alice[0] and forged.body == "a"
     assert not forged.verification.sender_match and not forged.verified
     assert contacts.get(alice[0]) is None
-    async with connect(real.host, real.port, tls_fingerprint=pin) as session:
+    async with connect(real.host, real.port, tls_fingerprint=pin, ephemeral=True) as session:
         await bounded(session.login(*alice))
         await bounded(session.send(bob[0], "hello", "the real alice"))
-    async with connect(real.host, real.port, tls_fingerprint=pin, contacts=contacts) as session:
+    async with connect(
+        real.host, real.port, tls_fingerprint=pin, contacts=contacts, ephemeral=True
+    ) as session:
         await bounded(session.login(*bob))
         (second,) = [m for m in await bounded(session.list()) if m.id != first.id]
         genuine = await bounded(session.retrieve(second.id))

@@ -138,7 +138,7 @@ def test_an_internal_error_is_500_on_that_connection_only(rune_server: ServerFac
     server = rune_server()
     alice = register_user(server)
     with sqlite3.connect(server.database) as db:  # break the store under the running server
-        db.execute("DROP TABLE messages")
+        db.execute("DROP TABLE mailbox")
     db.close()
     with _login(server, alice) as client:
         reply = client.request(ListMessages())

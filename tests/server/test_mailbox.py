@@ -194,7 +194,8 @@ def test_the_store_holds_no_plaintext_sender_subject_or_body(
     db.close()
     assert tables == {
         "accounts": ["address", "public_key"],
-        "messages": ["id", "receiver", "blob"],
+        "mailbox": ["receiver", "id", "size", "blob_key"],  # keys only (server/schema.py)
+        "blobs": ["key", "data"],
         "invitations": ["token_hash", "address", "expires_at"],
     }
     assert len(blobs) == 1

@@ -512,7 +512,9 @@ async def test_q_quits(tmp_path: Path) -> None:
 async def registered_mailbox(server: Any, name: str, root: Path) -> Mailbox:
     """Register ``name`` on the server as the wizard would, and open its Mailbox."""
     identity = Identity.generate()
-    async with connect(server.host, server.port, tls_fingerprint=server.tls_pin) as session:
+    async with connect(
+        server.host, server.port, tls_fingerprint=server.tls_pin, ephemeral=True
+    ) as session:
         assert session.capabilities is not None
         address = parse_address(f"{name}@{session.capabilities.domain}")
         await session.register(address, identity)

@@ -213,7 +213,9 @@ async def test_register_and_send_in_a_real_terminal(
     server = rune_server("free")
     bob = parse_address(f"bob-{random_part(6)}@{server.domain}")
     bob_key = Identity.generate()
-    async with connect(server.host, server.port, tls_fingerprint=server.tls_pin) as session:
+    async with connect(
+        server.host, server.port, tls_fingerprint=server.tls_pin, ephemeral=True
+    ) as session:
         await session.register(bob, bob_key)
 
     alice = f"alice-{random_part(6)}"
@@ -233,7 +235,9 @@ async def test_register_and_send_in_a_real_terminal(
     term.keys("C-s")  # only now: Ctrl+S must not overtake the last keys
     term.wait_for(rf"{alice}@{server.domain} — 0 unread")  # back in the inbox once sent
 
-    async with connect(server.host, server.port, tls_fingerprint=server.tls_pin) as session:
+    async with connect(
+        server.host, server.port, tls_fingerprint=server.tls_pin, ephemeral=True
+    ) as session:
         await session.login(bob, bob_key)
         listing = await session.list()
         assert len(listing) == 1
@@ -255,13 +259,17 @@ class Person:
 
     async def send(self, to: str, subject: str, body: str) -> str:
         server = self.server
-        async with connect(server.host, server.port, tls_fingerprint=server.tls_pin) as session:
+        async with connect(
+            server.host, server.port, tls_fingerprint=server.tls_pin, ephemeral=True
+        ) as session:
             await session.login(self.address, self.key)
             return await session.send(to, subject, body)
 
     async def inbox(self) -> list[ReceivedMessage]:
         server = self.server
-        async with connect(server.host, server.port, tls_fingerprint=server.tls_pin) as session:
+        async with connect(
+            server.host, server.port, tls_fingerprint=server.tls_pin, ephemeral=True
+        ) as session:
             await session.login(self.address, self.key)
             return [await session.retrieve(info.id) for info in await session.list()]
 
@@ -280,7 +288,9 @@ class Person:
         self.server.start()
         self.key = Identity.generate()
         server = self.server
-        async with connect(server.host, server.port, tls_fingerprint=server.tls_pin) as session:
+        async with connect(
+            server.host, server.port, tls_fingerprint=server.tls_pin, ephemeral=True
+        ) as session:
             await session.register(self.address, self.key)
 
 
@@ -307,7 +317,9 @@ async def test_reply_and_a_changed_key_in_a_real_terminal(
     alice = await alice_profile(server, tmp_path / "alice")
     bob_address = parse_address(f"bob-{random_part(6)}@{server.domain}")
     bob = Person(server, bob_address, Identity.generate())
-    async with connect(server.host, server.port, tls_fingerprint=server.tls_pin) as session:
+    async with connect(
+        server.host, server.port, tls_fingerprint=server.tls_pin, ephemeral=True
+    ) as session:
         await session.register(bob.address, bob.key)
     first_id = await bob.send(alice, "Plans for Saturday", "Lunch at the river?\nAt one.")
 

@@ -164,7 +164,7 @@ async def test_a_taken_address_sends_the_user_back_to_the_username(
 ) -> None:
     taken = "taken-" + random_part(6)
     async with connect(
-        free_server.host, free_server.port, tls_fingerprint=free_server.tls_pin
+        free_server.host, free_server.port, tls_fingerprint=free_server.tls_pin, ephemeral=True
     ) as s:
         await s.register(parse_address(f"{taken}@{free_server.domain}"), Identity.generate())
     app = new_app(tmp_path / "profile", free_server.host, free_server.port)
@@ -230,7 +230,10 @@ async def test_a_real_invitation_registers(
     identity = service.load_identity(paths, account, PASSPHRASE)
     assert await service.Mailbox(paths, account, identity).refresh() == []
     async with connect(
-        invite_server.host, invite_server.port, tls_fingerprint=invite_server.tls_pin
+        invite_server.host,
+        invite_server.port,
+        tls_fingerprint=invite_server.tls_pin,
+        ephemeral=True,
     ) as session:
         with pytest.raises(ServerError) as reused:
             await session.register(account.address, Identity.generate(), invitation=token)
