@@ -19,7 +19,7 @@ from .wire_readers import (
     parse_reply,
     split_reply,
 )
-from .wire_writers import format_command, format_reply, message_line_limit
+from .wire_writers import format_command, format_reply, message_line_limit, retrieved_pieces
 
 __all__ = [
     "MULTILINE_CODES",
@@ -33,6 +33,7 @@ __all__ = [
     "parse_command",
     "parse_greeting",
     "parse_reply",
+    "retrieved_pieces",
     "split_reply",
 ]
 

@@ -110,6 +110,10 @@ class Store(Protocol):
 
     async def message(self, receiver: str, message_id: str) -> bytes | None: ...
 
+    async def message_size(self, receiver: str, message_id: str) -> int | None:
+        """A blob's size without reading it, to charge the memory budget first."""
+        ...
+
     async def delete_message(self, receiver: str, message_id: str) -> bool: ...
 
     async def close(self) -> None: ...
@@ -234,6 +238,13 @@ class Database:
             "SELECT blob FROM messages WHERE id = ? AND receiver = ?", (message_id, receiver)
         ).fetchone()
         return bytes(row[0]) if row else None
+
+    def message_size(self, receiver: str, message_id: str) -> int | None:
+        row = self._db.execute(
+            "SELECT LENGTH(blob) FROM messages WHERE id = ? AND receiver = ?",
+            (message_id, receiver),
+        ).fetchone()
+        return int(row[0]) if row else None
 
     def delete_message(self, receiver: str, message_id: str) -> bool:
         self._used.pop(receiver, None)  # summed afresh when next needed
@@ -380,6 +391,9 @@ class SQLiteStore:
 
     async def message(self, receiver: str, message_id: str) -> bytes | None:
         return await self._run(partial(self._db.message, receiver, message_id))
+
+    async def message_size(self, receiver: str, message_id: str) -> int | None:
+        return await self._run(partial(self._db.message_size, receiver, message_id))
 
     async def delete_message(self, receiver: str, message_id: str) -> bool:
         return await self._run(partial(self._db.delete_message, receiver, message_id))

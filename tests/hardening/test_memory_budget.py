@@ -1,0 +1,225 @@
+"""Server memory under attack, at the connection cap, against a real rune-server.
+
+- Unfinished MESSAGE lines: every connection logs in, sends ``SEND`` and then a
+  MESSAGE line just under the 22 MiB limit, without its end. Only the memory budget's
+  worth is read; the rest waits in TCP (backpressure).
+- Unread replies: every connection asks ``RETRIEVE`` for a ~15 MiB message and never
+  reads. One blob's worth per budget share is produced; the others wait.
+
+In both, the server's RSS stays under the bound of docs/server.md ("Memory"), a real
+client (the library) still registers, sends and retrieves meanwhile, and RSS comes
+back near where it started once the attackers have gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import struct
+import termios
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from rune_proto.address import Address, random_address
+from rune_proto.client import connect
+from rune_proto.encoding import b64decode
+from rune_proto.events import Login, Proof, Retrieve, Send
+from rune_proto.handshake import login_proof
+from rune_proto.keys import Identity
+from rune_proto.wire import format_command, message_line_limit
+from tests.server_process import RuneServerProcess, ServerFactory
+
+from .rawlink import RawLink, rss_kib
+
+MIB = 1024 * 1024
+MAX_CONNECTIONS = 64
+ATTACKERS = MAX_CONNECTIONS - 4  # room for the real client (and a spare)
+BUDGET_MIB = 64
+# The bound of docs/server.md for these settings (max_connections 64, budget 64 MiB,
+# 16 MiB payloads): base + 64 x 0.75 MiB + 2 x (64 + 22) MiB, base ~60 MiB.
+RSS_BOUND_MIB = 300
+AFTER_BOUND_MIB = 100  # RSS once the attackers are gone: at most start + this
+STALL = 5.0  # an attacker whose writes do not move for this long is held back by the server
+CLIENT_DEADLINE = 60.0  # the real client's whole round trip, under attack, on a busy box
+SETTLE_DEADLINE = 30.0  # for RSS to come back down after the attackers leave
+BIG_ATTACHMENT = 11 * MIB  # a message of ~15 MiB once encoded, sealed and padded
+
+
+@contextmanager
+def peak_rss(pid: int) -> Iterator[dict[str, int]]:
+    """Samples VmRSS every 5 ms; fills ``before`` and ``peak`` (KiB)."""
+    figures = {"before": rss_kib(pid), "peak": 0}
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            figures["peak"] = max(figures["peak"], rss_kib(pid))
+            stop.wait(0.005)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield figures
+    finally:
+        stop.set()
+        thread.join()
+        figures["peak"] = max(figures["peak"], rss_kib(pid))
+
+
+async def settled_rss(pid: int, bound_kib: int) -> int:
+    """RSS once it is under ``bound_kib``, or its last value after SETTLE_DEADLINE."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SETTLE_DEADLINE
+    while (rss := rss_kib(pid)) > bound_kib and loop.time() < deadline:
+        await asyncio.sleep(0.1)  # polling a figure, bounded by the deadline
+    return rss
+
+
+async def log_in(server: RuneServerProcess, address: Address, identity: Identity) -> RawLink:
+    link = await RawLink.open(server.host, server.port)
+    nonce = await link.request(format_command(Login(address)))
+    assert nonce is not None and nonce.code == 220, nonce
+    proof = login_proof(identity, address, server.server_public_key, b64decode(nonce.text))
+    done = await link.request(format_command(Proof(proof)))
+    assert done is not None and done.code == 230, done
+    return link
+
+
+async def new_account(server: RuneServerProcess) -> tuple[Address, Identity]:
+    address, identity = random_address(server.domain), Identity.generate()
+    async with connect(server.host, server.port, tls_fingerprint=server.tls_pin) as session:
+        assert await session.register(address, identity) == address
+    return address, identity
+
+
+async def real_client_round_trip(server: RuneServerProcess) -> float:
+    """Register, send a message to oneself and retrieve it; returns the seconds taken."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    async with asyncio.timeout(CLIENT_DEADLINE):
+        address, identity = await new_account(server)
+        async with connect(server.host, server.port, tls_fingerprint=server.tls_pin) as session:
+            await session.login(address, identity)
+            await session.send(address, "still here", "the server still serves")
+            (info,) = await session.list()
+            received = await session.retrieve(info.id)
+            assert received.verified and received.subject == "still here"
+    return loop.time() - started
+
+
+async def unfinished_line(link: RawLink, sender: Address) -> int:
+    """SEND, then a MESSAGE line just under the limit without its end; bytes written."""
+    ready = await link.request(format_command(Send(sender)))
+    assert ready is not None and ready.code == 201, ready
+    total = message_line_limit(16 * MIB) - 4096
+    link.writer.write(f"MESSAGE {sender} ".encode())
+    piece = b"QUJD" * (64 * 1024)
+    sent = 0
+    while sent < total:
+        link.writer.write(piece[: total - sent])
+        sent += min(len(piece), total - sent)
+        try:
+            async with asyncio.timeout(STALL):
+                await link.writer.drain()
+        except TimeoutError:
+            break  # the server stopped reading: backpressure
+        except OSError:
+            break
+    return sent
+
+
+def unread_bytes(link: RawLink) -> int:
+    """Bytes the kernel holds for this socket that nobody has read."""
+    fd = link.writer.get_extra_info("socket").fileno()
+    return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+
+
+async def unread_retrieve(link: RawLink, message_id: str) -> int:
+    """RETRIEVE, then never read; returns once the server has stopped sending (STALL)."""
+    link.writer.transport.pause_reading()
+    await link.write(format_command(Retrieve(message_id)))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 20 * STALL
+    last, since = -1, loop.time()
+    while loop.time() < deadline and loop.time() - since < STALL:
+        if (now := unread_bytes(link)) != last:
+            last, since = now, loop.time()
+        await asyncio.sleep(0.1)  # polling a kernel figure, bounded by the deadline
+    return last
+
+
+async def attack(
+    server: RuneServerProcess,
+    links: list[RawLink],
+    hold: Callable[[RawLink], Awaitable[int]],
+) -> dict[str, float]:
+    assert server.process is not None
+    pid = server.process.pid
+    start = rss_kib(pid)
+    with peak_rss(pid) as memory:
+        sent = await asyncio.gather(*(hold(link) for link in links))
+        client_seconds = await real_client_round_trip(server)
+        under_attack = rss_kib(pid)
+    for link in links:
+        await link.close()
+    after = await settled_rss(pid, start + AFTER_BOUND_MIB * 1024)
+    return {
+        "start": start / 1024,
+        "peak": memory["peak"] / 1024,
+        "under_attack": under_attack / 1024,
+        "after": after / 1024,
+        "client_seconds": client_seconds,
+        "sent_mib": sum(sent) / MIB,
+    }
+
+
+def check(figures: dict[str, float], bound_mib: float, what: str) -> None:
+    print(
+        f"\n{what}: server RSS {figures['start']:.0f} MiB at start, peak {figures['peak']:.0f} "
+        f"MiB (bound {bound_mib:.0f}), {figures['after']:.0f} MiB after the attackers left; "
+        f"a real client's round trip took {figures['client_seconds']:.1f} s; "
+        f"attackers wrote {figures['sent_mib']:.0f} MiB"
+    )
+    assert figures["peak"] < bound_mib, figures
+    assert figures["after"] < figures["start"] + AFTER_BOUND_MIB, figures
+
+
+def settings() -> tuple[int, float, float, int]:
+    """(max_connections, budget MiB, RSS bound MiB, attackers); RUNE_MEMORY_DEFAULTS=1 runs
+    the default settings (256 connections, the default budget: by hand, ~2 min)."""
+    if os.environ.get("RUNE_MEMORY_DEFAULTS") == "1":
+        return 256, 128, 512, 250
+    return MAX_CONNECTIONS, BUDGET_MIB, RSS_BOUND_MIB, ATTACKERS
+
+
+@pytest.mark.slow
+async def test_unfinished_message_lines_at_the_cap_stay_within_the_memory_bound(
+    rune_server: ServerFactory,
+) -> None:
+    connections, budget, bound, attackers = settings()
+    server = rune_server(max_connections=connections, memory_budget_mib=budget, idle_timeout=300)
+    sender, identity = await new_account(server)
+    links = [await log_in(server, sender, identity) for _ in range(attackers)]
+    figures = await attack(server, links, lambda link: unfinished_line(link, sender))
+    check(figures, bound, f"{attackers} unfinished MESSAGE lines")
+
+
+@pytest.mark.slow
+async def test_unread_retrieve_replies_at_the_cap_stay_within_the_memory_bound(
+    rune_server: ServerFactory,
+) -> None:
+    connections, budget, bound, attackers = settings()
+    server = rune_server(max_connections=connections, memory_budget_mib=budget, idle_timeout=300)
+    owner, identity = await new_account(server)
+    async with connect(server.host, server.port, tls_fingerprint=server.tls_pin) as session:
+        await session.login(owner, identity)
+        await session.send(owner, "big", "", [("big.bin", os.urandom(BIG_ATTACHMENT))])
+        (info,) = await session.list()
+    assert info.size > 14 * MIB, info
+    links = [await log_in(server, owner, identity) for _ in range(attackers)]
+    figures = await attack(server, links, lambda link: unread_retrieve(link, info.id))
+    check(figures, bound, f"{attackers} unread RETRIEVE replies of {info.size / MIB:.1f} MiB")
