@@ -89,7 +89,7 @@ class ServerConfig:
     mailbox_quota_mib: float = 256
     # Server-wide bytes of unfinished long lines and large replies beyond each
     # connection's free allowance (rune_proto/server/budget.py; bound in docs/server.md).
-    memory_budget_mib: float = 128
+    memory_budget_mib: float = 64
     # Failed logins and registrations (see rune_proto/server/throttle.py): per address
     # and per connection, the first throttle_after failures are answered at once; then
     # each verdict waits throttle_delay seconds, doubling, at most throttle_max_delay.

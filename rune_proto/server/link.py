@@ -152,6 +152,8 @@ class Link:
         self._budget = server.budget
         self._input_charge = 0  # bytes of the budget charged for the unfinished line
         self._reply_charge = 0  # ... and for the large reply being produced or written
+        self._awaiting_budget = False  # a read waits for budget (see _charge_input)
+        self._held_budget = False  # whether it ever did
 
     async def run(self) -> None:
         try:
@@ -169,6 +171,8 @@ class Link:
             self._budget.give_all(self)
             self._input_charge = self._reply_charge = 0
             await _close(self._reader, self._writer, self._server.stopping.done())
+            if self._held_budget:  # it freed large buffers: give them back to the OS
+                self._budget.trim_soon()
 
     async def _serve(self) -> None:
         conn = self._conn
@@ -200,13 +204,18 @@ class Link:
                 if busy is not None:
                     return busy
             reply = await self._session.handle(command)
+        except _Gone:
+            raise
         except Exception as exc:
             log_bug(f"the {command.verb} handler", exc)
             reply = error(status.INTERNAL_ERROR)
-        if self._reply_charge and not (
-            isinstance(reply, Retrieved) and len(reply.blob) >= LARGE_REPLY
-        ):
-            self._release_reply()  # the message went away meanwhile (404)
+        if self._reply_charge:  # down to what the reply needs: nothing if small or 404
+            large = isinstance(reply, Retrieved) and len(reply.blob) >= LARGE_REPLY
+            need = len(reply.blob) + REPLY_PIECE if isinstance(reply, Retrieved) and large else 0
+            if need < self._reply_charge:
+                self._budget.give(self, self._reply_charge - need)
+                self._reply_charge = need
+            self._held_budget = self._held_budget or large
         return reply
 
     def _release_reply(self) -> None:
@@ -214,19 +223,29 @@ class Link:
         self._reply_charge = 0
 
     async def _charge_reply(self, command: Retrieve) -> Reply | None:
-        """Charge a large blob to the budget before it is read; 451 if none frees in time."""
+        """Charge a RETRIEVE's blob to the budget before it is read: for the largest blob
+        possible when that fits now (no extra query), else for its size (a query: ~8 ms
+        for 15 MiB), waiting for it; 451 if no budget frees in time."""
         address = self._conn.address
         if address is None:
             return None  # not logged in: the session answers 401
+        largest = self._config.max_payload + 64 * 1024 + REPLY_PIECE
+        if self._budget.try_take(self, largest):
+            self._reply_charge = largest
+            return None
         size = await self._server.services.store.message_size(str(address), command.message_id)
         if size is None or size < LARGE_REPLY:
             return None
-        try:
-            async with asyncio.timeout(self._config.idle_timeout):
-                await self._budget.take(self, size + REPLY_PIECE)
-            self._reply_charge = size + REPLY_PIECE
-        except TimeoutError:
+        stopping, timeout = self._server.stopping, self._config.idle_timeout
+        refused = await self._budget.take_unless(self, size + REPLY_PIECE, stopping, timeout)
+        if refused == "stopping":
+            return error(status.CLOSING, "server shutting down")
+        if refused is not None:
             return error(status.TRY_AGAIN, "server busy; try again")
+        self._reply_charge = size + REPLY_PIECE
+        if self._writer.transport.is_closing():  # the peer left while we waited
+            self._release_reply()
+            raise _Gone
         return None
 
     async def _charge_input(self) -> None:
@@ -239,7 +258,11 @@ class Link:
         need = self._conn.buffered + READ_CHUNK - FREE_INPUT
         need = 0 if need <= 0 else -(-need // GRANT_STEP) * GRANT_STEP
         if need > self._input_charge:
-            await self._budget.take(self, need - self._input_charge)
+            self._held_budget = self._awaiting_budget = True
+            try:
+                await self._budget.take(self, need - self._input_charge)
+            finally:
+                self._awaiting_budget = False
         elif need < self._input_charge:
             self._budget.give(self, self._input_charge - need)
         self._input_charge = need
@@ -286,8 +309,9 @@ class Link:
             self._task.cancel()
 
     def stop_waiting(self) -> None:
-        """The server is stopping: a connection waiting between commands is told so now."""
-        if self._conn.buffered == 0:
+        """The server is stopping: a connection waiting between commands is told so now,
+        and so is one whose unfinished line waits for memory budget (it cannot finish)."""
+        if self._conn.buffered == 0 or self._awaiting_budget:
             self._interrupt("server shutting down")
 
     def _watch(self) -> None:
