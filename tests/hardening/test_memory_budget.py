@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import signal
 import socket
 import struct
 import termios
@@ -34,7 +35,7 @@ from rune_proto.keys import Identity
 from rune_proto.wire import format_command, message_line_limit
 from tests.server_process import RuneServerProcess, ServerFactory
 
-from .rawlink import RawLink, rss_kib
+from .rawlink import RawLink, Reply, rss_kib
 
 MIB = 1024 * 1024
 MAX_CONNECTIONS = 64
@@ -243,3 +244,74 @@ async def test_unread_retrieve_replies_at_the_cap_stay_within_the_memory_bound(
     links = [await log_in(server, owner, identity) for _ in range(attackers)]
     figures = await attack(server, links, lambda link: unread_retrieve(link, info.id))
     check(figures, bound, f"{attackers} unread RETRIEVE replies of {info.size / MIB:.1f} MiB")
+
+
+async def stalled_lines(
+    server: RuneServerProcess, count: int, size: int
+) -> tuple[list[RawLink], list[int]]:
+    """``count`` logged-in connections, each with ``size`` bytes of a MESSAGE line sent
+    (as far as the server reads it)."""
+    sender, identity = await new_account(server)
+    links = [await log_in(server, sender, identity) for _ in range(count)]
+    for link in links:
+        ready = await link.request(format_command(Send(sender)))
+        assert ready is not None and ready.code == 201, ready
+
+    async def push(link: RawLink) -> int:
+        link.writer.write(f"MESSAGE {sender} ".encode())
+        piece, sent = b"QUJD" * (16 * 1024), 0
+        while sent < size:
+            link.writer.write(piece)
+            sent += len(piece)
+            try:
+                async with asyncio.timeout(STALL):
+                    await link.writer.drain()
+            except TimeoutError:
+                break
+        return sent
+
+    return links, list(await asyncio.gather(*(push(link) for link in links)))
+
+
+@pytest.mark.slow
+async def test_a_line_waiting_for_budget_still_ends_with_the_idle_timeout(
+    rune_server: ServerFactory,
+) -> None:
+    """The budget's waiters are not read, but their deadline runs: 421, then closed."""
+    idle = 4.0
+    server = rune_server(memory_budget_mib=2, idle_timeout=idle)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    links, sent = await stalled_lines(server, 3, 8 * MIB)
+    replies = await asyncio.gather(*(link.reply(timeout=idle + 20) for link in links))
+    waited = loop.time() - started
+    print(f"\n3 lines over a 2 MiB budget ({[n // MIB for n in sent]} MiB sent): {replies}")
+    for reply in replies:
+        assert reply is not None and reply.code == 421 and "idle timeout" in reply.text
+    assert waited < idle + 20 + 2 * STALL
+    for link in links:
+        await link.close()
+
+
+@pytest.mark.slow
+async def test_a_line_waiting_for_budget_is_told_at_once_when_the_server_stops(
+    rune_server: ServerFactory,
+) -> None:
+    server = rune_server(memory_budget_mib=2, idle_timeout=300)
+    links, _ = await stalled_lines(server, 3, 8 * MIB)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert server.process is not None
+    server.process.send_signal(signal.SIGTERM)
+    replies = await asyncio.gather(
+        *(link.reply(timeout=10) for link in links), return_exceptions=True
+    )
+    told = [r.text for r in replies if isinstance(r, Reply) and r.code == 421]
+    waited = loop.time() - started
+    print(f"\nSIGTERM with lines waiting for budget: {told} within {waited:.1f} s")
+    # Those waiting are told at once. The largest holder is being read, so like any
+    # connection in the middle of a line it may finish (until the 30 s grace ends).
+    assert told.count("server shutting down") >= 2, replies
+    for link in links:
+        await link.close()
+    assert await asyncio.to_thread(server.process.wait, 45) == 0
