@@ -42,7 +42,7 @@ MAX_CONNECTIONS = 64
 ATTACKERS = MAX_CONNECTIONS - 4  # room for the real client (and a spare)
 BUDGET_MIB = 64
 # The bound of docs/server.md for these settings (max_connections 64, budget 64 MiB,
-# 16 MiB payloads): base + 64 x 0.75 MiB + 2 x (64 + 22) MiB, base ~60 MiB.
+# 16 MiB payloads): 60 + 64 x 1 + 2 x (64 + 22.4) = 297 MiB.
 RSS_BOUND_MIB = 300
 DEFAULT_RSS_BOUND_MIB = 512  # the same with the default settings (docs/server.md)
 AFTER_BOUND_MIB = 100  # RSS once the attackers are gone: at most start + this
