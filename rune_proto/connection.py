@@ -21,6 +21,7 @@ AUTHENTICATED: the exchange is abandoned, the session is not.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from enum import Enum
 
 from . import status
@@ -56,6 +57,7 @@ from .events import (
     RegisterInvitation,
     Reply,
     Retrieve,
+    Retrieved,
     Roger,
     Send,
     SendReady,
@@ -70,6 +72,7 @@ from .wire import (
     parse_command,
     parse_greeting,
     parse_reply,
+    retrieved_pieces,
     split_reply,
 )
 
@@ -328,6 +331,18 @@ class Connection:
         if not isinstance(event, Command):
             raise LocalProtocolError("a client sends commands")
         return self._send_command(event)
+
+    def send_pieces(self, reply: Retrieved, piece: int) -> Iterator[bytes]:
+        """Like :meth:`send` for a RETRIEVE reply, its line in pieces (see retrieved_pieces).
+
+        The state moves on at once, as with :meth:`send`; the caller writes every piece.
+        """
+        if self.role is not Role.SERVER or not isinstance(self._pending, Retrieve):
+            raise LocalProtocolError("a 250 reply answers a pending RETRIEVE")
+        if self.state is State.CLOSED:
+            raise LocalProtocolError("the connection is closed")
+        self._finish(self._pending, reply)
+        return retrieved_pieces(reply, piece)
 
     def _send_reply(self, reply: Reply) -> bytes:
         if self.state is State.GREETING:

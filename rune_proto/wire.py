@@ -19,7 +19,7 @@ from .wire_readers import (
     parse_reply,
     split_reply,
 )
-from .wire_writers import format_command, format_reply, message_line_limit
+from .wire_writers import format_command, format_reply, message_line_limit, retrieved_pieces
 
 __all__ = [
     "MULTILINE_CODES",
@@ -33,6 +33,7 @@ __all__ = [
     "parse_command",
     "parse_greeting",
     "parse_reply",
+    "retrieved_pieces",
     "split_reply",
 ]
 
@@ -44,6 +45,9 @@ class TooLong:
 
     def __init__(self, length: int) -> None:
         self.length = length
+
+
+_COPY_ONCE = 64 * 1024  # see LineBuffer.next_line
 
 
 class LineBuffer:
@@ -77,7 +81,11 @@ class LineBuffer:
             else:
                 self._searched = len(self._buf)
             return None
-        line = bytes(self._buf[:index])
+        if index < _COPY_ONCE:
+            line = bytes(self._buf[:index])
+        else:  # one copy of a long line, not two: a 22 MiB line would briefly take 3x
+            with memoryview(self._buf) as view:
+                line = bytes(view[:index])
         del self._buf[: index + 1]
         self._searched = 0
         if self._discarding:

@@ -7,6 +7,9 @@ writer only lays it out and never has to check it.
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Iterator
+
 from .encoding import b64encode
 from .errors import LocalProtocolError
 from .events import (
@@ -116,3 +119,17 @@ def format_reply(reply: Reply) -> bytes:
         case _:
             raise LocalProtocolError(f"not a reply: {reply!r}")
     return "".join(line + "\r\n" for line in lines).encode("utf-8")
+
+
+def retrieved_pieces(reply: Retrieved, piece: int) -> Iterator[bytes]:
+    """The bytes of ``format_reply(reply)`` in pieces of at most ~``piece`` bytes.
+
+    A large RETRIEVE reply is written piece by piece as the peer reads it, so its
+    base64 (a third larger than the blob) never sits whole in memory.
+    """
+    step = max(3, piece // 4 * 3)  # a multiple of 3: no padding inside the line
+    yield f"250 {reply.message_id} ".encode("ascii")
+    blob = memoryview(reply.blob)
+    for start in range(0, len(blob), step):
+        yield base64.urlsafe_b64encode(blob[start : start + step]).rstrip(b"=")
+    yield b"\r\n"

@@ -87,6 +87,9 @@ class ServerConfig:
     max_connections: int = 256
     max_failures: int = 10
     mailbox_quota_mib: float = 256
+    # Server-wide bytes of unfinished long lines and large replies beyond each
+    # connection's free allowance (rune_proto/server/budget.py; bound in docs/server.md).
+    memory_budget_mib: float = 64
     # Failed logins and registrations (see rune_proto/server/throttle.py): per address
     # and per connection, the first throttle_after failures are answered at once; then
     # each verdict waits throttle_delay seconds, doubling, at most throttle_max_delay.
@@ -111,7 +114,7 @@ class ServerConfig:
             raise ServerError("config: port is 0 to 65535")
         if self.max_line < MIN_MAX_LINE:
             raise ServerError(f"config: max_line must be at least {MIN_MAX_LINE}")
-        for name in ("max_payload_mib", "idle_timeout", "mailbox_quota_mib"):
+        for name in ("max_payload_mib", "idle_timeout", "mailbox_quota_mib", "memory_budget_mib"):
             if not getattr(self, name) > 0:
                 raise ServerError(f"config: {name} must be positive")
         if self.max_payload < 1024 or self.max_payload > 1024 * MIB:
@@ -136,6 +139,10 @@ class ServerConfig:
     @property
     def max_payload(self) -> int:
         return int(self.max_payload_mib * MIB)
+
+    @property
+    def memory_budget(self) -> int:
+        return int(self.memory_budget_mib * MIB)
 
     @property
     def mailbox_quota(self) -> int:

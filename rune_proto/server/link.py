@@ -24,9 +24,11 @@ from ..events import (
     Event,
     Greeting,
     Reply,
+    Retrieve,
     Retrieved,
 )
 from ..wire import format_reply
+from .budget import GRANT_STEP
 from .session import VERSIONS, Session, error
 
 if TYPE_CHECKING:
@@ -35,9 +37,16 @@ if TYPE_CHECKING:
 log = logging.getLogger("rune_proto.server")
 
 READ_CHUNK = 64 * 1024
-# A buffered line at least this long is parsed (base64-decoded) on a worker thread,
-# and a RETRIEVE reply this large is encoded there: ~10 ms per MiB on the loop otherwise.
+# A buffered line at least this long is parsed (base64-decoded) on a worker thread:
+# ~10 ms per MiB on the loop otherwise.
 OFFLOAD_CODEC_BYTES = 1024 * 1024
+# Each connection's free allowance (see budget.py): an unfinished line may hold this
+# much, counting the chunk being read, before it is charged to the memory budget ...
+FREE_INPUT = 2 * READ_CHUNK
+# ... and a blob this large or larger is charged before it is read for RETRIEVE, and
+# written in pieces of REPLY_PIECE bytes, each once the last has left the transport.
+LARGE_REPLY = 64 * 1024
+REPLY_PIECE = 256 * 1024
 CLOSE_TIMEOUT = 5.0  # for the peer's TLS close_notify, then the socket is just dropped
 SHUTDOWN_CLOSE_TIMEOUT = 1.0  # the same while stopping, so exit is not held up by peers
 # Before closing, what the peer still sends is read and dropped until it pauses this
@@ -140,6 +149,11 @@ class Link:
         self._interrupted: str | None = None  # why a read was interrupted
         self._failures = 0
         self._newline = False  # whether the last chunk read held the end of a line
+        self._budget = server.budget
+        self._input_charge = 0  # bytes of the budget charged for the unfinished line
+        self._reply_charge = 0  # ... and for the large reply being produced or written
+        self._awaiting_budget = False  # a read waits for budget (see _charge_input)
+        self._held_budget = False  # whether it ever did
 
     async def run(self) -> None:
         try:
@@ -154,7 +168,11 @@ class Link:
         finally:
             if self._watchdog is not None:
                 self._watchdog.cancel()
+            self._budget.give_all(self)
+            self._input_charge = self._reply_charge = 0
             await _close(self._reader, self._writer, self._server.stopping.done())
+            if self._held_budget:  # it freed large buffers: give them back to the OS
+                self._budget.trim_soon()
 
     async def _serve(self) -> None:
         conn = self._conn
@@ -181,10 +199,73 @@ class Link:
 
     async def _handle(self, command: Command) -> Reply:
         try:
-            return await self._session.handle(command)
+            if isinstance(command, Retrieve):
+                busy = await self._charge_reply(command)
+                if busy is not None:
+                    return busy
+            reply = await self._session.handle(command)
+        except _Gone:
+            raise
         except Exception as exc:
             log_bug(f"the {command.verb} handler", exc)
-            return error(status.INTERNAL_ERROR)
+            reply = error(status.INTERNAL_ERROR)
+        if self._reply_charge:  # down to what the reply needs: nothing if small or 404
+            large = isinstance(reply, Retrieved) and len(reply.blob) >= LARGE_REPLY
+            need = len(reply.blob) + REPLY_PIECE if isinstance(reply, Retrieved) and large else 0
+            if need < self._reply_charge:
+                self._budget.give(self, self._reply_charge - need)
+                self._reply_charge = need
+            self._held_budget = self._held_budget or large
+        return reply
+
+    def _release_reply(self) -> None:
+        self._budget.give(self, self._reply_charge)
+        self._reply_charge = 0
+
+    async def _charge_reply(self, command: Retrieve) -> Reply | None:
+        """Charge a RETRIEVE's blob to the budget before it is read: for the largest blob
+        possible when that fits now (no extra query), else for its size (a query: ~8 ms
+        for 15 MiB), waiting for it; 451 if no budget frees in time."""
+        address = self._conn.address
+        if address is None:
+            return None  # not logged in: the session answers 401
+        largest = self._config.max_payload + 64 * 1024 + REPLY_PIECE
+        if self._budget.try_take(self, largest):
+            self._reply_charge = largest
+            return None
+        size = await self._server.services.store.message_size(str(address), command.message_id)
+        if size is None or size < LARGE_REPLY:
+            return None
+        stopping, timeout = self._server.stopping, self._config.idle_timeout
+        refused = await self._budget.take_unless(self, size + REPLY_PIECE, stopping, timeout)
+        if refused == "stopping":
+            return error(status.CLOSING, "server shutting down")
+        if refused is not None:
+            return error(status.TRY_AGAIN, "server busy; try again")
+        self._reply_charge = size + REPLY_PIECE
+        if self._writer.transport.is_closing():  # the peer left while we waited
+            self._release_reply()
+            raise _Gone
+        return None
+
+    async def _charge_input(self) -> None:
+        """Before a read, hold budget for what the unfinished line may reach after it.
+
+        Waits (and so stops reading: TCP backpressure) while the budget is spent; the
+        idle deadline interrupts the wait as it would the read. Surplus is given back,
+        e.g. once a long line has been handled.
+        """
+        need = self._conn.buffered + READ_CHUNK - FREE_INPUT
+        need = 0 if need <= 0 else -(-need // GRANT_STEP) * GRANT_STEP
+        if need > self._input_charge:
+            self._held_budget = self._awaiting_budget = True
+            try:
+                await self._budget.take(self, need - self._input_charge)
+            finally:
+                self._awaiting_budget = False
+        elif need < self._input_charge:
+            self._budget.give(self, self._input_charge - need)
+        self._input_charge = need
 
     async def _next_event(self) -> Event:
         if self._newline and self._conn.buffered >= OFFLOAD_CODEC_BYTES:
@@ -206,6 +287,8 @@ class Link:
         elif self._loop.time() < self._deadline:
             self._reading = True
             try:
+                if self._input_charge or self._conn.buffered > FREE_INPUT - READ_CHUNK:
+                    await self._charge_input()
                 return await self._reader.read(READ_CHUNK)
             except OSError:  # reset, or a TLS error (ssl.SSLError is an OSError)
                 return b""
@@ -226,8 +309,9 @@ class Link:
             self._task.cancel()
 
     def stop_waiting(self) -> None:
-        """The server is stopping: a connection waiting between commands is told so now."""
-        if self._conn.buffered == 0:
+        """The server is stopping: a connection waiting between commands is told so now,
+        and so is one whose unfinished line waits for memory budget (it cannot finish)."""
+        if self._conn.buffered == 0 or self._awaiting_budget:
             self._interrupt("server shutting down")
 
     def _watch(self) -> None:
@@ -247,20 +331,17 @@ class Link:
             self._server.stats[str(reply.status)] += 1
         elif not isinstance(reply, Greeting):
             self._server.stats[str(reply.code)] += 1
-        if isinstance(reply, Retrieved) and len(reply.blob) >= OFFLOAD_CODEC_BYTES:
-            data = await self._loop.run_in_executor(
-                self._server.services.crypto, self._conn.send, reply
-            )
-        else:
-            data = self._conn.send(reply)
         writer = self._writer
-        writer.write(data)
         try:
-            if writer.transport.get_write_buffer_size() == 0:
-                await writer.drain()  # all sent (the usual case): cannot wait, needs no timer
+            if isinstance(reply, Retrieved) and len(reply.blob) >= LARGE_REPLY:
+                await self._write_pieces(reply)
             else:
-                async with asyncio.timeout(self._config.idle_timeout):
-                    await writer.drain()
+                writer.write(self._conn.send(reply))
+                if writer.transport.get_write_buffer_size() == 0:
+                    await writer.drain()  # all sent (the usual case): cannot wait, no timer
+                else:
+                    async with asyncio.timeout(self._config.idle_timeout):
+                        await writer.drain()
         except (OSError, TimeoutError) as exc:
             # A peer that does not read gets nothing more, not even a TLS close_notify:
             # drop the connection now rather than wait for a flush that cannot happen.
@@ -269,3 +350,16 @@ class Link:
         self._deadline = self._loop.time() + self._config.idle_timeout
         if self._watchdog is None:
             self._watchdog = self._loop.call_at(self._deadline, self._watch)
+
+    async def _write_pieces(self, reply: Retrieved) -> None:
+        """A large reply piece by piece, each after the last has left (all within the
+        idle timeout), so about one piece sits in the transport; then its charge is
+        given back."""
+        writer = self._writer
+        try:
+            async with asyncio.timeout(self._config.idle_timeout):
+                for piece in self._conn.send_pieces(reply, REPLY_PIECE):
+                    writer.write(piece)
+                    await writer.drain()
+        finally:
+            self._release_reply()

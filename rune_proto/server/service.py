@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..keys import Identity
+from .budget import MemoryBudget, return_freed_memory_to_os
 from .config import ServerConfig
 from .link import CLOSE_TIMEOUT, Link, log_bug, refuse
 from .session import Services
@@ -51,6 +52,7 @@ class RuneServer:
         self._writers: set[asyncio.StreamWriter] = set()
         self._links: set[Link] = set()
         self.active = 0
+        self.budget = MemoryBudget(services.config.memory_budget)
         self.stats: collections.Counter[str] = collections.Counter()
 
     @property
@@ -157,6 +159,7 @@ async def serve(
     """Run until SIGINT or SIGTERM, then shut down gracefully (see :meth:`RuneServer.stop`)."""
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(quiet_exception_handler)
+    return_freed_memory_to_os()
     switch_interval = sys.getswitchinterval()
     sys.setswitchinterval(min(switch_interval, SWITCH_INTERVAL))
     store = await SQLiteStore.open(database)

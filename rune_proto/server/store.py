@@ -102,6 +102,10 @@ class Store(Protocol):
 
     async def message(self, receiver: str, message_id: str) -> bytes | None: ...
 
+    async def message_size(self, receiver: str, message_id: str) -> int | None:
+        """A blob's size without reading it, to charge the memory budget first."""
+        ...
+
     async def delete_message(self, receiver: str, message_id: str) -> bool: ...
 
     async def close(self) -> None: ...
@@ -242,6 +246,12 @@ class Database:
             (receiver, message_id),
         ).fetchone()
         return bytes(row[0]) if row else None
+
+    def message_size(self, receiver: str, message_id: str) -> int | None:
+        row = self._db.execute(
+            "SELECT size FROM mailbox WHERE receiver = ? AND id = ?", (receiver, message_id)
+        ).fetchone()
+        return int(row[0]) if row else None
 
     def delete_message(self, receiver: str, message_id: str) -> bool:
         self._used.pop(receiver, None)  # summed afresh when next needed
@@ -385,6 +395,9 @@ class SQLiteStore:
 
     async def message(self, receiver: str, message_id: str) -> bytes | None:
         return await self._run(partial(self._db.message, receiver, message_id))
+
+    async def message_size(self, receiver: str, message_id: str) -> int | None:
+        return await self._run(partial(self._db.message_size, receiver, message_id))
 
     async def delete_message(self, receiver: str, message_id: str) -> bool:
         return await self._run(partial(self._db.delete_message, receiver, message_id))

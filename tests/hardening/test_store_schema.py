@@ -63,6 +63,8 @@ def test_lookups_search_by_receiver_then_id_and_never_scan(database: Database) -
     database._db.set_trace_callback(statements.append)
     assert database.message("alice@x.example", str(ids[0])) is None
     assert database.message("bob@x.example", str(ids[0])) == b"\x05" * 20_000
+    assert database.message_size("alice@x.example", str(ids[0])) is None
+    assert database.message_size("bob@x.example", str(ids[0])) == 20_000
     assert database.delete_message("alice@x.example", str(ids[0])) is False
     assert database.delete_message("bob@x.example", str(ids[0])) is True
     database._db.set_trace_callback(None)
