@@ -98,7 +98,9 @@ async def log_in(server: RuneServerProcess, address: Address, identity: Identity
 
 async def new_account(server: RuneServerProcess) -> tuple[Address, Identity]:
     address, identity = random_address(server.domain), Identity.generate()
-    async with connect(server.host, server.port, tls_fingerprint=server.tls_pin) as session:
+    async with connect(
+        server.host, server.port, tls_fingerprint=server.tls_pin, ephemeral=True
+    ) as session:
         assert await session.register(address, identity) == address
     return address, identity
 
@@ -109,7 +111,9 @@ async def real_client_round_trip(server: RuneServerProcess) -> float:
     started = loop.time()
     async with asyncio.timeout(CLIENT_DEADLINE):
         address, identity = await new_account(server)
-        async with connect(server.host, server.port, tls_fingerprint=server.tls_pin) as session:
+        async with connect(
+            server.host, server.port, tls_fingerprint=server.tls_pin, ephemeral=True
+        ) as session:
             await session.login(address, identity)
             await session.send(address, "still here", "the server still serves")
             (info,) = await session.list()
@@ -236,7 +240,9 @@ async def test_unread_retrieve_replies_at_the_cap_stay_within_the_memory_bound(
     overrides, bound, attackers = settings()
     server = rune_server(**overrides)
     owner, identity = await new_account(server)
-    async with connect(server.host, server.port, tls_fingerprint=server.tls_pin) as session:
+    async with connect(
+        server.host, server.port, tls_fingerprint=server.tls_pin, ephemeral=True
+    ) as session:
         await session.login(owner, identity)
         await session.send(owner, "big", "", [("big.bin", os.urandom(BIG_ATTACHMENT))])
         (info,) = await session.list()
