@@ -1,11 +1,12 @@
 """The asyncio TLS server: one task per connection, driving the core state machine.
 
 Implicit TLS from the first byte; each connection is greeted, then read → parse →
-handle → reply, one command at a time (see link.py, which also holds the idle timeout
-and the failure budget). The limits here: the connection cap (refused with ``421``
-instead of the greeting) and a graceful shutdown. Logs carry counts and codes only:
-no addresses, no IPs, no message data, and an internal error logs code locations but
-not its message.
+handle → reply, one command at a time (see link.py, which also holds the idle and
+login timeouts and the failure budget). The limits here: connection slots, counted
+from accept with the TLS handshake included (see admission.py; refused with ``421``
+instead of the greeting, or closed before TLS under a flood) and a graceful shutdown.
+Logs carry counts and codes only: no addresses, no IPs, no message data, and an
+internal error logs code locations but not its message.
 """
 
 from __future__ import annotations
@@ -23,6 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from ..keys import Identity
+from .admission import (
+    Admission,
+    Limits,
+    RateLimitedLog,
+    Verdict,
+    fit_limits,
+    raise_descriptor_limit,
+)
 from .config import ServerConfig
 from .link import CLOSE_TIMEOUT, Link, log_bug, refuse
 from .session import Services
@@ -37,20 +46,24 @@ SHUTDOWN_GRACE = 30.0  # how long in-flight commands may run after SIGTERM
 # eight messages took 14 ms (p50) to 60 ms (p90) instead of 2-6 ms, and every 202
 # in it waited that long (measured with a busy loop thread; see docs/performance.md).
 SWITCH_INTERVAL = 0.001
+# asyncio's warnings (accept() out of descriptors, above all) at most once per this
+# many seconds each, with a count of the ones left out.
+_asyncio_warnings = RateLimitedLog()
 
 
 class RuneServer:
     """Accepts TLS connections and serves each with a :class:`~.link.Link`."""
 
-    def __init__(self, services: Services, context: ssl.SSLContext) -> None:
+    def __init__(self, services: Services, context: ssl.SSLContext, limits: Limits) -> None:
         self.services = services
         self._context = context
+        self.admission = Admission(limits, clock=asyncio.get_running_loop().time)
+        self._flood_log = RateLimitedLog()
         self._server: asyncio.Server | None = None
         self._stopping: asyncio.Future[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
         self._links: set[Link] = set()
-        self.active = 0
         self.stats: collections.Counter[str] = collections.Counter()
 
     @property
@@ -61,16 +74,10 @@ class RuneServer:
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         """Listen; returns the bound address (``port=0`` picks a free port)."""
-        config = self.services.config
         self._stopping = asyncio.get_running_loop().create_future()
-        self._server = await asyncio.start_server(
-            self._accept,
-            host,
-            port,
-            ssl=self._context,
-            ssl_handshake_timeout=min(config.idle_timeout, 60.0),
-            ssl_shutdown_timeout=CLOSE_TIMEOUT,
-        )
+        # Plain TCP, upgraded in _accept: a connection counts from accept, not from the
+        # end of a handshake the peer may never finish.
+        self._server = await asyncio.start_server(self._accept, host, port)
         bound = self._server.sockets[0].getsockname()
         return str(bound[0]), int(bound[1])
 
@@ -103,10 +110,15 @@ class RuneServer:
                 await asyncio.wait(late, timeout=CLOSE_TIMEOUT)
         stats = self.stats
         codes = " ".join(f"{k}×{v}" for k, v in sorted(stats.items()) if k.isdigit())
+        counts = self.admission.counts
         log.info(
-            "stopped; %d connections, %d refused; replies %s",
+            "stopped; %d connections, %d refused, %d closed before TLS, %d displaced,"
+            " %d failed handshakes; replies %s",
             stats["connections"],
             stats["refused"],
+            counts["dropped"],
+            counts["evicted"],
+            stats["handshake failed"],
             codes or "none",
         )
 
@@ -115,24 +127,52 @@ class RuneServer:
         assert task is not None
         self._tasks.add(task)
         self._writers.add(writer)
+        admission = self.admission
+        verdict, ticket = admission.arrive(writer.get_extra_info("peername"))
         try:
-            if self.stopping.done() or self.active >= self.services.config.max_connections:
+            if verdict is Verdict.DROP:
+                self._flood_log.warning("connection flood: connections closed before TLS")
+                writer.transport.abort()
+                return
+            if ticket is not None:
+                ticket.evict = writer.transport.abort  # while the handshake is under way
+            if not await self._handshake(writer):
+                return
+            if self.stopping.done() or ticket is None:
                 reason = "server shutting down" if self.stopping.done() else "too many connections"
                 self.stats["refused"] += 1
                 await refuse(reader, writer, reason, self.stopping.done())
                 return
-            self.active += 1
             self.stats["connections"] += 1
-            link = Link(self, reader, writer, task)
+            link = Link(self, reader, writer, task, ticket)
+            ticket.evict = link.evict
             self._links.add(link)
             try:
                 await link.run()
             finally:
                 self._links.discard(link)
-                self.active -= 1
         finally:
+            if ticket is not None:
+                if ticket.evicted:
+                    self._flood_log.warning("connection flood: pre-login connections displaced")
+                admission.leave(ticket)
+            if verdict is Verdict.REFUSE:
+                admission.refused()
+            admission.socket_closed()
             self._tasks.discard(task)
             self._writers.discard(writer)
+
+    async def _handshake(self, writer: asyncio.StreamWriter) -> bool:
+        """TLS within ``handshake_timeout``; False (the socket closed) if it fails."""
+        try:
+            await writer.start_tls(
+                self._context, ssl_handshake_timeout=self.services.config.handshake_timeout
+            )
+        except (OSError, TimeoutError, EOFError):  # ssl.SSLError is an OSError
+            self.stats["handshake failed"] += 1
+            writer.transport.abort()
+            return False
+        return True
 
 
 def quiet_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
@@ -142,7 +182,7 @@ def quiet_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, 
     if isinstance(exc, Exception) and not isinstance(exc, OSError):
         log_bug(f"asyncio ({message})", exc)
     else:
-        log.warning("%s%s", message, f" ({type(exc).__name__})" if exc else "")
+        _asyncio_warnings.warning(f"{message}{f' ({type(exc).__name__})' if exc else ''}")
 
 
 async def serve(
@@ -164,15 +204,32 @@ async def serve(
     crypto = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rune-crypto")
     signals = (signal.SIGINT, signal.SIGTERM)
     try:
-        server = RuneServer(Services(config, identity, store, crypto), context)
+        descriptors = raise_descriptor_limit()
+        limits = fit_limits(
+            config.max_connections,
+            config.login_reserved_connections,
+            config.max_anonymous_per_source,
+            descriptors,
+        )
+        server = RuneServer(Services(config, identity, store, crypto), context, limits)
         bound = await server.start(host, port)
         for signum in signals:
             loop.add_signal_handler(signum, server.stop)
         log.info(
-            "serving; registration %s, %d connections at most",
+            "serving; registration %s, %d connections at most (%d before login, %d per"
+            " source), descriptor limit %d",
             config.registration,
-            config.max_connections,
+            limits.slots,
+            limits.anonymous,
+            limits.per_source,
+            descriptors,
         )
+        if limits.slots < config.max_connections:
+            log.warning(
+                "max_connections lowered to %d to fit the descriptor limit (%d open sockets)",
+                limits.slots,
+                limits.sockets,
+            )
         ready(*bound)
         await server.wait_stopped()
     finally:
