@@ -28,6 +28,7 @@ from .admission import (
     Admission,
     Limits,
     RateLimitedLog,
+    Ticket,
     Verdict,
     fit_limits,
     raise_descriptor_limit,
@@ -134,9 +135,7 @@ class RuneServer:
                 self._flood_log.warning("connection flood: connections closed before TLS")
                 writer.transport.abort()
                 return
-            if ticket is not None:
-                ticket.evict = writer.transport.abort  # while the handshake is under way
-            if not await self._handshake(writer):
+            if not await self._handshake(writer, task, ticket):
                 return
             if self.stopping.done() or ticket is None:
                 reason = "server shutting down" if self.stopping.done() else "too many connections"
@@ -162,12 +161,30 @@ class RuneServer:
             self._tasks.discard(task)
             self._writers.discard(writer)
 
-    async def _handshake(self, writer: asyncio.StreamWriter) -> bool:
-        """TLS within ``handshake_timeout``; False (the socket closed) if it fails."""
+    async def _handshake(
+        self, writer: asyncio.StreamWriter, task: asyncio.Task[Any], ticket: Ticket | None
+    ) -> bool:
+        """TLS within ``handshake_timeout``; False (the socket closed) if it fails.
+
+        A connection displaced during its handshake is stopped by cancelling the
+        handshake: aborting the socket under it makes ``start_tls`` return no transport.
+        """
+
+        def stop_handshake() -> None:
+            task.cancel()
+
+        if ticket is not None:
+            ticket.evict = stop_handshake
         try:
             await writer.start_tls(
                 self._context, ssl_handshake_timeout=self.services.config.handshake_timeout
             )
+        except asyncio.CancelledError:
+            if ticket is None or not ticket.evicted:
+                raise
+            task.uncancel()
+            writer.transport.abort()
+            return False
         except (OSError, TimeoutError, EOFError):  # ssl.SSLError is an OSError
             self.stats["handshake failed"] += 1
             writer.transport.abort()
