@@ -36,6 +36,9 @@ log = logging.getLogger("rune_proto.server")
 # Descriptors kept for everything but client sockets: stdio, the listening sockets, the
 # event loop's selector and self-pipe, SQLite's database, WAL and shared-memory files.
 RESERVED_DESCRIPTORS = 64
+# The listen backlog; asyncio also accepts up to this many sockets in one go, before any
+# of them reaches the admission rules, so that many descriptors are kept free as well.
+ACCEPT_BACKLOG = 100
 REFUSING_AT_MOST = 16  # connections being told 421 at once; the next ones are just closed
 
 
@@ -198,10 +201,12 @@ def fit_limits(
 ) -> Limits:
     """The limits that fit in ``descriptors``: a quarter of the budget for closing sockets.
 
+    Descriptors are kept for the process itself and for one batch of accepts.
+
     The share only logged-in clients can hold is at most a quarter of the slots, so a
     small server (a test's ``max_connections=2``) is not all reserve.
     """
-    budget = max(4, descriptors - RESERVED_DESCRIPTORS)
+    budget = max(4, descriptors - RESERVED_DESCRIPTORS - ACCEPT_BACKLOG)
     slots = max(1, min(max_connections, budget * 3 // 4))
     reserve = min(reserved_for_login, slots // 4)
     return Limits(

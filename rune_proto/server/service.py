@@ -25,6 +25,7 @@ from typing import Any
 
 from ..keys import Identity
 from .admission import (
+    ACCEPT_BACKLOG,
     Admission,
     Limits,
     RateLimitedLog,
@@ -78,7 +79,7 @@ class RuneServer:
         self._stopping = asyncio.get_running_loop().create_future()
         # Plain TCP, upgraded in _accept: a connection counts from accept, not from the
         # end of a handshake the peer may never finish.
-        self._server = await asyncio.start_server(self._accept, host, port)
+        self._server = await asyncio.start_server(self._accept, host, port, backlog=ACCEPT_BACKLOG)
         bound = self._server.sockets[0].getsockname()
         return str(bound[0]), int(bound[1])
 

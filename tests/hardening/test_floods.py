@@ -99,7 +99,7 @@ def test_admission_rules() -> None:
 def test_limits_fit_the_descriptor_limit() -> None:
     assert fit_limits(256, 64, 32, descriptors=20000).slots == 256
     small = fit_limits(256, 64, 32, descriptors=256)
-    assert small.slots < small.sockets <= 256 - 64 and small.anonymous < small.slots
+    assert small.slots < small.sockets <= 256 - 64 - 100 and small.anonymous < small.slots
     assert fit_limits(2, 64, 32, descriptors=20000).anonymous == 2  # no reserve in a tiny one
 
 
@@ -227,9 +227,9 @@ async def test_running_out_of_descriptors_is_survived(rune_server: ServerFactory
         await flood.wait_started(FLOOD_START_DEADLINE)
         during = await real_client_round(server, "carol")
         held = flood.open_now
-        # Keep the flood on for a while so the warnings have something to repeat.
+        # Keep the flood on past one warning interval (10 s), so warnings would repeat.
         flooding_since = time.monotonic()
-        while time.monotonic() - flooding_since < 5:
+        while time.monotonic() - flooding_since < 12:
             await asyncio.sleep(0.5)
     finally:
         await flood.stop()
@@ -242,4 +242,9 @@ async def test_running_out_of_descriptors_is_survived(rune_server: ServerFactory
         f" client round {during:.2f} s during the flood, {after:.2f} s after;"
         f" {flood_lines} log lines; flood: {dict(sorted(flood.counts.items()))}"
     )
+    print("\n".join(stderr[lines_before:]))
     assert flood_lines <= 20, "\n".join(stderr[lines_before:][:40])
+    # asyncio accepts sockets in batches before the admission rules see them, so a
+    # fast flood can still hit the limit now and then: rate-limited, at most a line per
+    # 10 s (with the count of the ones left out), and accepting resumes after 1 s.
+    assert len([line for line in stderr if "out of system resource" in line]) <= 3
