@@ -16,6 +16,7 @@ import collections
 import logging
 import os
 import signal
+import socket
 import ssl
 import sys
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..keys import Identity
+from .acceptor import accept_forever, open_listeners
 from .admission import (
     ACCEPT_BACKLOG,
     Admission,
@@ -61,7 +63,8 @@ class RuneServer:
         self._context = context
         self.admission = Admission(limits, clock=asyncio.get_running_loop().time)
         self._flood_log = RateLimitedLog()
-        self._server: asyncio.Server | None = None
+        self._listeners: list[socket.socket] = []
+        self._acceptors: list[asyncio.Task[None]] = []
         self._stopping: asyncio.Future[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
@@ -79,8 +82,12 @@ class RuneServer:
         self._stopping = asyncio.get_running_loop().create_future()
         # Plain TCP, upgraded in _accept: a connection counts from accept, not from the
         # end of a handshake the peer may never finish.
-        self._server = await asyncio.start_server(self._accept, host, port, backlog=ACCEPT_BACKLOG)
-        bound = self._server.sockets[0].getsockname()
+        self._listeners = await open_listeners(host, port, ACCEPT_BACKLOG)
+        self._acceptors = [
+            asyncio.create_task(accept_forever(sock, self._on_socket, _asyncio_warnings))
+            for sock in self._listeners
+        ]
+        bound = self._listeners[0].getsockname()
         return str(bound[0]), int(bound[1])
 
     def stop(self) -> None:
@@ -88,8 +95,10 @@ class RuneServer:
 
         A second call (a second Ctrl-C) aborts whatever is still open.
         """
-        if self._server is not None:
-            self._server.close()
+        for acceptor in self._acceptors:
+            acceptor.cancel()
+        for sock in self._listeners:
+            sock.close()
         if not self.stopping.done():
             self.stopping.set_result(None)
             for link in self._links:
@@ -124,18 +133,57 @@ class RuneServer:
             codes or "none",
         )
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _on_socket(self, conn: socket.socket, peer: object) -> None:
+        """Judge an accepted socket at once: a dropped one never gets a transport."""
+        verdict, ticket = self.admission.arrive(peer)
+        if verdict is Verdict.DROP:
+            self._flood_log.warning("connection flood: connections closed before TLS")
+            conn.close()
+            self.admission.socket_closed()
+            return
+        reader = asyncio.StreamReader()
+        protocol = asyncio.StreamReaderProtocol(
+            reader, lambda r, w: self._accept(r, w, verdict, ticket)
+        )
+        task = asyncio.create_task(self._attach(conn, protocol, verdict, ticket))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _attach(
+        self,
+        conn: socket.socket,
+        protocol: asyncio.StreamReaderProtocol,
+        verdict: Verdict,
+        ticket: Ticket | None,
+    ) -> None:
+        """Streams for the socket; the protocol then starts :meth:`_accept` in a task."""
+        try:
+            await asyncio.get_running_loop().connect_accepted_socket(lambda: protocol, conn)
+        except OSError:  # reset before it was set up
+            conn.close()
+            self._release(verdict, ticket)
+
+    def _release(self, verdict: Verdict, ticket: Ticket | None) -> None:
+        if ticket is not None:
+            if ticket.evicted:
+                self._flood_log.warning("connection flood: pre-login connections displaced")
+            self.admission.leave(ticket)
+        if verdict is Verdict.REFUSE:
+            self.admission.refused()
+        self.admission.socket_closed()
+
+    async def _accept(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        verdict: Verdict,
+        ticket: Ticket | None,
+    ) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
         self._writers.add(writer)
-        admission = self.admission
-        verdict, ticket = admission.arrive(writer.get_extra_info("peername"))
         try:
-            if verdict is Verdict.DROP:
-                self._flood_log.warning("connection flood: connections closed before TLS")
-                writer.transport.abort()
-                return
             if not await self._handshake(writer, task, ticket):
                 return
             if self.stopping.done() or ticket is None:
@@ -152,13 +200,7 @@ class RuneServer:
             finally:
                 self._links.discard(link)
         finally:
-            if ticket is not None:
-                if ticket.evicted:
-                    self._flood_log.warning("connection flood: pre-login connections displaced")
-                admission.leave(ticket)
-            if verdict is Verdict.REFUSE:
-                admission.refused()
-            admission.socket_closed()
+            self._release(verdict, ticket)
             self._tasks.discard(task)
             self._writers.discard(writer)
 

@@ -244,7 +244,5 @@ async def test_running_out_of_descriptors_is_survived(rune_server: ServerFactory
     )
     print("\n".join(stderr[lines_before:]))
     assert flood_lines <= 20, "\n".join(stderr[lines_before:][:40])
-    # asyncio accepts sockets in batches before the admission rules see them, so a
-    # fast flood can still hit the limit now and then: rate-limited, at most a line per
-    # 10 s (with the count of the ones left out), and accepting resumes after 1 s.
-    assert len([line for line in stderr if "out of system resource" in line]) <= 3
+    # Each socket is judged before the next accept(), so the limit itself is never hit.
+    assert not [line for line in stderr if "out of system resource" in line]
