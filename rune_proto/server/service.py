@@ -68,6 +68,9 @@ class RuneServer:
         self._stopping: asyncio.Future[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
+        # Connections in their TLS handshake, and the handshakes being stopped.
+        self._handshaking: dict[asyncio.StreamWriter, asyncio.Task[Any]] = {}
+        self._halted: set[asyncio.Task[Any]] = set()
         self._links: set[Link] = set()
         self.stats: collections.Counter[str] = collections.Counter()
 
@@ -91,7 +94,8 @@ class RuneServer:
         return str(bound[0]), int(bound[1])
 
     def stop(self) -> None:
-        """Stop accepting; idle connections get 421, busy ones finish their command first.
+        """Stop accepting; idle connections get 421, busy ones finish their command first,
+        and connections still in their TLS handshake are closed.
 
         A second call (a second Ctrl-C) aborts whatever is still open.
         """
@@ -103,13 +107,25 @@ class RuneServer:
             self.stopping.set_result(None)
             for link in self._links:
                 link.stop_waiting()
+            for handshake in list(self._handshaking.values()):  # nobody greeted yet
+                self._halt(handshake)
             return
         self._abort_all()
 
     def _abort_all(self) -> None:
         """Drop every connection (not task.cancel(): asyncio's stream callback logs that)."""
         for writer in self._writers:
-            writer.transport.abort()
+            handshake = self._handshaking.get(writer)
+            if handshake is not None:
+                self._halt(handshake)
+            else:
+                writer.transport.abort()
+
+    def _halt(self, handshake: asyncio.Task[Any]) -> None:
+        """Stop a connection in its TLS handshake (see :meth:`_handshake`)."""
+        if handshake not in self._halted:
+            self._halted.add(handshake)
+            handshake.cancel()
 
     async def wait_stopped(self) -> None:
         await self.stopping
@@ -209,21 +225,19 @@ class RuneServer:
     ) -> bool:
         """TLS within ``handshake_timeout``; False (the socket closed) if it fails.
 
-        A connection displaced during its handshake is stopped by cancelling the
-        handshake: aborting the socket under it makes ``start_tls`` return no transport.
+        A connection displaced (or dropped) during its handshake is stopped by
+        cancelling the handshake: aborting the socket under it makes ``start_tls``
+        return no transport, and the stream writer then fails.
         """
-
-        def stop_handshake() -> None:
-            task.cancel()
-
         if ticket is not None:
-            ticket.evict = stop_handshake
+            ticket.evict = lambda: self._halt(task)
+        self._handshaking[writer] = task
         try:
             await writer.start_tls(
                 self._context, ssl_handshake_timeout=self.services.config.handshake_timeout
             )
         except asyncio.CancelledError:
-            if ticket is None or not ticket.evicted:
+            if task not in self._halted:
                 raise
             task.uncancel()
             writer.transport.abort()
@@ -232,6 +246,9 @@ class RuneServer:
             self.stats["handshake failed"] += 1
             writer.transport.abort()
             return False
+        finally:
+            del self._handshaking[writer]
+            self._halted.discard(task)
         return True
 
 

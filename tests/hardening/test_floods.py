@@ -206,7 +206,8 @@ async def test_one_source_cannot_take_the_pre_login_share(rune_server: ServerFac
         newcomer = await open_from(server, "127.0.0.4")
         links.append(newcomer)
         assert newcomer.greeting.startswith(b"HOWDY")  # it displaced 127.0.0.2's oldest
-        assert await first[0].reply() is not None  # (its 421, then EOF)
+        displaced = await first[0].reply()
+        assert displaced is not None and displaced.line == b"421 too many connections"
         assert await first[0].closed(timeout=10)
         for link in [*first[1:], *others]:  # the others are still served
             reply = await link.request(b"NOOP\r\n")
@@ -246,3 +247,20 @@ async def test_running_out_of_descriptors_is_survived(rune_server: ServerFactory
     assert flood_lines <= 20, "\n".join(stderr[lines_before:][:40])
     # Each socket is judged before the next accept(), so the limit itself is never hit.
     assert not [line for line in stderr if "out of system resource" in line]
+
+
+@pytest.mark.slow
+async def test_shutdown_closes_connections_still_in_their_handshake(
+    rune_server: ServerFactory,
+) -> None:
+    server = rune_server()
+    assert server.process is not None
+    bare = [await asyncio.open_connection(server.host, server.port) for _ in range(5)]
+    idle = await RawLink.open(server.host, server.port)
+    started = time.monotonic()
+    code = server.stop()  # SIGTERM: no wait for the handshakes' 10 s deadline
+    stopped_after = time.monotonic() - started
+    for _, writer in bare:
+        writer.transport.abort()
+    await idle.close()
+    assert code == 0 and stopped_after < 5, (code, stopped_after)
