@@ -91,7 +91,7 @@ class ServerConfig:
     handshake_timeout: float = 10
     login_timeout: float = 60
     login_reserved_connections: int = 64
-    max_anonymous_per_source: int = 32
+    max_anonymous_per_source: int = 64
     max_failures: int = 10
     mailbox_quota_mib: float = 256
     # Failed logins and registrations (see rune_proto/server/throttle.py): per address
