@@ -3,9 +3,9 @@
 The idle timeout lives here (a *complete* line must arrive within it, so a client
 dribbling bytes is still cut off), and so does the login timeout (before login, the
 connection closes ``login_timeout`` after accept, however busy it is), as do the
-failure budget (``429``) and the way a
-connection is closed (linger, then TLS close, bounded in time). Logs carry counts and
-codes only, and an internal error logs code locations but not its message.
+failure budget (``429``) and the way a connection is closed (linger, then TLS close,
+bounded in time). Logs carry counts and codes only, and an internal error logs code
+locations but not its message.
 """
 
 from __future__ import annotations

@@ -203,6 +203,8 @@ class RuneServer:
             if not await self._handshake(writer, task, ticket):
                 return
             if self.stopping.done() or ticket is None:
+                if ticket is not None:  # being told 421 already: nothing left to displace
+                    ticket.evict = lambda: None
                 reason = "server shutting down" if self.stopping.done() else "too many connections"
                 self.stats["refused"] += 1
                 await refuse(reader, writer, reason, self.stopping.done())
