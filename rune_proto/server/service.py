@@ -180,7 +180,11 @@ class RuneServer:
             self._release(verdict, ticket)
 
     def _release(self, verdict: Verdict, ticket: Ticket | None) -> None:
+        """The connection is over: give back what it held."""
         if ticket is not None:
+            # Its evict callback refers to the link (and the link to the ticket): without
+            # this cycle break a finished link, buffers and all, waits for the cyclic GC.
+            ticket.evict = _ignore
             if ticket.evicted:
                 self._flood_log.warning("connection flood: pre-login connections displaced")
             self.admission.leave(ticket)
@@ -204,7 +208,7 @@ class RuneServer:
                 return
             if self.stopping.done() or ticket is None:
                 if ticket is not None:  # being told 421 already: nothing left to displace
-                    ticket.evict = lambda: None
+                    ticket.evict = _ignore
                 reason = "server shutting down" if self.stopping.done() else "too many connections"
                 self.stats["refused"] += 1
                 await refuse(reader, writer, reason, self.stopping.done())
@@ -252,6 +256,10 @@ class RuneServer:
             del self._handshaking[writer]
             self._halted.discard(task)
         return True
+
+
+def _ignore() -> None:
+    """The evict callback of a connection that has nothing left to give up."""
 
 
 def quiet_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
