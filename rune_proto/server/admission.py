@@ -239,5 +239,9 @@ class RateLimitedLog:
             return
         self._last[kind] = now
         more = self._suppressed.pop(kind, 0)
-        suffix = f" ({more} more like it in the last {now - last:.0f} s)" if more and last else ""
+        suffix = (
+            f" ({more} more like it in the last {now - last:.0f} s)"
+            if more and last is not None
+            else ""
+        )
         log.warning("%s%s", kind, suffix)

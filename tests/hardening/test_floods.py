@@ -18,6 +18,7 @@ other loopback addresses (127.0.0.2 …) so the source-address rules apply:
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import pytest
@@ -25,11 +26,11 @@ import pytest
 from rune_proto.address import parse_address
 from rune_proto.client import connect
 from rune_proto.keys import Identity
-from rune_proto.server.admission import Admission, Limits, Verdict, fit_limits
+from rune_proto.server.admission import Admission, Limits, RateLimitedLog, Verdict, fit_limits
 from tests.server_process import RuneServerProcess, ServerFactory
 
 from .flood import Flood, client_hello
-from .rawlink import RawLink, client_context
+from .rawlink import RawLink, client_context, rss_kib
 
 SOURCES = [f"127.0.0.{n}" for n in range(2, 10)]  # the real client comes from 127.0.0.1
 CLIENT_DEADLINE = 30.0  # generous: a loaded 2-CPU CI box must not flake
@@ -96,6 +97,18 @@ def test_admission_rules() -> None:
     assert (admission.anonymous, admission.logged_in) == (4, 1)
 
 
+def test_flood_warnings_are_rate_limited(caplog: pytest.LogCaptureFixture) -> None:
+    now = [0.0]
+    warnings = RateLimitedLog(interval=10, clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, logger="rune_proto.server"):
+        for step in range(3000):  # 30 s of a warning every 10 ms
+            now[0] = step / 100
+            warnings.warning("socket.accept() out of system resource")
+    lines = [record.getMessage() for record in caplog.records]
+    assert len(lines) == 3, lines
+    assert lines[1] == "socket.accept() out of system resource (999 more like it in the last 10 s)"
+
+
 def test_limits_fit_the_descriptor_limit() -> None:
     assert fit_limits(256, 64, 32, descriptors=20000).slots == 256
     small = fit_limits(256, 64, 32, descriptors=256)
@@ -118,10 +131,12 @@ async def test_a_real_client_gets_in_while_300_hostile_connections_hold_on(
         await flood.wait_churn(200, FLOOD_START_DEADLINE)  # the refused ones are back
         held = flood.open_now
         took = await real_client_round(server, "alice")
+        assert server.process is not None
+        rss = rss_kib(server.process.pid)
         print(
             f"\n{flood.workers} hostile workers, {held} connections held when the client"
-            f" started; register+login+send+list+retrieve took {took:.2f} s;"
-            f" flood: {dict(sorted(flood.counts.items()))}"
+            f" started; register+login+send+list+retrieve took {took:.2f} s; server RSS"
+            f" {rss // 1024} MiB; flood: {dict(sorted(flood.counts.items()))}"
         )
     finally:
         await flood.stop()
