@@ -26,7 +26,14 @@ import pytest
 from rune_proto.address import parse_address
 from rune_proto.client import connect
 from rune_proto.keys import Identity
-from rune_proto.server.admission import Admission, Limits, RateLimitedLog, Verdict, fit_limits
+from rune_proto.server.admission import (
+    Admission,
+    Limits,
+    RateLimitedLog,
+    Verdict,
+    fit_limits,
+    source_of,
+)
 from tests.server_process import RuneServerProcess, ServerFactory
 
 from .flood import Flood, client_hello
@@ -95,6 +102,14 @@ def test_admission_rules() -> None:
     assert admission.arrive(("10.0.0.5", 1))[0] is Verdict.ADMIT
     assert newcomer.evicted and not user.evicted
     assert (admission.anonymous, admission.logged_in) == (4, 1)
+
+
+def test_sources_are_addresses_and_ipv6_networks() -> None:
+    assert source_of(("127.0.0.5", 4242)) == "127.0.0.5"
+    assert source_of(("::ffff:10.1.2.3", 1, 0, 0)) == "10.1.2.3"
+    one_host = {source_of((f"2001:db8:1:2::{n:x}", 1, 0, 0)) for n in range(1, 300)}
+    assert one_host == {"2001:db8:1:2::/64"}  # a host's /64 is one source
+    assert source_of(("2001:db8:1:3::1", 1, 0, 0)) != "2001:db8:1:2::/64"
 
 
 def test_flood_warnings_are_rate_limited(caplog: pytest.LogCaptureFixture) -> None:
