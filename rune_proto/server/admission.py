@@ -36,8 +36,8 @@ log = logging.getLogger("rune_proto.server")
 # Descriptors kept for everything but client sockets: stdio, the listening sockets, the
 # event loop's selector and self-pipe, SQLite's database, WAL and shared-memory files.
 RESERVED_DESCRIPTORS = 64
-# The listen backlog; asyncio also accepts up to this many sockets in one go, before any
-# of them reaches the admission rules, so that many descriptors are kept free as well.
+# The listen backlog: connections the kernel queues while the server is busy. They take
+# no descriptor until accepted, and each is judged as it is (see acceptor.py).
 ACCEPT_BACKLOG = 100
 REFUSING_AT_MOST = 16  # connections being told 421 at once; the next ones are just closed
 
@@ -201,12 +201,12 @@ def fit_limits(
 ) -> Limits:
     """The limits that fit in ``descriptors``: a quarter of the budget for closing sockets.
 
-    Descriptors are kept for the process itself and for one batch of accepts.
+    ``RESERVED_DESCRIPTORS`` are kept for the process itself.
 
     The share only logged-in clients can hold is at most a quarter of the slots, so a
     small server (a test's ``max_connections=2``) is not all reserve.
     """
-    budget = max(4, descriptors - RESERVED_DESCRIPTORS - ACCEPT_BACKLOG)
+    budget = max(4, descriptors - RESERVED_DESCRIPTORS)
     slots = max(1, min(max_connections, budget * 3 // 4))
     reserve = min(reserved_for_login, slots // 4)
     return Limits(

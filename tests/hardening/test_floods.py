@@ -104,6 +104,18 @@ def test_admission_rules() -> None:
     assert (admission.anonymous, admission.logged_in) == (4, 1)
 
 
+def test_sockets_over_the_descriptor_budget_are_dropped() -> None:
+    admission = Admission(Limits(slots=10, anonymous=10, per_source=10, sockets=2))
+    assert [admission.arrive(("10.0.0.1", n))[0] for n in range(3)] == [
+        Verdict.ADMIT,
+        Verdict.ADMIT,
+        Verdict.DROP,  # slots are free, descriptors are not
+    ]
+    admission.socket_closed()  # the dropped one
+    admission.socket_closed()  # and one that had closed (its slot may still be held)
+    assert admission.arrive(("10.0.0.2", 1))[0] is Verdict.ADMIT
+
+
 def test_sources_are_addresses_and_ipv6_networks() -> None:
     assert source_of(("127.0.0.5", 4242)) == "127.0.0.5"
     assert source_of(("::ffff:10.1.2.3", 1, 0, 0)) == "10.1.2.3"
@@ -127,7 +139,7 @@ def test_flood_warnings_are_rate_limited(caplog: pytest.LogCaptureFixture) -> No
 def test_limits_fit_the_descriptor_limit() -> None:
     assert fit_limits(256, 64, 32, descriptors=20000).slots == 256
     small = fit_limits(256, 64, 32, descriptors=256)
-    assert small.slots < small.sockets <= 256 - 64 - 100 and small.anonymous < small.slots
+    assert small.slots < small.sockets <= 256 - 64 and small.anonymous < small.slots
     assert fit_limits(2, 64, 32, descriptors=20000).anonymous == 2  # no reserve in a tiny one
 
 
