@@ -1,10 +1,11 @@
 """A real ``rune-server`` process on 127.0.0.1, for tests of the server and the client.
 
-``rune_server(registration="free", **config)`` runs ``rune-server init`` into a fresh
-directory (with a passphrase file), applies config overrides, then ``serve --port 0``
-as a subprocess, and waits (bounded) for its ready line. At teardown it stops the
-process with SIGTERM and fails the test if the server did not exit 0 or wrote a
-traceback to stderr: a traceback in the server is always a bug.
+``rune_server(registration="free", nofile=None, **config)`` runs ``rune-server init``
+into a fresh directory (with a passphrase file), applies config overrides, then
+``serve --port 0`` as a subprocess (with RLIMIT_NOFILE set to ``nofile`` if given),
+and waits (bounded) for its ready line. At teardown it stops the process with SIGTERM
+and fails the test if the server did not exit 0 or wrote a traceback to stderr: a
+traceback in the server is always a bug.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import resource
 import secrets
 import signal
 import subprocess
@@ -63,6 +65,7 @@ class RuneServerProcess:
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
     returncodes: list[int] = field(default_factory=list)
+    nofile: int | None = None  # RLIMIT_NOFILE (soft and hard) for the server process
     _runs: int = 0
 
     @property
@@ -105,6 +108,7 @@ class RuneServerProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
+                preexec_fn=self._limit_descriptors if self.nofile is not None else None,
             )
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
@@ -117,6 +121,11 @@ class RuneServerProcess:
             time.sleep(0.02)
         self.kill()
         raise RuntimeError(f"rune-server did not become ready:\n{self.stderr_text()}")
+
+    def _limit_descriptors(self) -> None:
+        """In the child before exec: a descriptor limit the server cannot raise."""
+        assert self.nofile is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
 
     def stop(self, signum: int = signal.SIGTERM) -> int:
         """Signal the server and wait for it; returns (and records) its exit code."""
@@ -155,9 +164,13 @@ class RuneServerProcess:
 
 
 def create_server(
-    root: Path, registration: str = "free", domain: str = "example", **overrides: Any
+    root: Path,
+    registration: str = "free",
+    domain: str = "example",
+    nofile: int | None = None,
+    **overrides: Any,
 ) -> RuneServerProcess:
-    """Init a data directory under ``root`` and start serving it."""
+    """Init a data directory under ``root`` and start serving it (``nofile``: see start)."""
     root.mkdir(parents=True, exist_ok=True)
     passphrase_file = root / "passphrase"
     passphrase_file.write_text(secrets.token_urlsafe(16) + "\n")
@@ -187,6 +200,7 @@ def create_server(
         domain=prints.domain,
         tls_pin=prints.tls_pin,
         server_key=prints.server_key.token(),
+        nofile=nofile,
     )
     server.start()
     return server

@@ -85,6 +85,13 @@ class ServerConfig:
     max_line: int = 4096
     idle_timeout: float = 300
     max_connections: int = 256
+    # Connection floods (see rune_proto/server/admission.py): the TLS handshake and the
+    # time to log in (or register) are bounded from accept, NOOP does not extend the
+    # latter; slots only logged-in clients can hold; pre-login connections per source.
+    handshake_timeout: float = 10
+    login_timeout: float = 60
+    login_reserved_connections: int = 64
+    max_anonymous_per_source: int = 64
     max_failures: int = 10
     mailbox_quota_mib: float = 256
     # Server-wide bytes of unfinished long lines and large replies beyond each
@@ -114,13 +121,19 @@ class ServerConfig:
             raise ServerError("config: port is 0 to 65535")
         if self.max_line < MIN_MAX_LINE:
             raise ServerError(f"config: max_line must be at least {MIN_MAX_LINE}")
-        for name in ("max_payload_mib", "idle_timeout", "mailbox_quota_mib", "memory_budget_mib"):
+        positive = ("max_payload_mib", "idle_timeout", "mailbox_quota_mib", "memory_budget_mib")
+        for name in (*positive, "handshake_timeout", "login_timeout"):
             if not getattr(self, name) > 0:
                 raise ServerError(f"config: {name} must be positive")
         if self.max_payload < 1024 or self.max_payload > 1024 * MIB:
             raise ServerError("config: max_payload_mib must be between 1 KiB and 1024 MiB")
         if self.max_connections < 1 or self.max_failures < 1:
             raise ServerError("config: max_connections and max_failures must be at least 1")
+        if self.login_reserved_connections < 0 or self.max_anonymous_per_source < 1:
+            raise ServerError(
+                "config: login_reserved_connections must be 0 or more,"
+                " max_anonymous_per_source 1 or more"
+            )
         if self.throttle_after < 0 or self.throttle_table < 1:
             raise ServerError("config: throttle_after must be 0 or more, throttle_table 1 or more")
         if not 0 <= self.throttle_delay <= self.throttle_max_delay <= MAX_THROTTLE_DELAY:

@@ -1,9 +1,11 @@
 """One client connection: read → parse → handle → reply, with its limits.
 
 The idle timeout lives here (a *complete* line must arrive within it, so a client
-dribbling bytes is still cut off), as do the failure budget (``429``) and the way a
-connection is closed (linger, then TLS close, bounded in time). Logs carry counts and
-codes only, and an internal error logs code locations but not its message.
+dribbling bytes is still cut off), and so does the login timeout (before login, the
+connection closes ``login_timeout`` after accept, however busy it is), as do the
+failure budget (``429``) and the way a connection is closed (linger, then TLS close,
+bounded in time). Logs carry counts and codes only, and an internal error logs code
+locations but not its message.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from .budget import GRANT_STEP
 from .session import VERSIONS, Session, error
 
 if TYPE_CHECKING:
+    from .admission import Ticket
     from .service import RuneServer
 
 log = logging.getLogger("rune_proto.server")
@@ -132,8 +135,10 @@ class Link:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         task: asyncio.Task[Any],
+        ticket: Ticket,
     ) -> None:
         self._server = server
+        self._ticket = ticket
         self._reader = reader
         self._writer = writer
         self._task = task
@@ -144,6 +149,7 @@ class Link:
         self._session = Session(server.services, self._conn)
         self._loop = asyncio.get_running_loop()
         self._deadline = 0.0
+        self._timeout_reason = "idle timeout"  # what a read past the deadline is told
         self._watchdog: asyncio.TimerHandle | None = None
         self._reading = False  # awaiting the next chunk, and so interruptible
         self._interrupted: str | None = None  # why a read was interrupted
@@ -170,7 +176,9 @@ class Link:
                 self._watchdog.cancel()
             self._budget.give_all(self)
             self._input_charge = self._reply_charge = 0
-            await _close(self._reader, self._writer, self._server.stopping.done())
+            # A displaced connection closes as briskly as on shutdown: its newcomer waits.
+            hurry = self._server.stopping.done() or self._ticket.evicted
+            await _close(self._reader, self._writer, hurry)
             if self._held_budget:  # it freed large buffers: give them back to the OS
                 self._budget.trim_soon()
 
@@ -281,7 +289,7 @@ class Link:
         On shutdown a connection between commands is told 421 at once, but one in the
         middle of a command line (say a long MESSAGE upload) may finish sending it.
         """
-        reason = "idle timeout"
+        reason = self._timeout_reason
         if self._server.stopping.done() and self._conn.buffered == 0:
             reason = "server shutting down"
         elif self._loop.time() < self._deadline:
@@ -308,6 +316,12 @@ class Link:
             self._interrupted = reason
             self._task.cancel()
 
+    def evict(self) -> None:
+        """A newcomer took this pre-login connection's slot: tell it 421 at once."""
+        self._deadline = 0.0
+        self._timeout_reason = "too many connections"
+        self._interrupt(self._timeout_reason)
+
     def stop_waiting(self) -> None:
         """The server is stopping: a connection waiting between commands is told so now,
         and so is one whose unfinished line waits for memory budget (it cannot finish)."""
@@ -321,7 +335,7 @@ class Link:
         if remaining > 0:
             self._watchdog = self._loop.call_later(remaining, self._watch)
         else:
-            self._interrupt("idle timeout")
+            self._interrupt(self._timeout_reason)
 
     async def _send(self, reply: Reply) -> None:
         if isinstance(reply, ErrorReply):
@@ -347,7 +361,7 @@ class Link:
             # drop the connection now rather than wait for a flush that cannot happen.
             writer.transport.abort()
             raise _Gone from exc
-        self._deadline = self._loop.time() + self._config.idle_timeout
+        self._deadline = self._next_deadline()
         if self._watchdog is None:
             self._watchdog = self._loop.call_at(self._deadline, self._watch)
 
@@ -363,3 +377,22 @@ class Link:
                     await writer.drain()
         finally:
             self._release_reply()
+
+    def _next_deadline(self) -> float:
+        """Idle timeout from now; before login no later than accept + ``login_timeout``.
+
+        NOOP and CAPA move the idle deadline but not the login one, so an anonymous
+        connection cannot hold its slot for longer than it takes to log in.
+        """
+        ticket = self._ticket
+        if ticket.evicted:
+            return 0.0
+        if not ticket.logged_in and self._conn.address is not None:
+            self._server.admission.log_in(ticket)
+        idle = self._loop.time() + self._config.idle_timeout
+        if ticket.logged_in:
+            self._timeout_reason = "idle timeout"
+            return idle
+        login = ticket.accepted + self._config.login_timeout
+        self._timeout_reason = "login timeout" if login < idle else "idle timeout"
+        return min(idle, login)

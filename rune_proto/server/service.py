@@ -1,11 +1,12 @@
 """The asyncio TLS server: one task per connection, driving the core state machine.
 
 Implicit TLS from the first byte; each connection is greeted, then read → parse →
-handle → reply, one command at a time (see link.py, which also holds the idle timeout
-and the failure budget). The limits here: the connection cap (refused with ``421``
-instead of the greeting) and a graceful shutdown. Logs carry counts and codes only:
-no addresses, no IPs, no message data, and an internal error logs code locations but
-not its message.
+handle → reply, one command at a time (see link.py, which also holds the idle and
+login timeouts and the failure budget). The limits here: connection slots, counted
+from accept with the TLS handshake included (see admission.py; refused with ``421``
+instead of the greeting, or closed before TLS under a flood) and a graceful shutdown.
+Logs carry counts and codes only: no addresses, no IPs, no message data, and an
+internal error logs code locations but not its message.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import collections
 import logging
 import os
 import signal
+import socket
 import ssl
 import sys
 from collections.abc import Callable
@@ -23,6 +25,17 @@ from pathlib import Path
 from typing import Any
 
 from ..keys import Identity
+from .acceptor import accept_forever, open_listeners
+from .admission import (
+    ACCEPT_BACKLOG,
+    Admission,
+    Limits,
+    RateLimitedLog,
+    Ticket,
+    Verdict,
+    fit_limits,
+    raise_descriptor_limit,
+)
 from .budget import MemoryBudget, return_freed_memory_to_os
 from .config import ServerConfig
 from .link import CLOSE_TIMEOUT, Link, log_bug, refuse
@@ -38,20 +51,28 @@ SHUTDOWN_GRACE = 30.0  # how long in-flight commands may run after SIGTERM
 # eight messages took 14 ms (p50) to 60 ms (p90) instead of 2-6 ms, and every 202
 # in it waited that long (measured with a busy loop thread; see docs/performance.md).
 SWITCH_INTERVAL = 0.001
+# asyncio's warnings (accept() out of descriptors, above all) at most once per this
+# many seconds each, with a count of the ones left out.
+_asyncio_warnings = RateLimitedLog()
 
 
 class RuneServer:
     """Accepts TLS connections and serves each with a :class:`~.link.Link`."""
 
-    def __init__(self, services: Services, context: ssl.SSLContext) -> None:
+    def __init__(self, services: Services, context: ssl.SSLContext, limits: Limits) -> None:
         self.services = services
         self._context = context
-        self._server: asyncio.Server | None = None
+        self.admission = Admission(limits, clock=asyncio.get_running_loop().time)
+        self._flood_log = RateLimitedLog()
+        self._listeners: list[socket.socket] = []
+        self._acceptors: list[asyncio.Task[None]] = []
         self._stopping: asyncio.Future[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
+        # Connections in their TLS handshake, and the handshakes being stopped.
+        self._handshaking: dict[asyncio.StreamWriter, asyncio.Task[Any]] = {}
+        self._halted: set[asyncio.Task[Any]] = set()
         self._links: set[Link] = set()
-        self.active = 0
         self.budget = MemoryBudget(services.config.memory_budget)
         self.stats: collections.Counter[str] = collections.Counter()
 
@@ -63,37 +84,50 @@ class RuneServer:
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         """Listen; returns the bound address (``port=0`` picks a free port)."""
-        config = self.services.config
         self._stopping = asyncio.get_running_loop().create_future()
-        self._server = await asyncio.start_server(
-            self._accept,
-            host,
-            port,
-            ssl=self._context,
-            ssl_handshake_timeout=min(config.idle_timeout, 60.0),
-            ssl_shutdown_timeout=CLOSE_TIMEOUT,
-        )
-        bound = self._server.sockets[0].getsockname()
+        # Plain TCP, upgraded in _accept: a connection counts from accept, not from the
+        # end of a handshake the peer may never finish.
+        self._listeners = await open_listeners(host, port, ACCEPT_BACKLOG)
+        self._acceptors = [
+            asyncio.create_task(accept_forever(sock, self._on_socket, _asyncio_warnings))
+            for sock in self._listeners
+        ]
+        bound = self._listeners[0].getsockname()
         return str(bound[0]), int(bound[1])
 
     def stop(self) -> None:
-        """Stop accepting; idle connections get 421, busy ones finish their command first.
+        """Stop accepting; idle connections get 421, busy ones finish their command first,
+        and connections still in their TLS handshake are closed.
 
         A second call (a second Ctrl-C) aborts whatever is still open.
         """
-        if self._server is not None:
-            self._server.close()
+        for acceptor in self._acceptors:
+            acceptor.cancel()
+        for sock in self._listeners:
+            sock.close()
         if not self.stopping.done():
             self.stopping.set_result(None)
             for link in self._links:
                 link.stop_waiting()
+            for handshake in list(self._handshaking.values()):  # nobody greeted yet
+                self._halt(handshake)
             return
         self._abort_all()
 
     def _abort_all(self) -> None:
         """Drop every connection (not task.cancel(): asyncio's stream callback logs that)."""
         for writer in self._writers:
-            writer.transport.abort()
+            handshake = self._handshaking.get(writer)
+            if handshake is not None:
+                self._halt(handshake)
+            else:
+                writer.transport.abort()
+
+    def _halt(self, handshake: asyncio.Task[Any]) -> None:
+        """Stop a connection in its TLS handshake (see :meth:`_handshake`)."""
+        if handshake not in self._halted:
+            self._halted.add(handshake)
+            handshake.cancel()
 
     async def wait_stopped(self) -> None:
         await self.stopping
@@ -105,36 +139,129 @@ class RuneServer:
                 await asyncio.wait(late, timeout=CLOSE_TIMEOUT)
         stats = self.stats
         codes = " ".join(f"{k}×{v}" for k, v in sorted(stats.items()) if k.isdigit())
+        counts = self.admission.counts
         log.info(
-            "stopped; %d connections, %d refused; replies %s",
+            "stopped; %d connections, %d refused, %d closed before TLS, %d displaced,"
+            " %d failed handshakes; replies %s",
             stats["connections"],
             stats["refused"],
+            counts["dropped"],
+            counts["evicted"],
+            stats["handshake failed"],
             codes or "none",
         )
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _on_socket(self, conn: socket.socket, peer: object) -> None:
+        """Judge an accepted socket at once: a dropped one never gets a transport."""
+        verdict, ticket = self.admission.arrive(peer)
+        if verdict is Verdict.DROP:
+            self._flood_log.warning("connection flood: connections closed before TLS")
+            conn.close()
+            self.admission.socket_closed()
+            return
+        reader = asyncio.StreamReader()
+        protocol = asyncio.StreamReaderProtocol(
+            reader, lambda r, w: self._accept(r, w, verdict, ticket)
+        )
+        task = asyncio.create_task(self._attach(conn, protocol, verdict, ticket))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _attach(
+        self,
+        conn: socket.socket,
+        protocol: asyncio.StreamReaderProtocol,
+        verdict: Verdict,
+        ticket: Ticket | None,
+    ) -> None:
+        """Streams for the socket; the protocol then starts :meth:`_accept` in a task."""
+        try:
+            await asyncio.get_running_loop().connect_accepted_socket(lambda: protocol, conn)
+        except OSError:  # reset before it was set up
+            conn.close()
+            self._release(verdict, ticket)
+
+    def _release(self, verdict: Verdict, ticket: Ticket | None) -> None:
+        """The connection is over: give back what it held."""
+        if ticket is not None:
+            # Its evict callback refers to the link (and the link to the ticket): without
+            # this cycle break a finished link, buffers and all, waits for the cyclic GC.
+            ticket.evict = _ignore
+            if ticket.evicted:
+                self._flood_log.warning("connection flood: pre-login connections displaced")
+            self.admission.leave(ticket)
+        if verdict is Verdict.REFUSE:
+            self.admission.refused()
+        self.admission.socket_closed()
+
+    async def _accept(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        verdict: Verdict,
+        ticket: Ticket | None,
+    ) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
         self._writers.add(writer)
         try:
-            if self.stopping.done() or self.active >= self.services.config.max_connections:
+            if not await self._handshake(writer, task, ticket):
+                return
+            if self.stopping.done() or ticket is None:
+                if ticket is not None:  # being told 421 already: nothing left to displace
+                    ticket.evict = _ignore
                 reason = "server shutting down" if self.stopping.done() else "too many connections"
                 self.stats["refused"] += 1
                 await refuse(reader, writer, reason, self.stopping.done())
                 return
-            self.active += 1
             self.stats["connections"] += 1
-            link = Link(self, reader, writer, task)
+            link = Link(self, reader, writer, task, ticket)
+            ticket.evict = link.evict
             self._links.add(link)
             try:
                 await link.run()
             finally:
                 self._links.discard(link)
-                self.active -= 1
         finally:
+            self._release(verdict, ticket)
             self._tasks.discard(task)
             self._writers.discard(writer)
+
+    async def _handshake(
+        self, writer: asyncio.StreamWriter, task: asyncio.Task[Any], ticket: Ticket | None
+    ) -> bool:
+        """TLS within ``handshake_timeout``; False (the socket closed) if it fails.
+
+        A connection displaced (or dropped) during its handshake is stopped by
+        cancelling the handshake: aborting the socket under it makes ``start_tls``
+        return no transport, and the stream writer then fails.
+        """
+        if ticket is not None:
+            ticket.evict = lambda: self._halt(task)
+        self._handshaking[writer] = task
+        try:
+            await writer.start_tls(
+                self._context, ssl_handshake_timeout=self.services.config.handshake_timeout
+            )
+        except asyncio.CancelledError:
+            if task not in self._halted:
+                raise
+            task.uncancel()
+            writer.transport.abort()
+            return False
+        except (OSError, TimeoutError, EOFError):  # ssl.SSLError is an OSError
+            self.stats["handshake failed"] += 1
+            writer.transport.abort()
+            return False
+        finally:
+            del self._handshaking[writer]
+            self._halted.discard(task)
+        return True
+
+
+def _ignore() -> None:
+    """The evict callback of a connection that has nothing left to give up."""
 
 
 def quiet_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
@@ -144,7 +271,7 @@ def quiet_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, 
     if isinstance(exc, Exception) and not isinstance(exc, OSError):
         log_bug(f"asyncio ({message})", exc)
     else:
-        log.warning("%s%s", message, f" ({type(exc).__name__})" if exc else "")
+        _asyncio_warnings.warning(f"{message}{f' ({type(exc).__name__})' if exc else ''}")
 
 
 async def serve(
@@ -167,15 +294,32 @@ async def serve(
     crypto = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rune-crypto")
     signals = (signal.SIGINT, signal.SIGTERM)
     try:
-        server = RuneServer(Services(config, identity, store, crypto), context)
+        descriptors = raise_descriptor_limit()
+        limits = fit_limits(
+            config.max_connections,
+            config.login_reserved_connections,
+            config.max_anonymous_per_source,
+            descriptors,
+        )
+        server = RuneServer(Services(config, identity, store, crypto), context, limits)
         bound = await server.start(host, port)
         for signum in signals:
             loop.add_signal_handler(signum, server.stop)
         log.info(
-            "serving; registration %s, %d connections at most",
+            "serving; registration %s, %d connections at most (%d before login, %d per"
+            " source), descriptor limit %d",
             config.registration,
-            config.max_connections,
+            limits.slots,
+            limits.anonymous,
+            limits.per_source,
+            descriptors,
         )
+        if limits.slots < config.max_connections:
+            log.warning(
+                "max_connections lowered to %d to fit the descriptor limit (%d open sockets)",
+                limits.slots,
+                limits.sockets,
+            )
         ready(*bound)
         await server.wait_stopped()
     finally:
