@@ -60,7 +60,9 @@ async def real_client_round(server: RuneServerProcess, name: str) -> float:
     started = time.monotonic()
     identity = Identity.generate()
     async with asyncio.timeout(CLIENT_DEADLINE):
-        async with connect(server.host, server.port, trust_on_first_use=True) as session:
+        async with connect(
+            server.host, server.port, trust_on_first_use=True, ephemeral=True
+        ) as session:
             assert session.capabilities is not None
             address = parse_address(f"{name}@{session.capabilities.domain}")
             await session.register(address, identity)
@@ -217,7 +219,9 @@ async def test_noop_does_not_keep_an_anonymous_connection_past_login_timeout(
     assert 1.5 < cut_after < 8, cut_after
     # A logged-in client is not cut by it: only its idle timeout applies.
     identity = Identity.generate()
-    async with connect(server.host, server.port, trust_on_first_use=True) as session:
+    async with connect(
+        server.host, server.port, trust_on_first_use=True, ephemeral=True
+    ) as session:
         opened = time.monotonic()
         assert session.capabilities is not None
         address = parse_address(f"bob@{session.capabilities.domain}")
