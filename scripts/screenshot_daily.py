@@ -1,5 +1,6 @@
 """The daily-use pictures: a message with files, a search, the contacts, compose with
-attachments, and a real changed key (inbox, reader, the review, and compose's banner).
+attachments, a real changed key (inbox, reader, the review, and compose's banner), and a
+correctly signed message whose content is malformed, shown as an unreadable row.
 
 The friend's account is deleted on the server and registered again with a new key, as
 an operator's reset would, so every warning is the real one.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import random
 import shutil
 import sqlite3
+import sys
 import tempfile
 from collections.abc import Callable
 from functools import partial
@@ -26,6 +28,10 @@ from rune_proto.client import connect
 from rune_proto.envelope import Attachment
 from rune_proto.keys import Identity
 from rune_tui.app import RuneApp
+
+# The hostile sender of the hardening tests: the picture shows what they defend.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.hardening.poison import POISON_DATA_ARRAY, send_raw
 
 
 async def send_one(
@@ -101,7 +107,8 @@ async def daily_use(
     sender: tuple[Address, Identity],
     friend: tuple[Address, Identity],
 ) -> None:
-    """Files, search, contacts, compose with attachments and a changed key, in that order."""
+    """Files, search, contacts, compose with attachments, a changed key and a poison
+    message, in that order."""
     inbox: Any = app.screen
 
     def newest_is(subject: str) -> Callable[[], bool]:
@@ -209,6 +216,22 @@ async def daily_use(
     if app.screen is not inbox:  # a draft with text asks before it is dropped
         await pilot.press("d")
     await until(pilot, lambda: app.screen is inbox, "the inbox again")
+
+    progress("sending a correctly signed message whose content is malformed")
+    async with connect(
+        server.host, server.port, tls_fingerprint=server.tls_pin, ephemeral=True
+    ) as session:
+        await session.login(*sender)
+        await send_raw(session, address, POISON_DATA_ARRAY)
+
+    def newest_unreadable() -> bool:
+        newest = inbox.mailbox.ordered()
+        return bool(newest) and newest[0].unreadable
+
+    await refresh_until(pilot, newest_unreadable, "the unreadable message")
+    await pilot.press("g")
+    await pilot.pause(0.5)
+    shoot("unreadable")
 
 
 def _focused_id(app: RuneApp) -> str | None:

@@ -23,6 +23,7 @@ from .formatting import (
     VERIFIED_BADGE,
     format_when,
     sender_text,
+    subject_text,
     verification_text,
 )
 
@@ -99,7 +100,7 @@ class MessageHeader(Widget):
                 grid.add_row("To", Text(self.to))
         when = format_when(message.received_at, self.date_format)
         grid.add_row("Date", Text(when))
-        subject = message.subject or "(no subject)"
+        subject = subject_text(message)
         grid.add_row("Subject", Text(subject, style=self._style("subject")))
         return grid
 
@@ -110,7 +111,7 @@ class MessageHeader(Widget):
         inbox redraws this on every cursor move, and a Rich table costs ~5 ms a time.
         """
         label = self._style("label")
-        subject = message.subject or "(no subject)"
+        subject = subject_text(message)
         rows = (
             ("From", self._sender(message)),
             ("Date", Text(format_when(message.received_at, self.date_format))),
@@ -132,6 +133,8 @@ class MessageHeader(Widget):
             text.append("  ")
             if message.verification.key_change is not None:
                 text.append(f"{KEY_CHANGED_BADGE} KEY CHANGED", style=self._style("unverified"))
+            elif message.unreadable:
+                text.append(f"{UNVERIFIED_BADGE} unreadable", style=self._style("unverified"))
             elif message.verified:
                 text.append(f"{VERIFIED_BADGE} verified", style=self._style("verified"))
             else:
