@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import inspect
 import json
 import os
 import signal
@@ -62,6 +63,10 @@ class RuneClient:
 
         self._connect = connect
         self._identity = Identity
+        # A --baseline-code client may predate connect(ephemeral=...), when throwaway
+        # in-memory state was the silent default: ask for it only where it exists.
+        takes = inspect.signature(connect).parameters
+        self._state: dict[str, Any] = {"ephemeral": True} if "ephemeral" in takes else {}
         self.port = spec["port"]
         self.pin = spec["tls_pin"]
         self.server_key = spec["server_key"]
@@ -73,7 +78,7 @@ class RuneClient:
             tls_fingerprint=self.pin,
             server_key=self.server_key,
             timeout=60,
-            ephemeral=True,
+            **self._state,
         )
 
     async def open(self, stack: contextlib.AsyncExitStack, k: int) -> Callable[[int], Any]:
