@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -209,3 +212,26 @@ def proc_status(pid: int) -> dict[str, int]:
 
 def rss_kib(pid: int) -> int:
     return proc_status(pid)["VmRSS"]
+
+
+@contextmanager
+def peak_rss(pid: int) -> Iterator[dict[str, int]]:
+    """Samples the process's VmRSS every 5 ms; yields a dict filled with ``before``,
+    ``peak`` and ``growth`` (KiB) once the block ends."""
+    figures = {"before": rss_kib(pid), "peak": 0}
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            figures["peak"] = max(figures["peak"], rss_kib(pid))
+            stop.wait(0.005)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield figures
+    finally:
+        stop.set()
+        thread.join()
+        figures["peak"] = max(figures["peak"], rss_kib(pid))
+        figures["growth"] = figures["peak"] - figures["before"]

@@ -17,8 +17,7 @@ import concurrent.futures
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import pytest
 
@@ -43,7 +42,7 @@ from rune_proto.server.throttle import Throttle, backoff
 from tests.server.wire_client import WireClient
 from tests.server_process import RuneServerProcess, ServerFactory
 
-from .rawlink import RawLink, client_context, rss_kib
+from .rawlink import RawLink, client_context, peak_rss
 
 MIB = 1024 * 1024
 HUGE = 100 * MIB
@@ -56,28 +55,6 @@ def register(server: RuneServerProcess) -> tuple[Address, Identity]:
     with WireClient.to(server) as client:
         assert client.register(address, identity).code == status.REGISTERED
     return address, identity
-
-
-@contextmanager
-def peak_rss(pid: int) -> Iterator[dict[str, int]]:
-    """Samples the process's VmRSS every 5 ms; yields a dict filled with before/peak (KiB)."""
-    figures = {"before": rss_kib(pid), "peak": 0}
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.is_set():
-            figures["peak"] = max(figures["peak"], rss_kib(pid))
-            stop.wait(0.005)
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    try:
-        yield figures
-    finally:
-        stop.set()
-        thread.join()
-        figures["peak"] = max(figures["peak"], rss_kib(pid))
-        figures["growth"] = figures["peak"] - figures["before"]
 
 
 def stream_line(client: WireClient, head: bytes, total: int, fill: bytes = b"A") -> None:

@@ -20,9 +20,7 @@ import signal
 import socket
 import struct
 import termios
-import threading
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -35,7 +33,7 @@ from rune_proto.keys import Identity
 from rune_proto.wire import format_command, message_line_limit
 from tests.server_process import RuneServerProcess, ServerFactory
 
-from .rawlink import RawLink, Reply, rss_kib
+from .rawlink import RawLink, Reply, peak_rss, rss_kib
 
 MIB = 1024 * 1024
 MAX_CONNECTIONS = 64
@@ -51,27 +49,6 @@ STALL = 5.0  # an attacker whose writes do not move for this long is held back b
 CLIENT_DEADLINE = 60.0  # the real client's whole round trip, under attack, on a busy box
 SETTLE_DEADLINE = 30.0  # for RSS to come back down after the attackers leave
 BIG_ATTACHMENT = 11 * MIB  # a message of ~15 MiB once encoded, sealed and padded
-
-
-@contextmanager
-def peak_rss(pid: int) -> Iterator[dict[str, int]]:
-    """Samples VmRSS every 5 ms; fills ``before`` and ``peak`` (KiB)."""
-    figures = {"before": rss_kib(pid), "peak": 0}
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.is_set():
-            figures["peak"] = max(figures["peak"], rss_kib(pid))
-            stop.wait(0.005)
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    try:
-        yield figures
-    finally:
-        stop.set()
-        thread.join()
-        figures["peak"] = max(figures["peak"], rss_kib(pid))
 
 
 async def settled_rss(pid: int, bound_kib: int) -> int:
