@@ -22,7 +22,9 @@ How the vectors are made, so anyone can check them:
   keys, to the recorded plaintext (whose SHA-256 is recorded too). The
   signatures inside are deterministic and are recorded as KATs. Because
   resealing changes every ciphertext, envelopes.json is only rewritten with
-  ``--reseal`` (or when it does not exist yet).
+  ``--reseal`` (or when it does not exist yet). docs/protocol.md, Appendix C, takes
+  the ``enc`` of these envelopes: after a reseal, reprint its entries with
+  ``python tests/test_spec_appendix.py`` (tests/test_spec_appendix.py fails until then).
 """
 
 from __future__ import annotations
