@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import tomli_w
-import tomlkit
-import tomlkit.exceptions
 
 from .atomicfile import write_atomically
 
@@ -44,6 +42,10 @@ def update(path: Path, data: Mapping[str, Any], *, mode: int = 0o600) -> None:
     ones keep their comments, keys absent from ``data`` are removed. A missing file is
     written as :func:`write` would; a file that is not TOML is a :class:`TomlError`.
     """
+    # Imported here: tomlkit takes ~40 ms to import, and rune-tui's start-up only reads.
+    import tomlkit
+    import tomlkit.exceptions
+
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
