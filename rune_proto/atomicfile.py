@@ -8,6 +8,7 @@ needs the write to be.
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -24,9 +25,10 @@ def write_atomically(
     """Write ``chunks`` to ``path`` through a temporary file in the same folder.
 
     The temporary file is created with ``mode`` (0600 by default, as ``mkstemp`` does),
-    so the data is never visible to others. ``sync`` fsyncs the data before the rename;
-    a caller that can rebuild the file after a crash (a cache) may skip it. On any
-    failure the temporary file is removed and ``path`` is left as it was.
+    so the data is never visible to others. ``sync`` fsyncs the data before the rename
+    and the folder after it (else a crash can undo the rename); a caller that can rebuild
+    the file after a crash (a cache) may skip both. On any failure the temporary file is
+    removed and ``path`` is left as it was.
     """
     fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
     try:
@@ -42,3 +44,23 @@ def write_atomically(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    if sync:
+        sync_folder(path.parent)
+
+
+def sync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable: fsync the directory entry itself.
+
+    Skipped where folders cannot be opened (Windows) or the file system does not
+    support it (EINVAL): there the rename is as durable as the platform allows.
+    """
+    if not hasattr(os, "O_DIRECTORY"):
+        return
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP):
+            raise
+    finally:
+        os.close(fd)

@@ -1,67 +1,97 @@
 """Read and write the small TOML files Rune keeps (configs, contacts).
 
-Reading is :mod:`tomllib`. Writing covers what we store — tables of strings,
-integers, floats, booleans and lists of those — so we need no extra dependency.
-Writes are atomic (temporary file, then rename) so a crash never leaves half a file.
+Reading is :mod:`tomllib`. A file Rune owns whole (contacts) is written by ``tomli-w``;
+a file a user may edit by hand (rune-tui's config) is updated with ``tomlkit``, which
+keeps the user's comments and layout around the values it changes. Writes are atomic
+(temporary file, then rename) so a crash never leaves half a file.
 """
 
 from __future__ import annotations
 
-import json
-import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
-from .atomicfile import write_atomically
+import tomli_w
 
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+from .atomicfile import write_atomically
 
 
 class TomlError(ValueError):
     """A TOML file could not be read or a value cannot be written."""
 
 
-def _key(key: str) -> str:
-    return key if _BARE_KEY.fullmatch(key) else json.dumps(key)
-
-
-def _value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        # JSON string escapes are valid TOML; TOML also forbids a raw DEL.
-        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_value(v) for v in value) + "]"
-    raise TomlError(f"cannot write a {type(value).__name__} to TOML")
-
-
 def dumps(data: Mapping[str, Any]) -> str:
-    """Top-level scalars first, then one ``[table]`` per nested mapping (any depth)."""
-    lines: list[str] = []
-
-    def emit(table: Mapping[str, Any], path: list[str]) -> None:
-        scalars = [(k, v) for k, v in table.items() if not isinstance(v, Mapping)]
-        tables = [(k, v) for k, v in table.items() if isinstance(v, Mapping)]
-        if path and (scalars or not tables):
-            if lines:
-                lines.append("")
-            lines.append("[" + ".".join(_key(p) for p in path) + "]")
-        lines.extend(f"{_key(k)} = {_value(v)}" for k, v in scalars)
-        for k, v in tables:
-            emit(v, [*path, k])
-
-    emit(data, [])
-    return "\n".join(lines) + "\n"
+    """The whole document as TOML: top-level values first, then one table per mapping."""
+    try:
+        return tomli_w.dumps(data)
+    except TypeError as exc:
+        raise TomlError(f"cannot write this to TOML: {exc}") from exc
 
 
 def write(path: Path, data: Mapping[str, Any], *, mode: int = 0o600) -> None:
+    """Replace ``path`` with ``data`` (a file Rune owns: nothing in it is kept)."""
+    _write_text(path, dumps(data), mode)
+
+
+def update(path: Path, data: Mapping[str, Any], *, mode: int = 0o600) -> None:
+    """Make ``path`` hold exactly ``data`` while keeping the comments and layout around it.
+
+    For a file a person edits: values that did not change keep their formatting, changed
+    ones keep their comments, keys absent from ``data`` are removed. A missing file is
+    written as :func:`write` would; a file that is not TOML is a :class:`TomlError`.
+    """
+    # Imported here: tomlkit takes ~40 ms to import, and rune-tui's start-up only reads.
+    import tomlkit
+    import tomlkit.exceptions
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        write(path, data, mode=mode)
+        return
+    except UnicodeDecodeError as exc:
+        raise TomlError(f"{path} is not valid TOML: {exc}") from exc
+    try:
+        doc = tomlkit.parse(text)
+        _merge(doc, data)
+        new_text = tomlkit.dumps(doc)
+    except tomlkit.exceptions.TOMLKitError as exc:
+        raise TomlError(f"{path} is not valid TOML: {exc}") from exc
+    except (TypeError, ValueError) as exc:
+        raise TomlError(f"cannot write this to TOML: {exc}") from exc
+    if new_text != text:
+        _write_text(path, new_text, mode)
+
+
+def _merge(target: MutableMapping[str, Any], data: Mapping[str, Any]) -> None:
+    """Change ``target`` (a tomlkit container) in place until it equals ``data``."""
+    for key in [k for k in target if k not in data]:
+        del target[key]
+    for key, value in data.items():
+        existing = target.get(key)
+        if value and isinstance(value, Mapping) and isinstance(existing, MutableMapping):
+            _merge(existing, value)
+        elif key not in target or _plain(existing) != _plain(value):
+            # tomlkit keeps the old item's comment; an emptied table is replaced, since
+            # tomlkit would drop a [table] whose sub-tables were all removed
+            target[key] = value
+
+
+def _plain(value: object) -> object:
+    """A tomlkit item as the Python value it stands for, for comparing."""
+    unwrap = getattr(value, "unwrap", None)
+    if callable(unwrap):
+        return unwrap()
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def _write_text(path: Path, text: str, mode: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, dumps(data).encode("utf-8"), prefix=f".{path.name}.", mode=mode)
+    write_atomically(path, text.encode("utf-8"), prefix=f".{path.name}.", mode=mode)
 
 
 def read(path: Path) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Where rune-tui keeps things, and the accounts and settings it remembers.
 
-Config (accounts, server pins, settings) is TOML under the platformdirs config dir;
+Config (accounts, server pins, settings) is TOML under the platformdirs config dir, a
+file people edit: saving keeps their comments (see :func:`rune_proto.tomlfile.update`);
 contacts live beside it; data (the replay log, later the encrypted message cache and
 key files when there is no keyring) under the data dir. ``--profile DIR`` puts both
 under one folder, so several identities and the tests stay apart.
@@ -241,6 +242,7 @@ def load_config(paths: Paths) -> Config:
 
 
 def save_config(paths: Paths, config: Config) -> None:
+    """Write the config back; the user's comments and layout in the file are kept."""
     doc: dict[str, Any] = {}
     if config.default_account:
         doc["default_account"] = config.default_account
@@ -262,4 +264,4 @@ def save_config(paths: Paths, config: Config) -> None:
         }
         for a in config.accounts
     }
-    tomlfile.write(paths.config_file, doc)
+    tomlfile.update(paths.config_file, doc)

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from rune_proto.keys import PublicKey
-from rune_proto.server.config import DataDir, ServerConfig, write_config
+from rune_proto.server.config import DataDir, load_config, write_config
 from rune_proto.server.datadir import read_fingerprints
 
 HOST = "127.0.0.1"
@@ -190,7 +190,7 @@ def create_server(
     if result.returncode != 0:
         raise RuntimeError(f"rune-server init failed: {result.stderr.strip()}")
     if overrides:
-        current = ServerConfig(**tomllib.loads(data.config.read_text()))
+        current = load_config(data.config)
         write_config(data.config, replace(current, **overrides))
     prints = read_fingerprints(data)
     server = RuneServerProcess(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -42,3 +43,30 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> 
 def test_a_missing_folder_is_an_error_not_a_silent_success(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         write_atomically(tmp_path / "nowhere" / "file", b"data")
+
+
+def _record_fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """What each real fsync call synced: "dir" or "file" (the call still happens)."""
+    kinds: list[str] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        kinds.append("dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    return kinds
+
+
+def test_a_durable_write_syncs_the_file_then_the_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kinds = _record_fsyncs(monkeypatch)
+    write_atomically(tmp_path / "file", b"data")
+    assert kinds == ["file", "dir"]  # the folder after the rename, so the rename survives
+
+
+def test_a_cache_write_syncs_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    kinds = _record_fsyncs(monkeypatch)
+    write_atomically(tmp_path / "file", b"data", sync=False)
+    assert kinds == []

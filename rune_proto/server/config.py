@@ -1,21 +1,27 @@
 """The server's data directory, its flat TOML config, and where the passphrase comes from.
 
-The config is flat on purpose: one key per limit, so it is written by hand here
-(no TOML writer dependency) and read back with the standard library's ``tomllib``.
-Every key has a default; unknown keys are refused so a typo never silently falls
-back to a default. See ``docs/server.md`` for what each key means.
+The config is flat on purpose: one key per limit. ``init`` writes it whole with tomli-w
+(atomically); it is read back with the standard library's ``tomllib`` and each value
+checked against the real type of its :class:`ServerConfig` field. Every key has a
+default; unknown keys are refused so a typo never silently falls back to a default.
+See ``docs/server.md`` for what each key means.
 """
 
 from __future__ import annotations
 
 import getpass
 import os
+import re
 import sys
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import get_type_hints
+
+import tomli_w
 
 from ..address import AddressError, validate_part
+from ..atomicfile import write_atomically
 from ..errors import LocalProtocolError
 from ..events import Greeting
 from ..wire import message_line_limit
@@ -166,56 +172,80 @@ class ServerConfig:
         return message_line_limit(self.max_payload)
 
 
-def _toml_value(value: object) -> str:
-    if isinstance(value, bool):
-        raise TypeError("no booleans in the server config")
-    if isinstance(value, int | float):
-        return repr(value)
-    text = str(value)
-    out = []
-    for char in text:
-        if char in '"\\':
-            out.append("\\" + char)
-        elif ord(char) < 0x20 or ord(char) == 0x7F:
-            out.append(f"\\u{ord(char):04x}")
-        else:
-            out.append(char)
-    return '"' + "".join(out) + '"'
+HEADER = "# rune-server configuration; every key is described in docs/server.md.\n"
+# What a value of each annotated type may be in the file; TOML has no other kinds here.
+_TOML_KINDS: dict[type, tuple[tuple[type, ...], str]] = {
+    str: ((str,), "text in quotes"),
+    int: ((int,), "a whole number"),
+    float: ((int, float), "a number"),
+}
 
 
 def dump_config(config: ServerConfig) -> str:
-    lines = ["# rune-server configuration; every key is described in docs/server.md."]
-    lines += [f"{f.name} = {_toml_value(getattr(config, f.name))}" for f in fields(config)]
-    return "\n".join(lines) + "\n"
+    """The whole file: we own it (``init`` writes it), so tomli-w writes it whole."""
+    return HEADER + tomli_w.dumps(asdict(config))
 
 
 def write_config(path: Path, config: ServerConfig) -> None:
-    path.write_text(dump_config(config), encoding="utf-8")
+    """Replace the config atomically: a crash or a full disk leaves the old one."""
+    data = dump_config(config).encode("utf-8")
+    # No secrets in it (docs/server.md: 0644); the data directory itself is 0700.
+    write_atomically(path, data, prefix=f".{path.name}.", mode=0o644)
 
 
 def load_config(path: Path) -> ServerConfig:
+    """Read and check ``config.toml``; an error names the key and its line in the file."""
     try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        doc = tomllib.loads(text)
     except OSError as exc:
         raise ServerError(f"cannot read {path}: {exc.strerror}") from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ServerError(f"{path} is not valid TOML: {exc}") from exc
-    known = {f.name: f for f in fields(ServerConfig)}
-    unknown = sorted(set(doc) - set(known))
-    if unknown:
-        raise ServerError(f"{path}: unknown key {unknown[0]!r}")
+    hints = get_type_hints(ServerConfig)
+    known = {f.name for f in fields(ServerConfig)}
+    for key, value in doc.items():
+        where = f"{path}{_line_suffix(text, key)}"
+        if key not in known:
+            raise ServerError(f"{where}: unknown key {key!r} (see docs/server.md)")
+        allowed, words = _TOML_KINDS[hints[key]]
+        # bool is an int in Python, never a number in this file
+        if isinstance(value, bool) or not isinstance(value, allowed):
+            raise ServerError(f"{where}: {key} must be {words}, not {_toml_kind(value)}")
     if "domain" not in doc:
         raise ServerError(f"{path}: the domain key is missing")
-    for key, value in doc.items():
-        kind = known[key].type  # "str", "int" or "float": annotations are strings here
-        if kind == "str":
-            ok = isinstance(value, str)
-        else:
-            number = int if kind == "int" else int | float
-            ok = isinstance(value, number) and not isinstance(value, bool)
-        if not ok:
-            raise ServerError(f"{path}: {key} must be {'text' if kind == 'str' else 'a number'}")
     return ServerConfig(**doc)
+
+
+def _toml_kind(value: object) -> str:
+    """The TOML name of what was found (the value itself is not echoed)."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, int):
+        return "a whole number"
+    if isinstance(value, float):
+        return "a decimal number"
+    return f"a {type(value).__name__}"
+
+
+def _line_suffix(text: str, key: str) -> str:
+    """``, line N`` for the line where top-level ``key`` is set (or opened as a table), if found.
+
+    tomllib gives no positions; the file is flat, so the first line that starts with the
+    key, bare or quoted, followed by ``=``, ``.`` or ``]`` is the one.
+    """
+    spelled = "|".join(re.escape(s) for s in (key, f'"{key}"', f"'{key}'"))
+    pattern = re.compile(rf"^\s*\[*\s*(?:{spelled})\s*[=.\]]")
+    for number, line in enumerate(text.splitlines(), start=1):
+        if pattern.match(line):
+            return f", line {number}"
+    return ""
 
 
 def read_passphrase(passphrase_file: Path | None, *, confirm: bool = False) -> str:

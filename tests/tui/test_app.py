@@ -104,6 +104,28 @@ async def test_the_theme_comes_from_the_settings_and_a_new_one_is_saved(tmp_path
     assert load_config(paths).settings.theme == "gruvbox"
 
 
+async def test_a_theme_picked_in_the_app_keeps_the_users_comments(tmp_path: Path) -> None:
+    paths = Paths.from_profile(tmp_path / "profile")
+    paths.config_file.parent.mkdir(parents=True)
+    paths.config_file.write_text(
+        "# my settings: see docs/settings.md\n"
+        "[settings]\n"
+        "poll_seconds = 300  # my server is slow\n"
+        'theme = "nord"  # dark, for the evenings\n'
+    )
+    app = RuneApp(paths)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, WizardScreen), "the wizard")
+        assert app.theme == "nord"
+        app.theme = "gruvbox"
+        await until(pilot, lambda: "gruvbox" in paths.config_file.read_text(), "the save")
+    text = paths.config_file.read_text()
+    assert "# my settings: see docs/settings.md" in text
+    assert "poll_seconds = 300  # my server is slow" in text
+    assert 'theme = "gruvbox"  # dark, for the evenings' in text
+    assert load_config(paths).settings.poll_seconds == 300
+
+
 async def test_the_palette_offers_what_the_screen_can_do(tmp_path: Path) -> None:
     app = RuneApp(Paths.from_profile(tmp_path / "profile"), Config())
     async with app.run_test(size=SIZE) as pilot:
