@@ -601,8 +601,9 @@ async def test_delete_goes_out_after_the_delay_and_a_failure_brings_it_back(
 
 
 async def test_delete_from_the_reader_returns_to_the_inbox_with_undo(
-    tmp_path: Path, short_undo: float
+    tmp_path: Path, undo_window: float
 ) -> None:
+    """u must come within the window: the long one, so a loaded machine still makes it."""
     messages = sample_messages(5)
     mailbox = mailbox_of(tmp_path, messages)
     app = app_for(mailbox)
