@@ -97,6 +97,8 @@ class Services:
     register_throttle: Throttle = field(init=False)
     # Parsed receiver keys for SEND, by address (see receiver_key).
     receiver_keys: dict[str, PublicKey] = field(default_factory=dict)
+    # Wall-clock seconds for invitation expiry; tests pass their own to move time on.
+    clock: Callable[[], float] = time.time
 
     def __post_init__(self) -> None:
         self.login_throttle = self.new_throttle()
@@ -222,7 +224,7 @@ class Session:
         if token_hash is not None:
             # The token is checked before the address, so without a valid one nobody
             # learns which addresses are taken on an invitation-only server.
-            state = await store.invitation(token_hash, str(address), int(time.time()))
+            state = await store.invitation(token_hash, str(address), int(self.services.clock()))
             if state is Invitation.INVALID:
                 return self._registration_failed(address, status.INVITATION_INVALID)
             if state is Invitation.EXPIRED:
@@ -245,7 +247,7 @@ class Session:
         except EnvelopeError:
             return self._registration_failed(pending.address, status.CHALLENGE_FAILED)
         outcome = await self.services.store.create_account(
-            str(pending.address), pending.key.raw, pending.token_hash, int(time.time())
+            str(pending.address), pending.key.raw, pending.token_hash, int(self.services.clock())
         )
         match outcome:
             case Outcome.CREATED:

@@ -2,7 +2,8 @@
 whole run against neomutt on a small mailbox.
 
 The screen tests use text as ``tmux capture-pane -e`` writes it. The end-to-end run
-needs tmux and neomutt (skipped without them, unless RUNE_REQUIRE_TMUX=1).
+needs tmux and neomutt: skipped without them, but failed when RUNE_REQUIRE_TMUX=1 or
+RUNE_REQUIRE_NEOMUTT=1 (CI sets both) says the missing one must be there.
 """
 
 from __future__ import annotations
@@ -73,8 +74,10 @@ def test_no_unique_row_is_an_error_not_a_guess() -> None:
 
 def _tools_or_skip() -> None:
     missing = [name for name in ("tmux", "neomutt") if shutil.which(name) is None]
-    if missing and os.environ.get("RUNE_REQUIRE_TMUX") == "1" and "tmux" in missing:
-        pytest.fail("tmux is required (RUNE_REQUIRE_TMUX=1) but missing")
+    required = [n for n in missing if os.environ.get(f"RUNE_REQUIRE_{n.upper()}") == "1"]
+    if required:
+        names = ", ".join(required)
+        pytest.fail(f"{names} required (RUNE_REQUIRE_{required[0].upper()}=1) but missing")
     if missing:
         pytest.skip(f"needs {', '.join(missing)}")
 

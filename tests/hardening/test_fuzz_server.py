@@ -9,7 +9,9 @@ should hit: IDLE, AWAIT_ANSWER, AWAIT_PROOF, AUTHENTICATED or SENDING.
 Pass means: every line gets exactly one reply that the state table allows (or, after a
 closing reply, the connection is closed) within ``REPLY_TIMEOUT``; the server never
 dies, never answers 500, never logs a traceback; and afterwards the client library
-can still register, send and read. The seed is printed; ``RUNE_FUZZ_SEED=N`` replays it.
+can still register, send and read. The seed is fixed, so every run fuzzes the same way
+(``RUNE_FUZZ_SEED=N`` tries another; it is printed either way). Speed is not checked here
+(see bench/): the time cap only stops a run that hangs.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.asyncio]
 
 TOTAL_LINES = 120_000
 CONNECTIONS = 8
-TIME_CAP = 150.0  # a hard stop; the assertion on TOTAL_LINES fails the test if hit
+TIME_CAP = 900.0  # only catches a hang: ~30 s on a quiet 2-CPU machine, not a speed test
+FUZZ_SEED = 13
 MAX_PAYLOAD_MIB = 1 / 16  # 64 KiB: huge tokens in SENDING hit 413 quickly
 MAX_FAILURES = 200  # connections are recycled by 429 now and then
 USERS = 4
@@ -586,7 +589,7 @@ async def well_behaved_client_works(server: RuneServerProcess) -> None:
 
 def fuzz_seed() -> int:
     env = os.environ.get("RUNE_FUZZ_SEED")
-    return int(env) if env else random.SystemRandom().randrange(2**32)
+    return int(env) if env else FUZZ_SEED
 
 
 async def test_fuzz_the_server_over_tls(rune_server: ServerFactory) -> None:
@@ -630,7 +633,7 @@ async def test_fuzz_the_server_over_tls(rune_server: ServerFactory) -> None:
     print("lines per state:", dict(stats.by_state))
     print("replies:", dict(sorted(stats.by_code.items())))
     assert stats.lines >= TOTAL_LINES, (
-        f"only {stats.lines} lines answered in {TIME_CAP:g} s (seed {seed})"
+        f"only {stats.lines} lines answered before the {TIME_CAP:g} s cap: hung? (seed {seed})"
     )
     for state in ("idle", "await-answer", "await-proof", "authenticated", "sending"):
         assert stats.by_state[state] >= 2000, f"too few lines in {state}: {stats.by_state}"

@@ -294,10 +294,17 @@ def throttled_server(rune_server: ServerFactory, **extra: object) -> RuneServerP
 
 
 def wrong_proofs(
-    server: RuneServerProcess, address: Address, count: int, per_conn: int
+    server: RuneServerProcess,
+    address: Address,
+    count: int,
+    per_conn: int,
+    times: list[float] | None = None,
 ) -> list[float]:
-    """Time ``count`` failed PROOFs for ``address``, ``per_conn`` per connection."""
-    times: list[float] = []
+    """Time ``count`` failed PROOFs for ``address``, ``per_conn`` per connection.
+
+    ``times``, if given, fills as they are answered: another thread can watch the progress.
+    """
+    times = [] if times is None else times
     while len(times) < count:
         with WireClient.to(server) as client:
             for _ in range(min(per_conn, count - len(times))):
@@ -331,9 +338,17 @@ def test_failed_logins_for_one_address_are_slowed_down_and_tell_nothing(
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
         # 20 wrong proofs for a registered and for an unregistered address, at the same
         # time, 4 per connection (under the per-connection threshold: the address counts).
-        known_run = pool.submit(wrong_proofs, server, target, attempts, FREE)
-        unknown_run = pool.submit(wrong_proofs, server, unknown, attempts, FREE)
-        time.sleep(1.0)  # both are being throttled by now
+        known_so_far: list[float] = []
+        unknown_so_far: list[float] = []
+        known_run = pool.submit(wrong_proofs, server, target, attempts, FREE, known_so_far)
+        unknown_run = pool.submit(wrong_proofs, server, unknown, attempts, FREE, unknown_so_far)
+        deadline = time.monotonic() + 30
+        while min(len(known_so_far), len(unknown_so_far)) <= FREE + 1:  # not both slowed yet
+            assert time.monotonic() < deadline, "the wrong PROOFs were not answered"
+            for run in (known_run, unknown_run):
+                if run.done():
+                    run.result()  # a prober that failed says why
+            time.sleep(0.01)
         other_login = timed_login(server, other, other_identity)
         known, unknowns = known_run.result(), unknown_run.result()
     expected = [backoff(n, free=FREE, base=BASE, cap=CAP) for n in range(attempts)]

@@ -51,6 +51,61 @@ def _mailbox(server: RuneServerProcess, user: User) -> list[str]:
         return [message_id for message_id, _ in listing.entries]
 
 
+def _tcp_table() -> list[tuple[int, int, str, int, int]]:
+    """Loopback IPv4 sockets as the kernel lists them: (local port, remote port, state,
+    send queue, receive queue)."""
+    rows = []
+    with open("/proc/net/tcp") as table:
+        for row in table.readlines()[1:]:
+            fields = row.split()
+            tx, rx = fields[4].split(":")
+            rows.append(
+                (
+                    int(fields[1].split(":")[1], 16),
+                    int(fields[2].split(":")[1], 16),
+                    fields[3],
+                    int(tx, 16),
+                    int(rx, 16),
+                )
+            )
+    return rows
+
+
+def _queues(local_port: int, remote_port: int) -> tuple[int, int] | None:
+    """The kernel's (send, receive) queue bytes of the TCP socket between the ports."""
+    for local, remote, _, tx, rx in _tcp_table():
+        if (local, remote) == (local_port, remote_port):
+            return tx, rx
+    return None
+
+
+def _wait_until_the_server_has_read(client: WireClient, timeout: float = 15.0) -> None:
+    """Every byte sent on ``client`` has left our socket and the server's kernel buffer.
+
+    The server then holds it (its reads are eager), so a signal sent next finds the line
+    in flight: an event to wait for rather than a pause that a loaded machine outlasts.
+    """
+    ours, theirs = client.sock.getsockname()[1], client.sock.getpeername()[1]
+    deadline = time.monotonic() + timeout
+    while (_queues(ours, theirs), _queues(theirs, ours)) != ((0, 0), (0, 0)):
+        assert time.monotonic() < deadline, "the server did not read what was sent"
+        time.sleep(0.01)
+
+
+def _wait_until_refusing(server: RuneServerProcess, timeout: float = 15.0) -> None:
+    """The server has handled its stop signal: its listening socket is gone.
+
+    Read from the kernel's table, not by connecting: a connection racing the stop is a
+    different case (on Python 3.11 it makes asyncio log InvalidStateError from the
+    cancelled accept).
+    """
+    listening = "0A"
+    deadline = time.monotonic() + timeout
+    while any(row[0] == server.port and row[2] == listening for row in _tcp_table()):
+        assert time.monotonic() < deadline, "the server still listens"
+        time.sleep(0.01)
+
+
 def _assert_one_clean_line(result: subprocess.CompletedProcess[str], *words: str) -> None:
     assert result.returncode == 2, result
     assert "Traceback" not in result.stderr
@@ -106,10 +161,10 @@ def test_a_command_in_flight_at_sigterm_is_finished_and_stored(
         assert isinstance(ready, SendReady)
         line = client.conn.send(Message(alice[0], client_payload(*alice, bob[0], ready, content)))
         client.sock.sendall(line[:-1])
-        time.sleep(0.3)
+        _wait_until_the_server_has_read(client)
         assert server.process is not None
         server.process.send_signal(signal.SIGTERM)
-        time.sleep(0.3)
+        _wait_until_refusing(server)  # stopping, with the MESSAGE line still unfinished
         client.sock.sendall(line[-1:])
         assert client.read_line() == (status.ROGER, "ROGER")
         assert client.read_line() == (status.CLOSING, "server shutting down")
@@ -124,9 +179,10 @@ def test_a_second_signal_cuts_the_connections_still_open(rune_server: ServerFact
     server = rune_server()
     with WireClient.to(server) as client:
         client.sock.sendall(b"NO")  # mid-line: the first signal lets it finish the line
+        _wait_until_the_server_has_read(client)
         assert server.process is not None
         server.process.send_signal(signal.SIGTERM)
-        time.sleep(0.5)
+        _wait_until_refusing(server)
         assert server.process.poll() is None
         started = time.monotonic()
         assert server.stop(signal.SIGTERM) == 0

@@ -58,8 +58,9 @@ async def test_messages_reach_the_database_file_before_close(database: Path) -> 
     try:
         for i in range(3 * CHECKPOINT_EVERY):
             await store.add_message(f"user{i % 7}@x.example", BLOB, 10**9)
-        while store._checkpointer._running is not None:
-            await asyncio.sleep(0.01)
+        async with asyncio.timeout(15):  # a checkpoint that never ends fails, not hangs
+            while store._checkpointer._running is not None:
+                await asyncio.sleep(0.01)
         in_file = database.stat().st_size
     finally:
         await store.close()
@@ -109,8 +110,9 @@ async def test_a_failing_checkpoint_is_logged_and_harmless(
     try:
         for _ in range(CHECKPOINT_EVERY + 1):
             assert await store.add_message("dave@x.example", BLOB, 10**9) is not None
-        while store._checkpointer._running is not None:
-            await asyncio.sleep(0.01)
+        async with asyncio.timeout(15):  # a checkpoint that never ends fails, not hangs
+            while store._checkpointer._running is not None:
+                await asyncio.sleep(0.01)
     finally:
         await store.close()
     assert "background checkpoint failed (OperationalError)" in caplog.text

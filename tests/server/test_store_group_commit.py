@@ -106,28 +106,48 @@ async def test_deleting_frees_quota(database: Path) -> None:
         await store.close()
 
 
+def blobs(path: Path) -> int:
+    db = sqlite3.connect(path)
+    try:
+        return int(db.execute("SELECT COUNT(*) FROM blobs").fetchone()[0])
+    finally:
+        db.close()
+
+
+def run_sql(path: Path, sql: str) -> None:
+    db = sqlite3.connect(path, timeout=0)  # a transaction left open would lock: fail, not wait
+    try:
+        db.execute(sql)
+        db.commit()
+    finally:
+        db.close()
+
+
 async def test_a_failed_commit_fails_its_callers_and_changes_nothing(database: Path) -> None:
+    """The failure comes from SQLite inside the transaction, after the blobs went in."""
     store = await SQLiteStore.open(database)
     try:
         await store.add_message("frank@x.example", BLOB, 10**6)
-        real = store._db.add_messages
-
-        def broken(items: list[tuple[str, bytes, int]]) -> list[str | None]:
-            raise sqlite3.OperationalError("disk I/O error")
-
-        store._db.add_messages = broken  # type: ignore[method-assign]
+        run_sql(
+            database,
+            "CREATE TRIGGER refuse BEFORE INSERT ON mailbox"
+            " BEGIN SELECT RAISE(ABORT, 'mailbox refused'); END",
+        )
         results = await asyncio.gather(
             *(store.add_message("frank@x.example", BLOB, 10**6) for _ in range(3)),
             return_exceptions=True,
         )
-        assert all(isinstance(r, sqlite3.OperationalError) for r in results)
-        store._db.add_messages = real  # type: ignore[method-assign]
+        assert all(isinstance(r, sqlite3.IntegrityError) for r in results), results
+        # Rolled back: the blobs inserted before the failing step are gone too, and no
+        # transaction is left open (the trigger can be dropped without waiting).
+        assert (rows(database), blobs(database)) == (1, 1)
+        run_sql(database, "DROP TRIGGER refuse")
         # The count kept in memory did not move: exactly one more fits.
         assert await store.add_message("frank@x.example", BLOB, 2 * len(BLOB)) is not None
         assert await store.add_message("frank@x.example", BLOB, 2 * len(BLOB)) is None
     finally:
         await store.close()
-    assert rows(database) == 2
+    assert (rows(database), blobs(database)) == (2, 2)
 
 
 async def test_a_cancelled_caller_does_not_disturb_the_others(database: Path) -> None:
