@@ -19,6 +19,7 @@ from .admission import RateLimitedLog
 # Out of descriptors or kernel memory anyway (other files, another process): accepting
 # pauses this long, as asyncio's own accept loop does.
 ACCEPT_RETRY_DELAY = 1.0
+ACCEPT_BATCH = 64  # sockets accepted per wake-up at most, each judged before the next
 _OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
@@ -46,25 +47,71 @@ async def open_listeners(host: str, port: int, backlog: int) -> list[socket.sock
     return listeners
 
 
-async def accept_forever(
-    listener: socket.socket,
-    on_socket: Callable[[socket.socket, object], None],
-    warnings: RateLimitedLog,
-) -> None:
-    """Accept until cancelled; ``on_socket(conn, peer)`` runs before the next accept."""
-    loop = asyncio.get_running_loop()
-    while True:
-        try:
-            conn, peer = await loop.sock_accept(listener)
-        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-            continue
-        except OSError as exc:
-            if listener.fileno() == -1:  # closed: the server is stopping
+class Acceptor:
+    """Accepts on one listening socket from the event loop's reader callback.
+
+    Not ``loop.sock_accept``: on Python 3.11, cancelling one whose socket just became
+    readable makes asyncio's callback set a result on the cancelled future, which logs
+    ``InvalidStateError`` and leaks the accepted socket, for a connection that arrives as
+    the server stops. A reader callback has no future: stopping removes it, and a
+    socket in the backlog then is never accepted.
+    """
+
+    def __init__(
+        self,
+        listener: socket.socket,
+        on_socket: Callable[[socket.socket, object], None],
+        warnings: RateLimitedLog,
+    ) -> None:
+        self._listener = listener
+        self._on_socket = on_socket
+        self._warnings = warnings
+        self._loop = asyncio.get_running_loop()
+        self._fd = listener.fileno()
+        self._retry: asyncio.TimerHandle | None = None
+        self._closed = False
+        self._loop.add_reader(self._fd, self._ready)
+
+    def _ready(self) -> None:
+        """Accept what is waiting, each judged before the next ``accept()``; at most a
+        batch a wake-up, so other connections get the loop in between."""
+        for _ in range(ACCEPT_BATCH):
+            try:
+                conn, peer = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
                 return
-            if exc.errno in _OUT_OF_RESOURCES:
-                warnings.warning("socket.accept() out of system resource")
-                await asyncio.sleep(ACCEPT_RETRY_DELAY)
-            else:  # EPROTO, EPERM (a firewall) …: that one peer's problem
-                warnings.warning(f"socket.accept() failed ({errno.errorcode.get(exc.errno or 0)})")
-            continue
-        on_socket(conn, peer)
+            except ConnectionAbortedError:
+                continue
+            except OSError as exc:
+                if exc.errno in _OUT_OF_RESOURCES:
+                    self._warnings.warning("socket.accept() out of system resource")
+                    self._pause()
+                    return
+                # EPROTO, EPERM (a firewall) …: that one peer's problem
+                self._warnings.warning(
+                    f"socket.accept() failed ({errno.errorcode.get(exc.errno or 0)})"
+                )
+                continue
+            conn.setblocking(False)
+            self._on_socket(conn, peer)
+            if self._closed:  # on_socket may stop the server
+                return
+
+    def _pause(self) -> None:
+        self._loop.remove_reader(self._fd)
+        self._retry = self._loop.call_later(ACCEPT_RETRY_DELAY, self._resume)
+
+    def _resume(self) -> None:
+        self._retry = None
+        if not self._closed:
+            self._loop.add_reader(self._fd, self._ready)
+
+    def close(self) -> None:
+        """Stop accepting (before the listening socket is closed: its number is reused)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+        self._loop.remove_reader(self._fd)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..keys import Identity
-from .acceptor import accept_forever, open_listeners
+from .acceptor import Acceptor, open_listeners
 from .admission import (
     ACCEPT_BACKLOG,
     Admission,
@@ -65,7 +65,7 @@ class RuneServer:
         self.admission = Admission(limits, clock=asyncio.get_running_loop().time)
         self._flood_log = RateLimitedLog()
         self._listeners: list[socket.socket] = []
-        self._acceptors: list[asyncio.Task[None]] = []
+        self._acceptors: list[Acceptor] = []
         self._stopping: asyncio.Future[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
@@ -89,8 +89,7 @@ class RuneServer:
         # end of a handshake the peer may never finish.
         self._listeners = await open_listeners(host, port, ACCEPT_BACKLOG)
         self._acceptors = [
-            asyncio.create_task(accept_forever(sock, self._on_socket, _asyncio_warnings))
-            for sock in self._listeners
+            Acceptor(sock, self._on_socket, _asyncio_warnings) for sock in self._listeners
         ]
         bound = self._listeners[0].getsockname()
         return str(bound[0]), int(bound[1])
@@ -102,7 +101,7 @@ class RuneServer:
         A second call (a second Ctrl-C) aborts whatever is still open.
         """
         for acceptor in self._acceptors:
-            acceptor.cancel()
+            acceptor.close()
         for sock in self._listeners:
             sock.close()
         if not self.stopping.done():
