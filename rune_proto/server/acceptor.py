@@ -19,7 +19,10 @@ from .admission import RateLimitedLog
 # Out of descriptors or kernel memory anyway (other files, another process): accepting
 # pauses this long, as asyncio's own accept loop does.
 ACCEPT_RETRY_DELAY = 1.0
-ACCEPT_BATCH = 64  # sockets accepted per wake-up at most, each judged before the next
+# Sockets accepted per wake-up. One, as asyncio's sock_accept did: a connection the rules
+# turn away or displace closes its descriptor a loop turn later, so a batch can run past
+# the descriptor budget before those closes land (EMFILE under a flood).
+ACCEPT_BATCH = 1
 _OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
@@ -73,8 +76,8 @@ class Acceptor:
         self._loop.add_reader(self._fd, self._ready)
 
     def _ready(self) -> None:
-        """Accept what is waiting, each judged before the next ``accept()``; at most a
-        batch a wake-up, so other connections get the loop in between."""
+        """Accept what is waiting, each judged before the next ``accept()``; at most
+        ACCEPT_BATCH a wake-up, so closes and other connections get the loop in between."""
         for _ in range(ACCEPT_BATCH):
             try:
                 conn, peer = self._listener.accept()
