@@ -4,20 +4,44 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip --disable-pip-version-check
 STAMP := $(VENV)/.installed
 SOURCES := rune_proto rune_tui tests bench scripts
 PYTEST_ARGS ?=
+# The exact, hash-checked versions installed: runtime.lock for the package alone (the
+# wheel check), dev.lock for that plus the [dependency-groups] dev tools. `make lock`
+# recompiles both from pyproject.toml with uv (installed into .venv only for that).
+DEV_LOCK := requirements/dev.lock
+RUNTIME_LOCK := requirements/runtime.lock
+UV := uv>=0.9,<0.14
+LOCK_ARGS ?=
+COMPILE := $(BIN)/uv pip compile pyproject.toml --quiet --generate-hashes --universal $(LOCK_ARGS) \
+	--python-version 3.11 --custom-compile-command "make lock"
 
-.PHONY: venv test lint clean demo screenshots
+.PHONY: venv test lint clean demo screenshots lock wheel-check
 
 venv: $(STAMP)
 
-# Re-install only when the dependencies (pyproject.toml) change; the editable install
-# picks up source edits by itself.
-$(STAMP): pyproject.toml
+# Re-install only when the dependencies change; the editable install picks up source
+# edits by itself. The build backend comes from the lock too (--no-build-isolation).
+$(STAMP): pyproject.toml $(DEV_LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PIP) install --quiet --require-hashes -r $(DEV_LOCK)
+	$(PIP) install --quiet --no-deps --no-build-isolation -e .
 	touch $@
+
+# Keeps the locked versions that still fit pyproject.toml (LOCK_ARGS=--upgrade: the newest
+# that fit; --upgrade-package NAME for one). Commit the two files it writes.
+lock:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet '$(UV)'
+	$(COMPILE) --group pyproject.toml:dev -o $(DEV_LOCK)
+	$(COMPILE) -c $(DEV_LOCK) -o $(RUNTIME_LOCK)
+
+# Build the wheel, install it with runtime.lock in a fresh venv and run both commands
+# from there (tests/distribution/test_wheel.py). Needs the package index for that venv.
+wheel-check: $(STAMP)
+	env -u NO_COLOR RUNE_WHEEL_CHECK=1 $(BIN)/python -m pytest -q tests/distribution/test_wheel.py
 
 # NO_COLOR changes Textual's rendering and breaks snapshot tests.
 test: $(STAMP)

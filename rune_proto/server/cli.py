@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from .. import __version__
 from ..address import AddressError, parse_address, random_part
 from ..encoding import b64encode
 from .config import (
@@ -119,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rune-server", description="The Rune reference server (see docs/server.md)."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, text: str) -> argparse.ArgumentParser:
