@@ -40,6 +40,9 @@ if TYPE_CHECKING:
     from .service import Mailbox
 
 STYLES = Path(__file__).parent / "styles"
+# Shipped in the package (a link to docs/settings.md in the source tree), so the path a
+# settings warning names exists in an installed wheel too.
+SETTINGS_DOC = Path(__file__).parent / "settings.md"
 
 __all__ = ["RuneApp", "ScreenCommands"]
 
@@ -122,7 +125,7 @@ class RuneApp(ServerTrust):
     def settings_problem(self, text: str) -> None:
         """A setting in config.toml that could not be used: say so, once, and go on."""
         self.notify(
-            f"{text}.\nSee docs/settings.md; the file is {self.paths.config_file}.",
+            f"{text}.\nSee {SETTINGS_DOC}; the file is {self.paths.config_file}.",
             title="Settings",
             severity="warning",
             timeout=12,

@@ -7,6 +7,7 @@ files, since tests get no keyring).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +155,10 @@ async def test_the_app_shows_settings_problems_and_unknown_keymap_ids(tmp_path: 
         assert any("settings.poll_seconds must be a whole number" in m for m in messages)
         assert any("settings.theme 'no-such-theme' is not a theme" in m for m in messages)
         assert all(n.severity == "warning" for n in app._notifications)
+        named = re.search(r"See (\S+settings\.md);", messages[0])
+        assert named is not None, messages[0]
+        assert Path(named.group(1)).is_absolute()  # found from any folder, wheel or source
+        assert Path(named.group(1)).read_text() == DOCS.read_text()  # the shipped copy
     assert unknown_ids({"inbox.compose": "w", "inbox.compsoe": "w"}) == ["inbox.compsoe"]
 
 
