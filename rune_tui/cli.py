@@ -12,9 +12,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from rune_proto.transport import DEFAULT_PORT
+
 from .config import Paths, load_config
 
-DEFAULT_PORT = 7117  # the protocol's port; the wizard pre-fills it
 # Textual draws at most 60 frames a second, so a key pressed within 16 ms of the last
 # frame waits for the next one; j in the inbox paints two (highlight, then preview), so
 # it waited often: 25 ms at 60, 13 ms at 240 (docs/performance.md). Nothing here

@@ -62,6 +62,7 @@ from ..handshake import answer_challenge, login_proof
 from ..keys import Identity, InvalidKey, PublicKey
 from ..suite import EnvelopeError
 from ..tlspin import normalise_pin
+from ..transport import DEFAULT_PORT
 from .channel import LARGEST_PAYLOAD, Channel
 from .contacts import ContactBook, ReplayLog
 from .errors import (
@@ -84,7 +85,6 @@ __all__ = [
     "connect",
 ]
 
-DEFAULT_PORT = 7117
 DEFAULT_TIMEOUT = 30.0
 _THREAD_THRESHOLD = 256 * 1024  # seal big messages off the event loop
 

@@ -18,12 +18,12 @@ from pathlib import Path
 from .. import __version__
 from ..address import AddressError, parse_address, random_part
 from ..encoding import b64encode
+from ..transport import DEFAULT_PORT
 from .config import (
-    DEFAULT_PORT,
     REGISTRATION_CHOICES,
     DataDir,
+    OperatorError,
     ServerConfig,
-    ServerError,
     load_config,
     read_passphrase,
 )
@@ -42,14 +42,14 @@ def parse_duration(text: str) -> int:
     """``30s``, ``15m``, ``12h``, ``7d`` → seconds."""
     match = _DURATION.fullmatch(text.strip())
     if not match or int(match.group(1)) == 0:
-        raise ServerError(f"bad duration {text!r}: use a positive number with s, m, h or d")
+        raise OperatorError(f"bad duration {text!r}: use a positive number with s, m, h or d")
     return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
     data = DataDir(args.data_dir)
     if data.root.exists() and (not data.root.is_dir() or any(data.root.iterdir())):
-        raise ServerError(f"{data.root} exists and is not empty; init will not overwrite it")
+        raise OperatorError(f"{data.root} exists and is not empty; init will not overwrite it")
     config = ServerConfig(
         domain=args.domain or random_part(),
         welcome=args.welcome,
@@ -73,7 +73,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     context = tls_context(data, passphrase)
     port = config.port if args.port is None else args.port
     if not 0 <= port <= 65535:
-        raise ServerError("the port is 0 to 65535")
+        raise OperatorError("the port is 0 to 65535")
 
     def ready(host: str, bound: int) -> None:
         shown = f"[{host}]" if ":" in host else host
@@ -82,9 +82,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     try:
         asyncio.run(serve(config, identity, context, data.database, args.host, port, ready))
     except StoreError as exc:
-        raise ServerError(str(exc)) from exc
+        raise OperatorError(str(exc)) from exc
     except OSError as exc:  # binding: address in use, permission denied, unknown host
-        raise ServerError(f"cannot listen on {args.host}:{port}: {exc.strerror or exc}") from exc
+        raise OperatorError(f"cannot listen on {args.host}:{port}: {exc.strerror or exc}") from exc
     return 0
 
 
@@ -95,14 +95,14 @@ def _cmd_invite(args: argparse.Namespace) -> int:
     try:
         address = parse_address(args.address)
     except AddressError as exc:
-        raise ServerError(f"bad address: {exc}") from exc
+        raise OperatorError(f"bad address: {exc}") from exc
     if address.domain != config.domain:
-        raise ServerError(f"{address} is not on this server's domain {config.domain}")
+        raise OperatorError(f"{address} is not on this server's domain {config.domain}")
     lifetime = parse_duration(args.expires)
     db = Database(data.database)
     try:
         if db.public_key(str(address)) is not None:
-            raise ServerError(f"{address} is already registered")
+            raise OperatorError(f"{address} is already registered")
         token = b64encode(os.urandom(INVITATION_BYTES))
         db.add_invitation(hash_invitation(token), str(address), int(time.time()) + lifetime)
     finally:
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         result: int = args.func(args)
-    except (ServerError, StoreError) as exc:
+    except (OperatorError, StoreError) as exc:
         print(f"rune-server: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -24,9 +24,9 @@ from ..address import AddressError, validate_part
 from ..atomicfile import write_atomically
 from ..errors import LocalProtocolError
 from ..events import Greeting
+from ..transport import DEFAULT_PORT
 from ..wire import message_line_limit
 
-DEFAULT_PORT = 7117
 MIB = 1024 * 1024
 MIN_MAX_LINE = 2048  # REGISTER_INVITATION with a full public key token is ~1.9 KiB
 # A throttled verdict waits at most this long: well inside the shutdown grace period
@@ -37,7 +37,7 @@ REGISTRATION_CHOICES = ("free", "invite", "both", "closed")
 _MODES = {"free": ("free",), "invite": ("invite",), "both": ("free", "invite"), "closed": ()}
 
 
-class ServerError(Exception):
+class OperatorError(Exception):
     """A problem the operator must fix; the CLI prints it as one line and exits 2."""
 
 
@@ -76,7 +76,7 @@ class DataDir:
 
     def check(self) -> None:
         if not self.config.is_file():
-            raise ServerError(f"{self.root} is not a rune-server data directory (run init)")
+            raise OperatorError(f"{self.root} is not a rune-server data directory (run init)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,39 +116,41 @@ class ServerConfig:
         try:
             object.__setattr__(self, "domain", validate_part("domain", self.domain))
         except AddressError as exc:
-            raise ServerError(f"config: {exc}") from exc
+            raise OperatorError(f"config: {exc}") from exc
         try:
             Greeting(("rune/1",), self.welcome)
         except LocalProtocolError as exc:
-            raise ServerError(f"config: welcome: {exc}") from exc
+            raise OperatorError(f"config: welcome: {exc}") from exc
         if self.registration not in REGISTRATION_CHOICES:
-            raise ServerError(f"config: registration is one of {', '.join(REGISTRATION_CHOICES)}")
+            raise OperatorError(f"config: registration is one of {', '.join(REGISTRATION_CHOICES)}")
         if not 0 <= self.port <= 65535:
-            raise ServerError("config: port is 0 to 65535")
+            raise OperatorError("config: port is 0 to 65535")
         if self.max_line < MIN_MAX_LINE:
-            raise ServerError(f"config: max_line must be at least {MIN_MAX_LINE}")
+            raise OperatorError(f"config: max_line must be at least {MIN_MAX_LINE}")
         positive = ("max_payload_mib", "idle_timeout", "mailbox_quota_mib", "memory_budget_mib")
         for name in (*positive, "handshake_timeout", "login_timeout"):
             if not getattr(self, name) > 0:
-                raise ServerError(f"config: {name} must be positive")
+                raise OperatorError(f"config: {name} must be positive")
         if self.max_payload < 1024 or self.max_payload > 1024 * MIB:
-            raise ServerError("config: max_payload_mib must be between 1 KiB and 1024 MiB")
+            raise OperatorError("config: max_payload_mib must be between 1 KiB and 1024 MiB")
         if self.max_connections < 1 or self.max_failures < 1:
-            raise ServerError("config: max_connections and max_failures must be at least 1")
+            raise OperatorError("config: max_connections and max_failures must be at least 1")
         if self.login_reserved_connections < 0 or self.max_anonymous_per_source < 1:
-            raise ServerError(
+            raise OperatorError(
                 "config: login_reserved_connections must be 0 or more,"
                 " max_anonymous_per_source 1 or more"
             )
         if self.throttle_after < 0 or self.throttle_table < 1:
-            raise ServerError("config: throttle_after must be 0 or more, throttle_table 1 or more")
+            raise OperatorError(
+                "config: throttle_after must be 0 or more, throttle_table 1 or more"
+            )
         if not 0 <= self.throttle_delay <= self.throttle_max_delay <= MAX_THROTTLE_DELAY:
-            raise ServerError(
+            raise OperatorError(
                 "config: need 0 <= throttle_delay <= throttle_max_delay"
                 f" <= {MAX_THROTTLE_DELAY:g} seconds"
             )
         if not self.throttle_window > 0:
-            raise ServerError("config: throttle_window must be positive")
+            raise OperatorError("config: throttle_window must be positive")
 
     @property
     def modes(self) -> tuple[str, ...]:
@@ -199,21 +201,21 @@ def load_config(path: Path) -> ServerConfig:
         text = path.read_text(encoding="utf-8")
         doc = tomllib.loads(text)
     except OSError as exc:
-        raise ServerError(f"cannot read {path}: {exc.strerror}") from exc
+        raise OperatorError(f"cannot read {path}: {exc.strerror}") from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ServerError(f"{path} is not valid TOML: {exc}") from exc
+        raise OperatorError(f"{path} is not valid TOML: {exc}") from exc
     hints = get_type_hints(ServerConfig)
     known = {f.name for f in fields(ServerConfig)}
     for key, value in doc.items():
         where = f"{path}{_line_suffix(text, key)}"
         if key not in known:
-            raise ServerError(f"{where}: unknown key {key!r} (see docs/server.md)")
+            raise OperatorError(f"{where}: unknown key {key!r} (see docs/server.md)")
         allowed, words = _TOML_KINDS[hints[key]]
         # bool is an int in Python, never a number in this file
         if isinstance(value, bool) or not isinstance(value, allowed):
-            raise ServerError(f"{where}: {key} must be {words}, not {_toml_kind(value)}")
+            raise OperatorError(f"{where}: {key} must be {words}, not {_toml_kind(value)}")
     if "domain" not in doc:
-        raise ServerError(f"{path}: the domain key is missing")
+        raise OperatorError(f"{path}: the domain key is missing")
     return ServerConfig(**doc)
 
 
@@ -254,18 +256,18 @@ def read_passphrase(passphrase_file: Path | None, *, confirm: bool = False) -> s
         try:
             text = passphrase_file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise ServerError(f"cannot read the passphrase file {passphrase_file}") from exc
+            raise OperatorError(f"cannot read the passphrase file {passphrase_file}") from exc
         passphrase = text.splitlines()[0] if text else ""
     elif os.environ.get(PASSPHRASE_ENV):
         passphrase = os.environ[PASSPHRASE_ENV]
     elif sys.stdin.isatty():
         passphrase = getpass.getpass("rune-server passphrase: ")
         if confirm and getpass.getpass("again: ") != passphrase:
-            raise ServerError("the passphrases do not match")
+            raise OperatorError("the passphrases do not match")
     else:
-        raise ServerError(
+        raise OperatorError(
             f"no passphrase: use --passphrase-file or set {PASSPHRASE_ENV} (stdin is not a TTY)"
         )
     if not passphrase:
-        raise ServerError("the passphrase is empty")
+        raise OperatorError("the passphrase is empty")
     return passphrase

@@ -23,7 +23,7 @@ from cryptography.x509.oid import NameOID
 from ..keys import Identity, InvalidKey, PublicKey
 from ..secretbox import SecretBoxError, open_secret, seal_secret
 from ..tlspin import pin_text, spki_fingerprint
-from .config import DataDir, ServerConfig, ServerError, load_config, write_config
+from .config import DataDir, OperatorError, ServerConfig, load_config, write_config
 from .store import Database
 
 IDENTITY_CONTEXT = b"rune-server identity"
@@ -97,7 +97,7 @@ def create_data_dir(data: DataDir, config: ServerConfig, passphrase: str) -> Fin
     """Everything ``rune-server init`` writes. Refuses a non-empty directory."""
     root = data.root
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
-        raise ServerError(f"{root} exists and is not empty; init will not overwrite it")
+        raise OperatorError(f"{root} exists and is not empty; init will not overwrite it")
     created = not root.exists()
     try:
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -131,7 +131,7 @@ def read_fingerprints(data: DataDir) -> Fingerprints:
         token = data.identity_pub.read_text(encoding="ascii").strip()
         server_key = PublicKey.from_token(token)
     except (OSError, ValueError, InvalidKey) as exc:
-        raise ServerError(f"cannot read the public keys in {data.root}: {exc}") from exc
+        raise OperatorError(f"cannot read the public keys in {data.root}: {exc}") from exc
     pin = spki_fingerprint(cert.public_bytes(serialization.Encoding.DER))
     return Fingerprints(config.domain, pin, server_key)
 
@@ -140,15 +140,15 @@ def load_identity(data: DataDir, passphrase: str) -> Identity:
     try:
         box = data.identity.read_bytes()
     except OSError as exc:
-        raise ServerError(f"cannot read {data.identity}: {exc.strerror}") from exc
+        raise OperatorError(f"cannot read {data.identity}: {exc.strerror}") from exc
     try:
         identity = Identity(open_secret(box, passphrase, IDENTITY_CONTEXT))
     except SecretBoxError as exc:
-        raise ServerError(f"cannot open the server identity: {exc}") from exc
+        raise OperatorError(f"cannot open the server identity: {exc}") from exc
     except InvalidKey as exc:
-        raise ServerError("the server identity file is corrupt") from exc
+        raise OperatorError("the server identity file is corrupt") from exc
     if read_fingerprints(data).server_key != identity.public:
-        raise ServerError("identity.pub does not match the server identity")
+        raise OperatorError("identity.pub does not match the server identity")
     return identity
 
 
@@ -161,5 +161,5 @@ def tls_context(data: DataDir, passphrase: str) -> ssl.SSLContext:
     try:
         context.load_cert_chain(data.tls_cert, data.tls_key, password=passphrase)
     except (ssl.SSLError, OSError) as exc:
-        raise ServerError(f"cannot load the TLS certificate and key: {exc}") from exc
+        raise OperatorError(f"cannot load the TLS certificate and key: {exc}") from exc
     return context

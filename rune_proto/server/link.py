@@ -31,7 +31,7 @@ from ..events import (
 )
 from ..wire import format_reply
 from .budget import GRANT_STEP
-from .session import VERSIONS, Session, error
+from .session import VERSIONS, ServerSession, error
 
 if TYPE_CHECKING:
     from .admission import Ticket
@@ -121,7 +121,7 @@ async def _close(
 
 
 class Link:
-    """One client connection: bytes in and out, limits, and its :class:`Session`.
+    """One client connection: bytes in and out, limits, and its :class:`ServerSession`.
 
     Reading is a plain ``await reader.read()``: no task and no ``asyncio.wait`` per
     chunk (they cost ~18 µs a read, two reads a message). The idle timeout and the
@@ -146,7 +146,7 @@ class Link:
         self._conn = Connection(
             Role.SERVER, max_line=self._config.max_line, max_payload=self._config.max_payload
         )
-        self._session = Session(server.services, self._conn)
+        self._session = ServerSession(server.services, self._conn)
         self._loop = asyncio.get_running_loop()
         self._deadline = 0.0
         self._timeout_reason = "idle timeout"  # what a read past the deadline is told

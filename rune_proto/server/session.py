@@ -1,4 +1,4 @@
-"""What each command means on the server: one :class:`Session` per connection, no I/O.
+"""What each command means on the server: one :class:`ServerSession` per connection, no I/O.
 
 The core :class:`~rune_proto.connection.Connection` has already checked syntax and
 that the command is legal in the current state; a session only decides the answer.
@@ -147,7 +147,7 @@ class _Registration:
 
 
 @dataclass(slots=True)
-class Session:
+class ServerSession:
     """The per-connection memory between a command and the one that must follow it."""
 
     services: Services

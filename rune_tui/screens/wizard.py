@@ -21,6 +21,7 @@ from textual.screen import Screen
 from textual.widgets import Button, ContentSwitcher, Footer, Input, RadioSet, Static
 
 from rune_proto.address import AddressError, random_part, validate_part
+from rune_proto.transport import DEFAULT_PORT
 
 from .. import service
 from ..config import Account, Config, Paths
@@ -38,8 +39,6 @@ from .wizard_steps import (
 
 if TYPE_CHECKING:
     from rune_proto.keys import Identity
-
-DEFAULT_PORT = 7117
 
 
 @dataclass(frozen=True, slots=True)

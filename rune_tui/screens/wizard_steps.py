@@ -14,6 +14,8 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.content import Content
 from textual.widgets import Button, Input, RadioButton, RadioSet, Static
 
+from rune_proto.transport import DEFAULT_PORT
+
 from ..service import ServerProbe
 
 STEP_TITLES = {
@@ -79,7 +81,8 @@ class ServerStep(Step):
         yield from self.compose_heading()
         yield Static(
             "Rune messages travel through a server, like e-mail. Whoever runs it told you "
-            "its host name (or address) and port; the usual port is 7117.",
+            "its host name (or address) and port; the usual port is "
+            f"{DEFAULT_PORT}.",
             classes="explain",
         )
         with Grid(classes="form"):
@@ -100,7 +103,9 @@ class ServerStep(Step):
             self.query_one("#host").focus()
             return None
         if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            self.status("The port is a number from 1 to 65535 (usually 7117).", error=True)
+            self.status(
+                f"The port is a number from 1 to 65535 (usually {DEFAULT_PORT}).", error=True
+            )
             self.query_one("#port").focus()
             return None
         return host, int(port_text)

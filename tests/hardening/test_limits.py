@@ -37,7 +37,7 @@ from rune_proto.events import (
 )
 from rune_proto.handshake import login_proof
 from rune_proto.keys import Identity
-from rune_proto.server.config import ServerConfig, ServerError
+from rune_proto.server.config import OperatorError, ServerConfig
 from rune_proto.server.throttle import Throttle, backoff
 from tests.server.wire_client import WireClient
 from tests.server_process import RuneServerProcess, ServerFactory
@@ -444,7 +444,7 @@ def test_default_throttle_is_half_a_second_doubling_to_eight_after_five_failures
     ],
 )
 def test_throttle_settings_are_checked(settings: dict[str, float]) -> None:
-    with pytest.raises(ServerError, match="throttle"):
+    with pytest.raises(OperatorError, match="throttle"):
         ServerConfig(domain="example", **settings)  # type: ignore[arg-type]
 
 

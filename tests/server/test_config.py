@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rune_proto.server.config import DataDir, ServerConfig, ServerError, load_config, write_config
+from rune_proto.server.config import DataDir, OperatorError, ServerConfig, load_config, write_config
 from rune_proto.server.datadir import create_data_dir
 
 
@@ -69,7 +69,7 @@ def test_a_wrong_type_or_an_unknown_key_names_the_key_and_its_line(
     tmp_path: Path, line: str, message: str
 ) -> None:
     path = _config_with(tmp_path, line)
-    with pytest.raises(ServerError) as caught:
+    with pytest.raises(OperatorError) as caught:
         load_config(path)
     assert str(caught.value).startswith(f"{path}, line 4: {message}")
 
@@ -83,10 +83,10 @@ def test_numbers_may_be_whole_where_a_float_is_expected(tmp_path: Path) -> None:
 def test_a_missing_domain_and_bad_toml_are_still_refused(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text("port = 7117\n")
-    with pytest.raises(ServerError, match="the domain key is missing"):
+    with pytest.raises(OperatorError, match="the domain key is missing"):
         load_config(path)
     path.write_text("port = = 7117\n")
-    with pytest.raises(ServerError, match=r"not valid TOML.*line 1"):
+    with pytest.raises(OperatorError, match=r"not valid TOML.*line 1"):
         load_config(path)
 
 
