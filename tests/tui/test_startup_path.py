@@ -1,8 +1,8 @@
 """What rune-tui loads before its first rows: kept lean on purpose (docs/performance.md).
 
 The inbox imports the screens it opens (compose, reader, help, and with them TextArea
-and Markdown) only when a key needs them, and ``--version`` reads the package metadata
-only when asked. A new top-level import that undoes this fails here.
+and Markdown) only when a key needs them, and ``--version`` is looked up only when asked.
+A new top-level import that undoes this fails here.
 """
 
 from __future__ import annotations
