@@ -105,7 +105,13 @@ class MyKeyScreen(Screen[None]):
 
     def action_compare(self) -> None:
         """Pick the contact whose fingerprint was compared, then confirm it as contacts does."""
-        contacts = list(self.mailbox.contacts)
+        from ..service import describe_error
+
+        try:
+            contacts = list(self.mailbox.contacts)
+        except Exception as exc:  # the contact book cannot be read (damaged, unreadable)
+            self.notify(describe_error(exc), title="Cannot open your contacts", severity="error")
+            return
         if not contacts:
             self.notify(
                 "No contacts yet: a contact's key is pinned the first time you write to "

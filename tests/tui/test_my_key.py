@@ -230,3 +230,18 @@ async def test_capital_m_and_the_palette_open_my_key(
         await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
         rows = binding_rows(app.screen_stack[-2], app)
         assert ("v", "my_key.compare") in {(r.keys, r.binding_id) for r in rows}
+
+
+async def test_a_damaged_contact_book_is_a_message_not_a_traceback(tmp_path: Path) -> None:
+    path = write_contacts(tmp_path, SAMPLE)
+    path.write_text('[contacts."bob@xyz"]\nkey = "not a key"\n')
+    mailbox = build_mailbox(tmp_path, [])
+    app = MailApp(lambda: MyKeyScreen(mailbox))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, MyKeyScreen))
+        await pilot.press("v")
+        await wait_until(
+            pilot, lambda: any(n.title == "Cannot open your contacts" for n in app._notifications)
+        )
+        assert isinstance(app.screen, MyKeyScreen)
+        assert label_text(app, "#my-key-address") == "alice@xyz"  # the key is still shown
