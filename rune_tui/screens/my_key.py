@@ -172,8 +172,8 @@ class ContactPickScreen(ModalScreen[Contact | None]):
         self.contacts = contacts
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="contact-pick-box", classes="dialog"):
-            yield Label("Whose fingerprint did you compare?", classes="title")
+        with Vertical(id="contact-pick-box", classes="dialog") as box:
+            box.border_title = "Whose fingerprint did you compare?"
             yield OptionList(id="contact-pick-list")
             yield Static(
                 "Enter shows their fingerprint as you pinned it, to confirm · Esc closes.",
