@@ -5,9 +5,10 @@ passphrase prompt for the encrypted-file fallback) off the event loop, then the 
 The service layer (and so the crypto and TLS stack) is imported only once it is needed,
 so the first frame is painted before any of that is loaded.
 
-The app also owns what is not one screen's business: contacts (``C``) and drafts, the
-accounts (switch, add), and the server's pins — any session that meets a changed TLS
-certificate or server key reports it here, and the app shows old and new side by side.
+The app also owns what is not one screen's business: contacts (``C``), your own key
+(``M``) and drafts, the accounts (switch, add), and the server's pins — any session that
+meets a changed TLS certificate or server key reports it here, and the app shows old and
+new side by side.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class RuneApp(ServerTrust):
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True, show=False),
         # Capital C: printable, so a focused Input keeps it (typing "C" in compose types).
         Binding("C", "contacts", "Contacts", id="app.contacts", show=False),
+        Binding("M", "my_key", "My key", id="app.my_key", show=False),
     ]
 
     def __init__(
@@ -260,7 +262,7 @@ class RuneApp(ServerTrust):
     # -- contacts, drafts, accounts ----------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("contacts", "drafts", "check_server"):
+        if action in ("contacts", "my_key", "drafts", "check_server"):
             return self.mailbox is not None and type(self.screen).__name__ not in NOT_MAIL_SCREENS
         return True
 
@@ -270,6 +272,12 @@ class RuneApp(ServerTrust):
         if self.mailbox is not None:
             date_format = self.config.settings.date_format
             self.push_screen(ContactsScreen(self.mailbox, date_format=date_format))
+
+    def action_my_key(self) -> None:
+        from .screens.my_key import MyKeyScreen
+
+        if self.mailbox is not None:
+            self.push_screen(MyKeyScreen(self.mailbox))
 
     def action_drafts(self) -> None:
         from .drafts import DraftStore

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 # Hidden bindings (cursor moves and the like) are not commands, except these.
 ALWAYS_OFFERED = frozenset({"app.quit"})
 # Screens where the app-wide mail commands (contacts, drafts) make no sense.
-NOT_MAIL_SCREENS = frozenset({"WizardScreen", "ContactsScreen", "PassphraseScreen"})
+NOT_MAIL_SCREENS = frozenset({"WizardScreen", "ContactsScreen", "MyKeyScreen", "PassphraseScreen"})
 
 
 class ScreenCommands(Provider):
@@ -65,6 +65,13 @@ def system_commands(app: RuneApp, screen: Screen[Any]) -> Iterator[SystemCommand
             "Contacts",
             f"Pinned keys, first seen, how verified ({keys})",
             app.action_contacts,
+        )
+        keys = app.get_key_display(binding_by_id(app, "app.my_key"))
+        yield SystemCommand(
+            # Named for what people look for: "key", "fingerprint", "QR".
+            "My key: fingerprint and QR code",
+            f"Your address and fingerprint, to compare in person ({keys})",
+            app.action_my_key,
         )
         yield SystemCommand("Drafts", "Resume a message you have not sent yet", app.action_drafts)
         yield SystemCommand(

@@ -1,6 +1,7 @@
-"""The daily-use pictures: a message with files, a search, the contacts, compose with
-attachments, a real changed key (inbox, reader, the review, and compose's banner), and a
-correctly signed message whose content is malformed, shown as an unreadable row.
+"""The daily-use pictures: a message with files, a search, the contacts, My key (with its
+QR code), compose with attachments, a real changed key (inbox, reader, the review, and
+compose's banner), and a correctly signed message whose content is malformed, shown as an
+unreadable row.
 
 The friend's account is deleted on the server and registered again with a new key, as
 an operator's reset would, so every warning is the real one.
@@ -156,6 +157,13 @@ async def daily_use(
     await pilot.press("j", "j")
     await pilot.pause(0.5)
     shoot("contacts")
+    await pilot.press("escape")
+    await until(pilot, lambda: app.screen is inbox, "the inbox again")
+
+    await pilot.press("M")  # your own key: address, fingerprint and its QR code
+    await until(pilot, lambda: type(app.screen).__name__ == "MyKeyScreen", "my key")
+    await pilot.pause(0.5)
+    shoot("my-key")
     await pilot.press("escape")
     await until(pilot, lambda: app.screen is inbox, "the inbox again")
 

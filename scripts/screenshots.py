@@ -4,9 +4,10 @@ A temporary rune-server gets a dozen senders and two people: you (registered thr
 the wizard, which is photographed step by step) and a friend. About 200 messages of
 varied senders and subjects land in your inbox, a few are read, and then the inbox, the
 reader, compose and help are photographed. Then the daily-use screens: a message with
-files, a search, the contacts, compose with attachments, and a changed key — the friend's
-account is deleted on the server and registered again with a new key, as an operator's
-reset would, so the warning is the real one. Each picture is written as SVG (Textual's
+files, a search, the contacts, your own key (My key, with its QR code), compose with
+attachments, and a changed key — the friend's account is deleted on the server and
+registered again with a new key, as an operator's reset would, so the warning is the
+real one. Each picture is written as SVG (Textual's
 own export) and PNG (rsvg-convert, installed from Debian's librsvg2-bin if missing).
 """
 

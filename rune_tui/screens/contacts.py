@@ -56,6 +56,16 @@ def fingerprint_block(text: str, per_line: int = 4) -> str:
     return "\n".join(" ".join(groups[i : i + per_line]) for i in range(0, len(groups), per_line))
 
 
+def compare_question(contact: Contact) -> str:
+    """What to compare before a contact is marked compared in person (here and in My key)."""
+    return (
+        f"Ask {contact.address} to show you the fingerprint Rune shows for their own key "
+        "(My key, on their device, in person or over a call you trust), and compare every "
+        f"group:\n\n{fingerprint_block(contact.fingerprint, per_line=8)}\n\n"
+        "Does theirs match this one exactly?"
+    )
+
+
 def short_fingerprint(text: str) -> str:
     """The first four groups: enough to tell keys apart at a glance, not to verify them."""
     return " ".join(text.split()[:4]) + " …"
@@ -205,12 +215,7 @@ class ContactsScreen(Screen[None]):
         if contact is None:
             return
         who = str(contact.address)
-        question = (
-            f"Ask {who} to show you the fingerprint Rune shows for their own key (on their "
-            "device, in person or over a call you trust), and compare every group:\n\n"
-            f"{fingerprint_block(contact.fingerprint, per_line=8)}\n\n"
-            "Does theirs match this one exactly?"
-        )
+        question = compare_question(contact)
 
         def answered(matches: bool | None) -> None:
             if matches:

@@ -13,7 +13,7 @@ from rune_tui.screens.help import HELP_TEXT
 SECTIONS = (
     "Reading your mail", "Writing", "Drafts", "Searching", "Conversations",
     "Deleting, and undoing it", "Read and unread", "Attachments",
-    "When a sender's key changes", "Contacts", "Accounts", "Settings and keys",
+    "When a sender's key changes", "Contacts", "Your own key", "Accounts", "Settings and keys",
     "What the server can and cannot see",
 )  # fmt: skip
 
@@ -40,6 +40,8 @@ KEYS_NAMED = {
     "app.contacts": "`C`",
     "contacts.compare": "`v`",
     "contacts.write": "`m`",
+    "app.my_key": "`M`",
+    "my_key.compare": "`v`",
     "drafts.delete": "`d`",
 }
 
