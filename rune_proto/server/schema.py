@@ -54,7 +54,8 @@ _STATEMENTS = (
         WITHOUT ROWID""",
     # chunk_bytes (fixed at creation), shuffled (slots below it are in random order),
     # pending (1 when something changed since the last order pass).
-    "CREATE TABLE IF NOT EXISTS layout (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
+    """CREATE TABLE IF NOT EXISTS layout (
+        name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID""",
     # Reassembles a blob from its chunks by scanning them: for operators, not the server.
     """CREATE VIEW IF NOT EXISTS messages (id, receiver, blob) AS
         SELECT m.id, m.receiver, substr(CAST((SELECT group_concat(data, '') FROM
@@ -147,7 +148,9 @@ def _upgrade(db: sqlite3.Connection, version: int) -> None:
         one = "SELECT blob FROM messages_v1 WHERE receiver = ? AND id = ?"
     else:
         ids = "SELECT receiver, id FROM mailbox_v2 ORDER BY receiver, id"
-        one = "SELECT data FROM mailbox_v2 JOIN blobs ON key = blob_key WHERE receiver = ? AND id = ?"
+        one = (
+            "SELECT data FROM mailbox_v2 JOIN blobs ON key = blob_key WHERE receiver = ? AND id = ?"
+        )
     (chunk_bytes,) = db.execute("SELECT value FROM layout WHERE name = 'chunk_bytes'").fetchone()
     top = 0
     for receiver, message_id in db.execute(ids).fetchall():

@@ -67,7 +67,10 @@ def append(
     slots = list(range(start, start + len(pieces)))
     db.executemany(
         "INSERT INTO chunks (slot, receiver, id, seq, data) VALUES (?, ?, ?, ?, ?)",
-        [(slot, receiver, message_id, seq, data) for seq, (slot, data) in enumerate(zip(slots, pieces, strict=True))],
+        [
+            (slot, receiver, message_id, seq, data)
+            for seq, (slot, data) in enumerate(zip(slots, pieces, strict=True))
+        ],
     )
     return slots
 
@@ -165,7 +168,9 @@ def _move(db: sqlite3.Connection, owners: _Owners, source: int, target: int) -> 
 def _swap(db: sqlite3.Connection, owners: _Owners, first: int, second: int) -> None:
     """Trade the contents of two slots; each row is rewritten in place, on its page."""
     a = db.execute("SELECT receiver, id, seq, data FROM chunks WHERE slot = ?", (first,)).fetchone()
-    b = db.execute("SELECT receiver, id, seq, data FROM chunks WHERE slot = ?", (second,)).fetchone()
+    b = db.execute(
+        "SELECT receiver, id, seq, data FROM chunks WHERE slot = ?", (second,)
+    ).fetchone()
     db.execute(
         "UPDATE chunks SET receiver = ?, id = ?, seq = ?, data = ? WHERE slot = ?", (*b, first)
     )

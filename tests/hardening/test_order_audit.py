@@ -63,7 +63,9 @@ def passes(server: RuneServerProcess) -> int:
 
 
 @pytest.fixture(scope="module")
-def workload(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, list[Delivery], list[Identity]]]:
+def workload(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Path, list[Delivery], list[Identity]]]:
     base = tmp_path_factory.mktemp("order")
     with server_factory(base) as factory:
         server = factory(order_window=WINDOW)
@@ -80,7 +82,9 @@ def workload(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, l
         try:
             for index in range(MESSAGES):  # ping-pong within randomly chosen pairs
                 pair = rng.randrange(len(pairs))
-                (sender, sender_id), (receiver, _) = pairs[pair][::1 if turn[pair] % 2 == 0 else -1]
+                (sender, sender_id), (receiver, _) = pairs[pair][
+                    :: 1 if turn[pair] % 2 == 0 else -1
+                ]
                 turn[pair] += 1
                 if sender not in clients:
                     clients[sender] = WireClient.to(server)
@@ -111,15 +115,22 @@ def workload(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, l
                     reply = client.request(Retrieve(stored_id))
                     assert isinstance(reply, Retrieved)
                     opened = open_retrieved(
-                        stored_id, reply.blob, identity=identity, address=address,
-                        server_key=key, contacts=ContactBook(), replays=ReplayLog(),
+                        stored_id,
+                        reply.blob,
+                        identity=identity,
+                        address=address,
+                        server_key=key,
+                        contacts=ContactBook(),
+                        replays=ReplayLog(),
                     )
                     delivery = mine[int(opened.subject.removeprefix("ORDER-"))]
                     delivery.stored_id, delivery.blob = stored_id, reply.blob
         yield copy, deliveries, [identity for _, identity in users]
 
 
-def measure(files: dict[str, bytes], deliveries: list[Delivery], identities: list[Identity]) -> list[Order]:
+def measure(
+    files: dict[str, bytes], deliveries: list[Delivery], identities: list[Identity]
+) -> list[Order]:
     data = files["rune.db"]
     return [
         order_of("blobs (first chunk)", find_all(data, [d.blob[64:96] for d in deliveries])),
