@@ -121,7 +121,9 @@ def main() -> None:
         rows["baseline"] = json.loads(out)
     for label, results in rows.items():
         print(f"\n{label}")
-        print("stored | LIST µs/msg | 1st delivery p50 / p99 ms | pass idle / 256 new / fill s | MiB")
+        print(
+            "stored | LIST µs/msg | 1st delivery p50 / p99 ms | pass idle / 256 new / fill s | MiB"
+        )
         for r in results:
             passes = "/".join(
                 "-" if r[k] is None else f"{r[k]:.2f}"

@@ -10,7 +10,7 @@ How. A blob is cut into chunks of one page each (``chunk_bytes``, zero-padded: a
 alone on its page is placed the same way whatever its history). Chunks live in
 ``chunks`` under dense slot numbers 0…n-1; a mailbox row keeps its blob's slots in
 order (``encode``). New chunks are appended (cheap: the commit path does no more
-than before), deleted ones leave holes. Then :func:`shuffle` — run by the order
+than before), deleted ones leave holes. Then :func:`shuffle_step` — run by the order
 pass (compaction.py) at most ``order_window`` seconds later — fills the holes from
 the end of the array and gives every chunk appended since the last pass a uniformly
 random place: the "inside-out" Fisher–Yates shuffle, one swap a chunk. If the slots
@@ -22,7 +22,6 @@ randomness comes from ``secrets`` unless a test passes its own.
 
 from __future__ import annotations
 
-import secrets
 import sqlite3
 import struct
 from collections.abc import Callable, Iterable, Sequence
@@ -117,39 +116,44 @@ class _Owners:
         )
 
 
-def shuffle(db: sqlite3.Connection, shuffled: int, randbelow: Randbelow = secrets.randbelow) -> int:
-    """Fill the holes, then place every slot from ``shuffled`` on at random; the new end.
+def shuffle_step(db: sqlite3.Connection, budget: int, randbelow: Randbelow) -> tuple[int, bool]:
+    """Up to ``budget`` moves towards a shuffled array; (chunks placed, whether done).
 
-    Runs inside the caller's transaction. Holes are filled by moving the last chunk
-    into the lowest hole: the moved chunk lands where a uniformly placed chunk was.
-    Then each slot ``i`` from ``min(shuffled, end)`` trades places with a uniformly
-    chosen slot ``j`` in ``0…i`` (inside-out Fisher–Yates).
+    Runs inside the caller's transaction. Holes go first: each is filled with the
+    last chunk, which lands where a uniformly placed chunk was. Then each slot ``i``
+    from ``shuffled`` (in ``layout``) on trades places with a uniformly chosen slot
+    ``j`` in ``0…i`` (inside-out Fisher–Yates), and ``shuffled`` moves past it.
     """
     owners = _Owners(db)
-    top = _fill_holes(db, owners)
-    for i in range(min(shuffled, top), top):
+    moves, holes_left = _fill_holes(db, owners, budget)
+    top = end(db)
+    (shuffled,) = db.execute("SELECT value FROM layout WHERE name = 'shuffled'").fetchone()
+    start = min(int(shuffled), top)
+    stop = start if holes_left else min(top, start + max(0, budget - moves))
+    for i in range(start, stop):
         j = randbelow(i + 1)
         if j != i:
             _swap(db, owners, i, j)
+    db.execute("UPDATE layout SET value = ? WHERE name = 'shuffled'", (stop,))
     owners.write()
-    return top
+    return stop - start, not holes_left and stop == top
 
 
-def _fill_holes(db: sqlite3.Connection, owners: _Owners) -> int:
-    """Move the last chunks into the holes ``remove`` recorded, lowest hole first."""
-    holes = [int(slot) for (slot,) in db.execute("SELECT slot FROM holes ORDER BY slot")]
-    free = set(holes)
-    top = end(db)
-    for hole in holes:
-        while top - 1 in free:
-            top -= 1
-        if hole >= top:
-            break
-        _move(db, owners, top - 1, hole)
-        free.discard(hole)
-        top -= 1
-    db.execute("DELETE FROM holes")
-    return end(db)
+def _fill_holes(db: sqlite3.Connection, owners: _Owners, budget: int) -> tuple[int, bool]:
+    """Move the last chunk into the lowest hole, up to ``budget`` times; (moves, whether
+    holes are left). ``end`` skips holes at the top; they are simply forgotten."""
+    moves = 0
+    while True:
+        top = end(db)
+        db.execute("DELETE FROM holes WHERE slot >= ?", (top,))
+        row = db.execute("SELECT slot FROM holes ORDER BY slot LIMIT 1").fetchone()
+        if row is None:
+            return moves, False
+        if moves >= budget:
+            return moves, True
+        _move(db, owners, top - 1, int(row[0]))
+        db.execute("DELETE FROM holes WHERE slot = ?", row)
+        moves += 1
 
 
 def _move(db: sqlite3.Connection, owners: _Owners, source: int, target: int) -> None:

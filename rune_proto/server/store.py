@@ -295,18 +295,30 @@ class Database:
     def order_pending(self) -> bool:
         return compaction.pending(self._db)
 
-    def order_pass(self) -> compaction.PassReport:
-        """Hide every order the file shows (compaction.py), then drop the WAL and its index.
+    def order_step(self, progress: compaction.Progress) -> None:
+        """One bounded step of the order pass (compaction.py)."""
+        compaction.step(self._db, progress, self._randbelow)
+
+    def order_finish(self, covered: bool) -> None:
+        """End a pass: clear ``pending`` if it covered every change, then drop the WAL.
 
         Closing the connection is what makes SQLite delete the WAL and the ``-shm``
         index (the last connection to close does); if another one is open (a
         ``rune-server`` command, say), the TRUNCATE checkpoint has emptied the WAL.
         """
-        report = compaction.run(self._db, self._randbelow)
+        if covered:
+            compaction.finish(self._db)
         self._erase()
         self._db.close()
         self._db = self._connect()
-        return report
+
+    def order_pass(self) -> compaction.Progress:
+        """A whole pass at once (tests, and the store when it closes)."""
+        progress = compaction.Progress()
+        while not progress.done:
+            self.order_step(progress)
+        self.order_finish(covered=True)
+        return progress
 
     def defer_checkpoints(self) -> None:
         """Leave checkpoints to :class:`Checkpointer`, but for the far-out safety valve."""
@@ -374,6 +386,7 @@ class SQLiteStore:
         self._order_window = order_window
         self._order_timer: asyncio.TimerHandle | None = None
         self._order_task: asyncio.Task[None] | None = None
+        self._changed_during_pass = False
         self.passes = 0  # completed order passes (tests wait on it)
 
     @classmethod
@@ -394,6 +407,7 @@ class SQLiteStore:
 
     def _changed(self) -> None:
         """Something the order pass must hide was committed: make sure a pass is due."""
+        self._changed_during_pass = True
         if self._order_timer is None and self._order_task is None:
             self._order_timer = asyncio.get_running_loop().call_later(
                 self._order_window, self._start_order_pass
@@ -404,21 +418,30 @@ class SQLiteStore:
         self._order_task = asyncio.get_running_loop().create_task(self._order_pass())
 
     async def _order_pass(self) -> None:
+        """The pass, one step at a time: commits queued meanwhile run between steps."""
+        self._changed_during_pass = False
+        progress = compaction.Progress()
+        started = time.perf_counter()
         try:
+            while not progress.done:
+                await self._run(partial(self._db.order_step, progress))
             async with self._checkpointer.paused():
-                report = await self._run(self._db.order_pass)
+                covered = not self._changed_during_pass
+                await self._run(partial(self._db.order_finish, covered))
             self.passes += 1
             log.info(
-                "order pass: %d chunks placed, %d rows rewritten, %.0f ms",
-                report.chunks_placed,
-                report.rows_rewritten,
-                report.seconds * 1000,
+                "order pass: %d chunks placed, %d rows rewritten, %d steps, %.0f ms",
+                progress.chunks_placed,
+                progress.rows_rewritten,
+                progress.steps,
+                (time.perf_counter() - started) * 1000,
             )
         except sqlite3.Error as exc:  # the data is whole; the next pass tries again
             log.warning("order pass failed (%s)", type(exc).__name__)
+            self._changed_during_pass = True
         finally:
             self._order_task = None
-        if await self._run(self._db.order_pending):  # changed while it ran
+        if self._changed_during_pass:
             self._changed()
 
     async def _run(self, call: Callable[[], _T]) -> _T:
