@@ -10,8 +10,10 @@ The store's own connection keeps it only as a far-out safety valve
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -34,10 +36,24 @@ class Checkpointer:
         self._db: sqlite3.Connection | None = None
         self._running: asyncio.Future[None] | None = None
         self._since = 0  # messages committed since the last checkpoint started
+        self._paused = False
+
+    @contextlib.asynccontextmanager
+    async def paused(self) -> AsyncIterator[None]:
+        """No checkpoint and no open connection meanwhile (the order pass needs the
+        database to itself for SQLite to delete the WAL when it closes)."""
+        self._paused = True
+        try:
+            if self._running is not None:
+                await asyncio.wait((self._running,))
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._close_db)
+            yield
+        finally:
+            self._paused = False
 
     def committed(self, count: int) -> None:
         self._since += count
-        if self._since >= CHECKPOINT_EVERY and self._running is None:
+        if self._since >= CHECKPOINT_EVERY and self._running is None and not self._paused:
             self._since = 0
             running = asyncio.get_running_loop().run_in_executor(self._executor, self._checkpoint)
             running.add_done_callback(self._finished)

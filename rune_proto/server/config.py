@@ -100,6 +100,9 @@ class ServerConfig:
     max_anonymous_per_source: int = 64
     max_failures: int = 10
     mailbox_quota_mib: float = 256
+    # Seconds after a change until the order pass hides when it happened: a copy of
+    # the files shows no arrival order for anything older (rune_proto/server/compaction.py).
+    order_window: float = 60
     # Server-wide bytes of unfinished long lines and large replies beyond each
     # connection's free allowance (rune_proto/server/budget.py; bound in docs/server.md).
     memory_budget_mib: float = 64
@@ -128,7 +131,7 @@ class ServerConfig:
         if self.max_line < MIN_MAX_LINE:
             raise OperatorError(f"config: max_line must be at least {MIN_MAX_LINE}")
         positive = ("max_payload_mib", "idle_timeout", "mailbox_quota_mib", "memory_budget_mib")
-        for name in (*positive, "handshake_timeout", "login_timeout"):
+        for name in (*positive, "handshake_timeout", "login_timeout", "order_window"):
             if not getattr(self, name) > 0:
                 raise OperatorError(f"config: {name} must be positive")
         if self.max_payload < 1024 or self.max_payload > 1024 * MIB:

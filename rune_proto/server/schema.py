@@ -1,67 +1,91 @@
 """The store's SQLite schema, and the upgrade of an older database on open.
 
-Why messages live in two tables. A WITHOUT ROWID table is a b-tree of whole records,
-and SQLite compares a key with a record by loading the record *in full*, overflow
-pages and all. When the blob was part of the messages row (schema version 1), every
-lookup read the whole blob of each row it was compared with: a ``RETRIEVE`` of an id
-in someone else's mailbox ended on that message's row and read all of it, while a
-random id met only whatever rows lay nearby (90 µs against 19 µs in-process, for a
-300 KB message among small ones). The time told a logged-in user whether another user still held a
-message (docs/security.md, "Timing and replay").
+What a copy of the file must not show (docs/server.md, "What a copy of the data
+directory reveals"): the order in which messages arrived or accounts registered.
+Nothing here counts up with time: no table has a rowid that grows with arrivals
+(``accounts``, ``mailbox``, ``usage``, ``invitations`` and ``layout`` are WITHOUT
+ROWID, keyed by address, random id or token hash), blobs sit in the slot array of
+slots.py, and the order pass (compaction.py) shuffles the slots appended since its
+last run and rewrites the small tables in key order at most ``order_window``
+seconds after a change.
 
-Now the row searched holds only short keys (``mailbox``, keyed by receiver, then id),
-so a lookup compares ids and never a blob, and since the receiver comes first,
-another user's id and a random id miss in the same place, at the same cost. Blobs
-sit in a rowid table (``blobs``) under random keys: a rowid b-tree keeps payloads in
-its leaves only and is searched by integer, and random keys record no arrival order.
-The view ``messages`` shows the old shape (``id, receiver, blob``) for operators and
-for tools that read or clear a mailbox directly.
+Why the searched rows hold keys only. A WITHOUT ROWID table is a b-tree of whole
+records, and SQLite compares a key with a record by loading the record *in full*:
+when the blob was part of the searched row (schema version 1), a ``RETRIEVE`` of an
+id in someone else's mailbox read that whole message while a random id did not,
+and the time told them apart (docs/security.md, "Timing and replay"). ``mailbox``
+holds the receiver, the id, the size and the list of the blob's slots (a few bytes
+a chunk), so a lookup compares ids only and LIST walks small rows (its cost per
+message does not grow with the store). ``usage`` keeps each mailbox's bytes, so the
+quota check reads one row instead of summing the mailbox inside a commit.
+
+The view ``messages`` shows the old shape (``id, receiver, blob``) for operators
+and tools that read or clear a mailbox directly; deleting from it keeps ``usage``
+right and leaves holes for the next pass.
 """
 
 from __future__ import annotations
 
 import functools
-import secrets
 import sqlite3
 
-SCHEMA_VERSION = 2
+from . import slots
+
+SCHEMA_VERSION = 3
 
 _STATEMENTS = (
-    "CREATE TABLE IF NOT EXISTS accounts (address TEXT PRIMARY KEY, public_key BLOB NOT NULL)",
-    # Keys only, no blob: see the module docstring. WITHOUT ROWID: no hidden rowid
-    # records the order in which messages arrived.
+    """CREATE TABLE IF NOT EXISTS accounts (
+        address TEXT PRIMARY KEY, public_key BLOB NOT NULL) WITHOUT ROWID""",
+    # Keys and the blob's slots only: see the module docstring.
     """CREATE TABLE IF NOT EXISTS mailbox (
         receiver TEXT NOT NULL, id TEXT NOT NULL, size INTEGER NOT NULL,
-        blob_key INTEGER NOT NULL, PRIMARY KEY (receiver, id)) WITHOUT ROWID""",
-    # Blobs under random keys (blob_key above), searched by integer only.
-    "CREATE TABLE IF NOT EXISTS blobs (key INTEGER PRIMARY KEY, data BLOB NOT NULL)",
+        slots BLOB NOT NULL, PRIMARY KEY (receiver, id)) WITHOUT ROWID""",
+    # One page-sized chunk a row, dense slot numbers (slots.py). The owner columns let
+    # a move update the owner's slot list.
+    """CREATE TABLE IF NOT EXISTS chunks (
+        slot INTEGER PRIMARY KEY, receiver TEXT NOT NULL, id TEXT NOT NULL,
+        seq INTEGER NOT NULL, data BLOB NOT NULL)""",
+    "CREATE TABLE IF NOT EXISTS holes (slot INTEGER PRIMARY KEY)",
+    """CREATE TABLE IF NOT EXISTS usage (
+        receiver TEXT PRIMARY KEY, bytes INTEGER NOT NULL, count INTEGER NOT NULL)
+        WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS invitations (
-        token_hash BLOB PRIMARY KEY, address TEXT NOT NULL, expires_at INTEGER NOT NULL)""",
+        token_hash BLOB PRIMARY KEY, address TEXT NOT NULL, expires_at INTEGER NOT NULL)
+        WITHOUT ROWID""",
+    # chunk_bytes (fixed at creation), shuffled (slots below it are in random order),
+    # pending (1 when something changed since the last order pass).
+    """CREATE TABLE IF NOT EXISTS layout (
+        name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID""",
+    # Reassembles a blob from its chunks by scanning them: for operators, not the server.
     """CREATE VIEW IF NOT EXISTS messages (id, receiver, blob) AS
-        SELECT mailbox.id, mailbox.receiver, blobs.data FROM mailbox
-        JOIN blobs ON blobs.key = mailbox.blob_key""",
+        SELECT m.id, m.receiver, substr(CAST((SELECT group_concat(data, '') FROM
+            (SELECT data FROM chunks AS c WHERE c.receiver = m.receiver AND c.id = m.id
+             ORDER BY c.seq)) AS BLOB), 1, m.size)
+        FROM mailbox AS m""",
     """CREATE TRIGGER IF NOT EXISTS messages_delete INSTEAD OF DELETE ON messages BEGIN
-        DELETE FROM blobs WHERE key =
-            (SELECT blob_key FROM mailbox WHERE receiver = OLD.receiver AND id = OLD.id);
+        INSERT OR IGNORE INTO holes (slot) SELECT slot FROM chunks
+            WHERE receiver = OLD.receiver AND id = OLD.id;
+        DELETE FROM chunks WHERE receiver = OLD.receiver AND id = OLD.id;
+        UPDATE usage SET bytes = bytes - (SELECT size FROM mailbox
+                WHERE receiver = OLD.receiver AND id = OLD.id), count = count - 1
+            WHERE receiver = OLD.receiver
+            AND EXISTS (SELECT 1 FROM mailbox WHERE receiver = OLD.receiver AND id = OLD.id);
         DELETE FROM mailbox WHERE receiver = OLD.receiver AND id = OLD.id;
+        UPDATE layout SET value = 1 WHERE name = 'pending';
     END""",
 )
 
-
-# One table row read whether or not the address has an account (see Database.public_key).
+# One table row read whether or not the address has an account (see Database.public_key):
+# the account's own, or for an unknown address the next one in key order (the last one
+# for an address that sorts after all of them).
 ACCOUNT_QUERY = """
-SELECT address = ?1, public_key FROM accounts WHERE rowid = COALESCE(
-    (SELECT rowid FROM accounts WHERE address = ?1), (SELECT MAX(rowid) FROM accounts))
+SELECT address = ?1, public_key FROM accounts WHERE address = COALESCE(
+    (SELECT MIN(address) FROM accounts WHERE address >= ?1), (SELECT MAX(address) FROM accounts))
 """
 
 
 class SchemaError(Exception):
     """The database has a schema this code cannot use or upgrade."""
-
-
-def new_blob_key() -> int:
-    """A random positive 63-bit key: collisions are negligible, order tells nothing."""
-    return secrets.randbits(63) or 1
 
 
 def create(db: sqlite3.Connection) -> None:
@@ -73,6 +97,11 @@ def create(db: sqlite3.Connection) -> None:
 def _create_tables(db: sqlite3.Connection) -> None:
     for statement in _STATEMENTS:
         db.execute(statement)
+    (page_size,) = db.execute("PRAGMA page_size").fetchone()
+    db.executemany(
+        "INSERT OR IGNORE INTO layout (name, value) VALUES (?, ?)",
+        [("chunk_bytes", slots.chunk_bytes(page_size)), ("shuffled", 0), ("pending", 0)],
+    )
 
 
 def upgrade(db: sqlite3.Connection) -> None:
@@ -84,36 +113,61 @@ def upgrade(db: sqlite3.Connection) -> None:
     (version,) = db.execute("PRAGMA user_version").fetchone()
     if version == SCHEMA_VERSION:
         return
-    if version != 1:
+    if version not in (1, 2):
         raise SchemaError(f"database schema version {version}, expected {SCHEMA_VERSION}")
     db.execute("BEGIN IMMEDIATE")
     try:
         (version,) = db.execute("PRAGMA user_version").fetchone()
-        if version == 1:  # another process may have upgraded it meanwhile
-            _from_version_1(db)
+        if version in (1, 2):  # another process may have upgraded it meanwhile
+            _upgrade(db, version)
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")
         raise
 
 
-def _from_version_1(db: sqlite3.Connection) -> None:
-    """Move every blob into ``blobs``, one row at a time (no blob is held in memory)."""
-    db.execute("ALTER TABLE messages RENAME TO messages_v1")
+def _upgrade(db: sqlite3.Connection, version: int) -> None:
+    """Copy everything into the version-3 tables, one blob in memory at a time.
+
+    The chunks land in arrival order; ``pending`` makes the store run the order pass
+    as soon as it opens, which shuffles all of them (``shuffled`` is 0).
+    """
+    if version == 2:
+        db.execute("DROP TRIGGER IF EXISTS messages_delete")
+        db.execute("DROP VIEW IF EXISTS messages")
+    renames = {"accounts": "accounts_old", "invitations": "invitations_old"}
+    renames.update({"mailbox": "mailbox_v2"} if version == 2 else {"messages": "messages_v1"})
+    for old, new in renames.items():
+        db.execute(f"ALTER TABLE {old} RENAME TO {new}")
     db.execute("DROP INDEX IF EXISTS messages_by_receiver")
     _create_tables(db)
-    rows = db.execute("SELECT id, receiver, LENGTH(blob) FROM messages_v1").fetchall()
-    for message_id, receiver, size in rows:
-        key = new_blob_key()
-        db.execute(
-            "INSERT INTO blobs (key, data) SELECT ?, blob FROM messages_v1 WHERE id = ?",
-            (key, message_id),
+    db.execute("INSERT INTO accounts SELECT address, public_key FROM accounts_old ORDER BY address")
+    db.execute("INSERT INTO invitations SELECT * FROM invitations_old ORDER BY token_hash")
+    if version == 1:
+        ids = "SELECT receiver, id FROM messages_v1 ORDER BY receiver, id"
+        one = "SELECT blob FROM messages_v1 WHERE receiver = ? AND id = ?"
+    else:
+        ids = "SELECT receiver, id FROM mailbox_v2 ORDER BY receiver, id"
+        one = (
+            "SELECT data FROM mailbox_v2 JOIN blobs ON key = blob_key WHERE receiver = ? AND id = ?"
         )
+    (chunk_bytes,) = db.execute("SELECT value FROM layout WHERE name = 'chunk_bytes'").fetchone()
+    top = 0
+    for receiver, message_id in db.execute(ids).fetchall():
+        (blob,) = db.execute(one, (receiver, message_id)).fetchone()
+        pieces = slots.chunks_of(bytes(blob), chunk_bytes)
+        placed = slots.append(db, top, receiver, message_id, pieces)
+        top += len(pieces)
         db.execute(
-            "INSERT INTO mailbox (receiver, id, size, blob_key) VALUES (?, ?, ?, ?)",
-            (receiver, message_id, size, key),
+            "INSERT INTO mailbox (receiver, id, size, slots) VALUES (?, ?, ?, ?)",
+            (receiver, message_id, len(blob), slots.encode(placed)),
         )
-    db.execute("DROP TABLE messages_v1")
+    db.execute(
+        "INSERT INTO usage SELECT receiver, SUM(size), COUNT(*) FROM mailbox GROUP BY receiver"
+    )
+    for table in (*renames.values(), "blobs"):
+        db.execute(f"DROP TABLE IF EXISTS {table}")
+    db.execute("UPDATE layout SET value = 1 WHERE name = 'pending'")
     db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 

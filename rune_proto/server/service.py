@@ -288,7 +288,7 @@ async def serve(
     return_freed_memory_to_os()
     switch_interval = sys.getswitchinterval()
     sys.setswitchinterval(min(switch_interval, SWITCH_INTERVAL))
-    store = await SQLiteStore.open(database)
+    store = await SQLiteStore.open(database, order_window=config.order_window)
     workers = min(4, os.cpu_count() or 1)
     crypto = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rune-crypto")
     signals = (signal.SIGINT, signal.SIGTERM)

@@ -23,10 +23,12 @@ What keeps a MESSAGE cheap (measured in bench/server_throughput.py):
   here a second connection on its own thread runs them (checkpoint.py), while
   commits go on. The automatic one is kept only as a safety valve, far out
   (``AUTOCHECKPOINT_PAGES``).
-- The mailbox quota check does not scan the mailbox. The bytes used per receiver
-  are summed once (over the stored sizes, no blob read) and then kept in memory,
-  updated as messages are added; a deletion drops the count, to be summed afresh
-  when next needed. This holds because the server process is the only writer.
+- The mailbox quota check reads one ``usage`` row, kept in the same transactions
+  as the messages (and summed afresh by every order pass), so it never scans a
+  mailbox on the commit path and stays right whoever else writes the database.
+- A blob is appended to the slot array (slots.py) as page-sized chunks; the work of
+  hiding when it arrived is left to the order pass (compaction.py), which runs on
+  this thread at most ``order_window`` seconds later.
 
 Lookups never touch a blob they do not return: the rows searched hold keys only
 (schema.py says why, and what it cost when they did not).
@@ -37,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import secrets
 import sqlite3
 import time
 import uuid
@@ -46,7 +49,7 @@ from functools import partial
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from . import schema
+from . import compaction, schema, slots
 from .checkpoint import Checkpointer
 
 _T = TypeVar("_T")
@@ -58,6 +61,7 @@ AUTOCHECKPOINT_PAGES = 16384  # ~64 MiB of WAL: only if the background ones fall
 # around every SQLite call and must win it back from a busy event loop afterwards
 # (up to a switch interval each time), so a batch is one statement, not one per row.
 INSERT_ROWS = 64
+ORDER_WINDOW = 60.0  # seconds: the default of the server's ``order_window`` setting
 ERASE_RETRIES = 50  # a TRUNCATE checkpoint blocked by a background one is retried ...
 ERASE_RETRY_DELAY = 0.02  # ... this often (seconds apart)
 
@@ -114,23 +118,35 @@ class Store(Protocol):
 class Database:
     """Synchronous SQLite access; one instance per thread (the CLI, or the store thread)."""
 
-    def __init__(self, path: Path, *, create: bool = False) -> None:
+    def __init__(
+        self, path: Path, *, create: bool = False, randbelow: slots.Randbelow = secrets.randbelow
+    ) -> None:
         if not create and not path.is_file():
             raise StoreError(f"no database at {path}")
+        self._path = path
+        self._randbelow = randbelow  # the order pass's randomness (tests pass their own)
+        self._autocheckpoint: int | None = None
         try:
-            self._db = sqlite3.connect(path, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA secure_delete=ON")
+            self._db = self._connect()
             if create:
                 schema.create(self._db)
             schema.upgrade(self._db)
+            (self._chunk_bytes,) = self._db.execute(
+                "SELECT value FROM layout WHERE name = 'chunk_bytes'"
+            ).fetchone()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the database: {exc}") from exc
         except schema.SchemaError as exc:
             raise StoreError(str(exc)) from exc
-        # Bytes stored per receiver, as committed (see the module docstring).
-        self._used: dict[str, int] = {}
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self._path, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA secure_delete=ON")
+        if self._autocheckpoint is not None:
+            db.execute(f"PRAGMA wal_autocheckpoint={self._autocheckpoint}")
+        return db
 
     @classmethod
     def create(cls, path: Path) -> None:
@@ -158,6 +174,7 @@ class Database:
                 "INSERT INTO invitations (token_hash, address, expires_at) VALUES (?, ?, ?)",
                 (token_hash, address, expires_at),
             )
+            compaction.mark_pending(self._db)
 
     def invitation(self, token_hash: bytes, address: str, now: int) -> Invitation:
         row = self._db.execute(
@@ -184,6 +201,7 @@ class Database:
             )
             if token_hash is not None:
                 self._db.execute("DELETE FROM invitations WHERE token_hash = ?", (token_hash,))
+            compaction.mark_pending(self._db)
         return Outcome.CREATED
 
     def add_message(self, receiver: str, blob: bytes, quota: int) -> str | None:
@@ -197,44 +215,47 @@ class Database:
         whole transaction is rolled back and the exception raised.
         """
         ids: list[str | None] = []
-        used: dict[str, int] = {}
+        used: dict[str, tuple[int, int]] = {}  # receiver: (bytes, count) as it will be
         rows: list[tuple[str, str, int, bytes]] = []
         with self._transaction():
+            top = slots.end(self._db)
             for receiver, blob, quota in items:
-                before = used[receiver] if receiver in used else self._used_bytes(receiver)
-                used[receiver] = before
+                before, count = used[receiver] if receiver in used else self._usage(receiver)
                 if before + len(blob) > quota:
                     ids.append(None)
+                    used[receiver] = (before, count)
                     continue
                 message_id = str(uuid.uuid4())
-                rows.append((receiver, message_id, len(blob), blob))
-                used[receiver] = before + len(blob)
+                pieces = slots.chunks_of(blob, self._chunk_bytes)
+                placed = slots.append(self._db, top, receiver, message_id, pieces)
+                top += len(pieces)
+                rows.append((receiver, message_id, len(blob), slots.encode(placed)))
+                used[receiver] = (before + len(blob), count + 1)
                 ids.append(message_id)
             for start in range(0, len(rows), INSERT_ROWS):
-                chunk = rows[start : start + INSERT_ROWS]
-                keys = [schema.new_blob_key() for _ in chunk]
+                batch = rows[start : start + INSERT_ROWS]
                 self._db.execute(
-                    schema.insert_rows("blobs (key, data)", 2, len(chunk)),
-                    [v for key, row in zip(keys, chunk, strict=True) for v in (key, row[3])],
+                    schema.insert_rows("mailbox (receiver, id, size, slots)", 4, len(batch)),
+                    [value for row in batch for value in row],
                 )
-                self._db.execute(
-                    schema.insert_rows("mailbox (receiver, id, size, blob_key)", 4, len(chunk)),
-                    [v for key, row in zip(keys, chunk, strict=True) for v in (*row[:3], key)],
-                )
-        self._used.update(used)  # only once committed
+            self._db.executemany(
+                """INSERT INTO usage (receiver, bytes, count) VALUES (?, ?, ?)
+                   ON CONFLICT (receiver) DO UPDATE SET bytes = excluded.bytes,
+                   count = excluded.count""",
+                [(receiver, size, count) for receiver, (size, count) in used.items()],
+            )
+            if rows:
+                compaction.mark_pending(self._db)
         return ids
 
-    def _used_bytes(self, receiver: str) -> int:
-        used = self._used.get(receiver)
-        if used is None:
-            (used,) = self._db.execute(
-                "SELECT COALESCE(SUM(size), 0) FROM mailbox WHERE receiver = ?",
-                (receiver,),
-            ).fetchone()
-        return int(used)
+    def _usage(self, receiver: str) -> tuple[int, int]:
+        row = self._db.execute(
+            "SELECT bytes, count FROM usage WHERE receiver = ?", (receiver,)
+        ).fetchone()
+        return (int(row[0]), int(row[1])) if row else (0, 0)
 
     def list_messages(self, receiver: str) -> list[tuple[str, int]]:
-        # Ordered by the random id, not by rowid, so the listing shows no arrival order.
+        # Ordered by the random id, so the listing shows no arrival order.
         rows = self._db.execute(
             "SELECT id, size FROM mailbox WHERE receiver = ? ORDER BY id", (receiver,)
         ).fetchall()
@@ -242,10 +263,10 @@ class Database:
 
     def message(self, receiver: str, message_id: str) -> bytes | None:
         row = self._db.execute(
-            "SELECT data FROM mailbox JOIN blobs ON key = blob_key WHERE receiver = ? AND id = ?",
+            "SELECT size, slots FROM mailbox WHERE receiver = ? AND id = ?",
             (receiver, message_id),
         ).fetchone()
-        return bytes(row[0]) if row else None
+        return slots.read(self._db, slots.decode(row[1]), int(row[0])) if row else None
 
     def message_size(self, receiver: str, message_id: str) -> int | None:
         row = self._db.execute(
@@ -254,21 +275,54 @@ class Database:
         return int(row[0]) if row else None
 
     def delete_message(self, receiver: str, message_id: str) -> bool:
-        self._used.pop(receiver, None)  # summed afresh when next needed
         with self._transaction():
             row = self._db.execute(
-                "DELETE FROM mailbox WHERE receiver = ? AND id = ? RETURNING blob_key",
+                "DELETE FROM mailbox WHERE receiver = ? AND id = ? RETURNING size, slots",
                 (receiver, message_id),
             ).fetchone()
             if row is not None:
-                self._db.execute("DELETE FROM blobs WHERE key = ?", row)
+                slots.remove(self._db, slots.decode(row[1]))
+                self._db.execute(
+                    "UPDATE usage SET bytes = bytes - ?, count = count - 1 WHERE receiver = ?",
+                    (row[0], receiver),
+                )
+                compaction.mark_pending(self._db)
         if row is None:
             return False
         self._erase()
         return True
 
+    def order_pending(self) -> bool:
+        return compaction.pending(self._db)
+
+    def order_step(self, progress: compaction.Progress) -> None:
+        """One bounded step of the order pass (compaction.py)."""
+        compaction.step(self._db, progress, self._randbelow)
+
+    def order_finish(self, covered: bool) -> None:
+        """End a pass: clear ``pending`` if it covered every change, then drop the WAL.
+
+        Closing the connection is what makes SQLite delete the WAL and the ``-shm``
+        index (the last connection to close does); if another one is open (a
+        ``rune-server`` command, say), the TRUNCATE checkpoint has emptied the WAL.
+        """
+        if covered:
+            compaction.finish(self._db)
+        self._erase()
+        self._db.close()
+        self._db = self._connect()
+
+    def order_pass(self) -> compaction.Progress:
+        """A whole pass at once (tests, and the store when it closes)."""
+        progress = compaction.Progress()
+        while not progress.done:
+            self.order_step(progress)
+        self.order_finish(covered=True)
+        return progress
+
     def defer_checkpoints(self) -> None:
         """Leave checkpoints to :class:`Checkpointer`, but for the far-out safety valve."""
+        self._autocheckpoint = AUTOCHECKPOINT_PAGES
         self._db.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
 
     def _erase(self) -> None:
@@ -314,7 +368,11 @@ class SQLiteStore:
     """:class:`Store` over :class:`Database`, all calls on one dedicated thread."""
 
     def __init__(
-        self, executor: ThreadPoolExecutor, database: Database, checkpointer: Checkpointer
+        self,
+        executor: ThreadPoolExecutor,
+        database: Database,
+        checkpointer: Checkpointer,
+        order_window: float = ORDER_WINDOW,
     ) -> None:
         self._executor = executor
         self._db = database
@@ -323,18 +381,68 @@ class SQLiteStore:
         # commit is in progress, and the next commit takes all of them.
         self._queued: list[tuple[str, bytes, int, asyncio.Future[str | None]]] = []
         self._commit: asyncio.Future[list[str | None]] | None = None
+        # The order pass (compaction.py): due ``order_window`` seconds after the first
+        # change it has not covered yet.
+        self._order_window = order_window
+        self._order_timer: asyncio.TimerHandle | None = None
+        self._order_task: asyncio.Task[None] | None = None
+        self._changed_during_pass = False
+        self.passes = 0  # completed order passes (tests wait on it)
 
     @classmethod
-    async def open(cls, path: Path) -> SQLiteStore:
+    async def open(cls, path: Path, *, order_window: float = ORDER_WINDOW) -> SQLiteStore:
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rune-store")
         loop = asyncio.get_running_loop()
         try:
             database = await loop.run_in_executor(executor, Database, path)
             await loop.run_in_executor(executor, database.defer_checkpoints)
+            pending = await loop.run_in_executor(executor, database.order_pending)
         except BaseException:
             executor.shutdown(wait=False)
             raise
-        return cls(executor, database, Checkpointer(path))
+        store = cls(executor, database, Checkpointer(path), order_window)
+        if pending:  # left by a crash or an upgrade: hide it now, not a window later
+            store._order_timer = loop.call_soon(store._start_order_pass)  # type: ignore[assignment]
+        return store
+
+    def _changed(self) -> None:
+        """Something the order pass must hide was committed: make sure a pass is due."""
+        self._changed_during_pass = True
+        if self._order_timer is None and self._order_task is None:
+            self._order_timer = asyncio.get_running_loop().call_later(
+                self._order_window, self._start_order_pass
+            )
+
+    def _start_order_pass(self) -> None:
+        self._order_timer = None
+        self._order_task = asyncio.get_running_loop().create_task(self._order_pass())
+
+    async def _order_pass(self) -> None:
+        """The pass, one step at a time: commits queued meanwhile run between steps."""
+        self._changed_during_pass = False
+        progress = compaction.Progress()
+        started = time.perf_counter()
+        try:
+            while not progress.done:
+                await self._run(partial(self._db.order_step, progress))
+            async with self._checkpointer.paused():
+                covered = not self._changed_during_pass
+                await self._run(partial(self._db.order_finish, covered))
+            self.passes += 1
+            log.info(
+                "order pass: %d chunks placed, %d rows rewritten, %d steps, %.0f ms",
+                progress.chunks_placed,
+                progress.rows_rewritten,
+                progress.steps,
+                (time.perf_counter() - started) * 1000,
+            )
+        except sqlite3.Error as exc:  # the data is whole; the next pass tries again
+            log.warning("order pass failed (%s)", type(exc).__name__)
+            self._changed_during_pass = True
+        finally:
+            self._order_task = None
+        if self._changed_during_pass:
+            self._changed()
 
     async def _run(self, call: Callable[[], _T]) -> _T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
@@ -348,9 +456,11 @@ class SQLiteStore:
     async def create_account(
         self, address: str, public_key: bytes, token_hash: bytes | None, now: int
     ) -> Outcome:
-        return await self._run(
+        outcome = await self._run(
             partial(self._db.create_account, address, public_key, token_hash, now)
         )
+        self._changed()
+        return outcome
 
     async def add_message(self, receiver: str, blob: bytes, quota: int) -> str | None:
         """Answered once the transaction holding the message has committed."""
@@ -387,6 +497,7 @@ class SQLiteStore:
                 done.set_result(commit.result()[index])
         if failure is None and not commit.cancelled():
             self._checkpointer.committed(len(batch))
+            self._changed()
         if self._queued:
             self._start_commit()
 
@@ -400,13 +511,24 @@ class SQLiteStore:
         return await self._run(partial(self._db.message_size, receiver, message_id))
 
     async def delete_message(self, receiver: str, message_id: str) -> bool:
-        return await self._run(partial(self._db.delete_message, receiver, message_id))
+        deleted = await self._run(partial(self._db.delete_message, receiver, message_id))
+        if deleted:
+            self._changed()
+        return deleted
 
     async def close(self) -> None:
         """Close after every queued call has run (the executor is first in, first out)."""
         while self._commit is not None:  # and the messages queued behind it
             await asyncio.wait((self._commit,))
             await asyncio.sleep(0)  # let _committed run (it may start the next commit)
+        if self._order_task is not None:
+            await asyncio.wait((self._order_task,))
+        if self._order_timer is not None:  # a change not hidden yet: hide it before leaving
+            self._order_timer.cancel()
+            self._order_timer = None
+            await self._order_pass()
+            if self._order_timer is not None:
+                self._order_timer.cancel()
         await self._checkpointer.close()  # first: the last connection to close checkpoints
         await self._run(self._db.close)
         self._executor.shutdown(wait=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from rune_proto.client import ClientError, connect
+from rune_proto.server import slots
 from tests.server.conftest import register_user
 from tests.server_process import RuneServerProcess, ServerFactory
 
@@ -54,10 +55,7 @@ async def test_a_state_dir_keeps_pins_and_deletions_across_sessions(
         first = await session.retrieve(info.id)
         assert first.verified
         with sqlite3.connect(server.database) as db:  # what a server could keep
-            row = db.execute(
-                "SELECT blob_key, data FROM mailbox JOIN blobs ON key = blob_key WHERE id = ?",
-                (info.id,),
-            ).fetchone()
+            (kept,) = db.execute("SELECT blob FROM messages WHERE id = ?", (info.id,)).fetchone()
         db.close()
         await session.delete(info.id)
     folder = state / str(bob[0])
@@ -65,10 +63,11 @@ async def test_a_state_dir_keeps_pins_and_deletions_across_sessions(
     assert str(alice[0]) in (folder / "contacts.toml").read_text()
     assert info.id.encode() not in (folder / "seen").read_bytes()  # sealed
     with sqlite3.connect(server.database) as db:  # and it comes back, same id
-        db.execute("INSERT INTO blobs (key, data) VALUES (?, ?)", row)
+        (chunk,) = db.execute("SELECT value FROM layout WHERE name = 'chunk_bytes'").fetchone()
+        placed = slots.append(db, slots.end(db), str(bob[0]), info.id, slots.chunks_of(kept, chunk))
         db.execute(
-            "INSERT INTO mailbox (receiver, id, size, blob_key) VALUES (?, ?, ?, ?)",
-            (str(bob[0]), info.id, len(row[1]), row[0]),
+            "INSERT INTO mailbox (receiver, id, size, slots) VALUES (?, ?, ?, ?)",
+            (str(bob[0]), info.id, len(kept), slots.encode(placed)),
         )
     db.close()
     async with connect(server.host, server.port, state_dir=state, **pinned(server)) as session:

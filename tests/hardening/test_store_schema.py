@@ -1,5 +1,6 @@
 """The store's schema: lookups by (receiver, id) that never read a blob, and the
-upgrade of a version-1 database (blobs inside the searched rows) on open."""
+upgrade of a version-1 database (blobs inside the searched rows) and of a version-2
+one (blobs in a rowid table, accounts with rowids) on open."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ import asyncio
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from rune_proto.server import schema
+from rune_proto.server import slots
 from rune_proto.server.store import SCHEMA_VERSION, Database, SQLiteStore, StoreError
 
 VERSION_1 = """
@@ -82,7 +84,7 @@ def test_a_version_1_database_is_upgraded_on_open_and_keeps_everything(tmp_path:
     path = version_1_database(tmp_path / "rune.db")
     db = Database(path)
     try:
-        assert user_version(path) == SCHEMA_VERSION == 2
+        assert user_version(path) == SCHEMA_VERSION == 3
         for message_id, receiver, blob in ROWS:
             assert db.message(receiver, message_id) == blob
             assert db.message("mallory@x.example", message_id) is None
@@ -107,15 +109,16 @@ def test_an_upgrade_that_fails_half_way_leaves_version_1_whole(
 ) -> None:
     path = version_1_database(tmp_path / "rune.db")
     calls = 0
+    append = slots.append
 
-    def failing_key() -> int:
+    def failing_append(*args: Any) -> list[int]:
         nonlocal calls
         calls += 1
         if calls == 2:
             raise OSError("disk gone")
-        return 1000 + calls
+        return append(*args)
 
-    monkeypatch.setattr(schema, "new_blob_key", failing_key)
+    monkeypatch.setattr(slots, "append", failing_append)
     with pytest.raises(OSError):
         Database(path)
     assert user_version(path) == 1
@@ -135,7 +138,7 @@ def test_an_unknown_schema_version_is_refused_with_a_clear_error(tmp_path: Path)
     db = sqlite3.connect(path)
     db.execute("PRAGMA user_version=7")
     db.close()
-    with pytest.raises(StoreError, match="schema version 7, expected 2"):
+    with pytest.raises(StoreError, match="schema version 7, expected 3"):
         Database(path)
 
 
@@ -150,3 +153,51 @@ def test_the_server_store_opens_a_version_1_database(tmp_path: Path) -> None:
             await store.close()
 
     assert asyncio.run(read()) == ROWS[2][2]
+
+
+VERSION_2 = """
+CREATE TABLE accounts (address TEXT PRIMARY KEY, public_key BLOB NOT NULL);
+CREATE TABLE mailbox (receiver TEXT NOT NULL, id TEXT NOT NULL, size INTEGER NOT NULL,
+    blob_key INTEGER NOT NULL, PRIMARY KEY (receiver, id)) WITHOUT ROWID;
+CREATE TABLE blobs (key INTEGER PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE invitations (token_hash BLOB PRIMARY KEY, address TEXT NOT NULL,
+    expires_at INTEGER NOT NULL);
+CREATE VIEW messages (id, receiver, blob) AS SELECT mailbox.id, mailbox.receiver, blobs.data
+    FROM mailbox JOIN blobs ON blobs.key = mailbox.blob_key;
+PRAGMA user_version=2;
+"""
+
+
+def test_a_version_2_database_is_upgraded_and_its_order_hidden_at_once(tmp_path: Path) -> None:
+    """Version 2 kept registration order in rowids and arrival order in page order:
+    the upgrade moves everything into the slot array and the first pass shuffles it."""
+    path = tmp_path / "rune.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.executescript(VERSION_2)
+    db.execute("INSERT INTO accounts VALUES ('bob@x.example', x'01')")
+    db.execute("INSERT INTO invitations VALUES (x'aa', 'dan@x.example', 99)")
+    for key, (message_id, receiver, blob) in enumerate(ROWS, start=7):
+        db.execute("INSERT INTO blobs VALUES (?, ?)", (key, blob))
+        db.execute(
+            "INSERT INTO mailbox VALUES (?, ?, ?, ?)", (receiver, message_id, len(blob), key)
+        )
+    db.close()
+    upgraded = Database(path)
+    try:
+        assert user_version(path) == SCHEMA_VERSION
+        assert upgraded.order_pending()  # the store runs the pass as soon as it opens
+        upgraded.order_pass()
+        assert not upgraded.order_pending()
+        for message_id, receiver, blob in ROWS:
+            assert upgraded.message(receiver, message_id) == blob
+        assert upgraded.public_key("bob@x.example") == b"\x01"
+        assert upgraded.invitation(b"\xaa", "dan@x.example", 0).value == "valid"
+        without_rowid = {
+            name
+            for (name, sql) in upgraded._db.execute("SELECT name, sql FROM sqlite_master")
+            if sql and "WITHOUT ROWID" in sql
+        }
+        assert {"accounts", "mailbox", "usage", "invitations", "layout"} <= without_rowid
+        assert upgraded.add_message("bob@x.example", b"\x04", 300_000 + 18_846) is None
+    finally:
+        upgraded.close()

@@ -194,9 +194,12 @@ def test_the_store_holds_no_plaintext_sender_subject_or_body(
     db.close()
     assert tables == {
         "accounts": ["address", "public_key"],
-        "mailbox": ["receiver", "id", "size", "blob_key"],  # keys only (server/schema.py)
-        "blobs": ["key", "data"],
+        "mailbox": ["receiver", "id", "size", "slots"],  # keys only (server/schema.py)
+        "chunks": ["slot", "receiver", "id", "seq", "data"],  # blob pieces (server/slots.py)
+        "holes": ["slot"],
+        "usage": ["receiver", "bytes", "count"],
         "invitations": ["token_hash", "address", "expires_at"],
+        "layout": ["name", "value"],
     }
     assert len(blobs) == 1
     for needle in (subject.encode(), body.encode(), str(alice[0]).encode()):

@@ -1,0 +1,180 @@
+"""A copy of the server's files shows no arrival order (issue 12 §1; docs/server.md,
+"What a copy of the data directory reveals").
+
+As a thief would: 40 accounts register, 300 messages go back and forth between 20
+pairs of them in a known order, then the data directory is copied while the server
+runs, once the order pass (``order_window`` after the last message) has run. Where
+each message's blob, each mailbox row and each account sits in the copied files must
+not follow the order they arrived in: Kendall's τ between position and order must be
+indistinguishable from a random order (p ≥ 0.001). The same statistics on a store
+whose pass has not run show the order plainly (τ near 1): the control that the
+thief's method works.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from rune_proto.address import Address, random_address
+from rune_proto.client.contacts import ContactBook, ReplayLog
+from rune_proto.client.messages import open_retrieved
+from rune_proto.envelope import Content
+from rune_proto.events import Listing, ListMessages, Registered, Retrieve, Retrieved
+from rune_proto.keys import Identity
+from rune_proto.server.store import Database
+from tests.hardening.thief import Order, find_all, order_of
+from tests.server.wire_client import WireClient
+from tests.server_process import RuneServerProcess, server_factory
+
+USERS = 40
+MESSAGES = 300
+WINDOW = 1.0  # seconds: the order_window the server runs with here
+PASS_LINE = re.compile(r"order pass: ")
+
+
+@dataclass
+class Delivery:
+    index: int  # arrival order
+    sender: Address
+    receiver: Address
+    stored_id: str = ""
+    blob: bytes = b""
+
+
+def wait_for(condition: object, what: str, deadline: float = 60.0) -> None:
+    end = time.monotonic() + deadline
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < end, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def passes(server: RuneServerProcess) -> int:
+    return len(PASS_LINE.findall(server.stderr_text()))
+
+
+@pytest.fixture(scope="module")
+def workload(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Path, list[Delivery], list[Identity]]]:
+    base = tmp_path_factory.mktemp("order")
+    with server_factory(base) as factory:
+        server = factory(order_window=WINDOW)
+        key = server.server_public_key
+        rng = random.Random(12)
+        users = [(random_address(server.domain), Identity.generate()) for _ in range(USERS)]
+        for address, identity in users:  # registration order = list order
+            with WireClient.to(server) as client:
+                assert isinstance(client.register(address, identity), Registered)
+        pairs = [(users[2 * i], users[2 * i + 1]) for i in range(USERS // 2)]
+        clients: dict[Address, WireClient] = {}
+        deliveries: list[Delivery] = []
+        turn = [0] * len(pairs)
+        try:
+            for index in range(MESSAGES):  # ping-pong within randomly chosen pairs
+                pair = rng.randrange(len(pairs))
+                (sender, sender_id), (receiver, _) = pairs[pair][
+                    :: 1 if turn[pair] % 2 == 0 else -1
+                ]
+                turn[pair] += 1
+                if sender not in clients:
+                    clients[sender] = WireClient.to(server)
+                    clients[sender].login(sender, sender_id, key)
+                content = Content(f"ORDER-{index}", f"message {index} {uuid.uuid4().hex}")
+                reply = clients[sender].send_message(sender, sender_id, receiver, content)
+                assert getattr(reply, "code", None) == 202, reply
+                deliveries.append(Delivery(index, sender, receiver))
+            done = passes(server)
+        finally:
+            for client in clients.values():
+                client.close()
+        # Every pass counted in `done` ended before the last commit ran (one store thread).
+        wait_for(lambda: passes(server) > done, "the order pass after the last message")
+        copy = base / "copy"
+        copy.mkdir()
+        for path in server.data_dir.iterdir():
+            if path.is_file() and path.name.startswith("rune.db"):
+                shutil.copy2(path, copy / path.name)
+        # Which stored blob is which message: only its receiver can tell (decrypt).
+        for address, identity in users:
+            mine = {d.index: d for d in deliveries if d.receiver == address}
+            with WireClient.to(server) as client:
+                client.login(address, identity, key)
+                listing = client.request(ListMessages())
+                assert isinstance(listing, Listing) and len(listing.entries) == len(mine)
+                for stored_id, _ in listing.entries:
+                    reply = client.request(Retrieve(stored_id))
+                    assert isinstance(reply, Retrieved)
+                    opened = open_retrieved(
+                        stored_id,
+                        reply.blob,
+                        identity=identity,
+                        address=address,
+                        server_key=key,
+                        contacts=ContactBook(),
+                        replays=ReplayLog(),
+                    )
+                    delivery = mine[int(opened.subject.removeprefix("ORDER-"))]
+                    delivery.stored_id, delivery.blob = stored_id, reply.blob
+        yield copy, deliveries, [identity for _, identity in users]
+
+
+def measure(
+    files: dict[str, bytes], deliveries: list[Delivery], identities: list[Identity]
+) -> list[Order]:
+    data = files["rune.db"]
+    return [
+        order_of("blobs (first chunk)", find_all(data, [d.blob[64:96] for d in deliveries])),
+        order_of("blobs (last chunk)", find_all(data, [d.blob[-48:-16] for d in deliveries])),
+        order_of("mailbox rows", find_all(data, [d.stored_id.encode() for d in deliveries])),
+        # An account row overflows its page: the key's start is in the cell, its end not.
+        order_of("accounts (cells)", find_all(data, [i.public.raw[:32] for i in identities])),
+        order_of("accounts (overflow)", find_all(data, [i.public.raw[-32:] for i in identities])),
+    ]
+
+
+@pytest.mark.slow
+def test_a_copy_of_the_files_shows_no_arrival_order(
+    workload: tuple[Path, list[Delivery], list[Identity]],
+) -> None:
+    copy, deliveries, identities = workload
+    files = {path.name: path.read_bytes() for path in copy.iterdir()}
+    for name, data in files.items():  # the WAL and its index are gone, or hold nothing
+        if name != "rune.db":
+            for d in deliveries:
+                assert d.blob[64:96] not in data and d.stored_id.encode() not in data, name
+    orders = measure(files, deliveries, identities)
+    for order in orders:
+        print(order)
+    assert not [order for order in orders if order.leaks], orders
+
+
+def test_the_thief_sees_the_order_when_no_pass_has_run(tmp_path: Path) -> None:
+    """The control: the same measurement on a store before its pass finds the order."""
+    path = tmp_path / "rune.db"
+    Database.create(path)
+    db = Database(path)
+    blobs = [os.urandom(18_846) for _ in range(60)]
+    for index, blob in enumerate(blobs):
+        db.add_messages([(f"user{index % 7}@x", blob, 1 << 30)])
+    before = order_of("blobs", find_all(path.read_bytes() + _wal(path), [b[64:96] for b in blobs]))
+    db.order_pass()
+    after = order_of("blobs", find_all(path.read_bytes(), [b[64:96] for b in blobs]))
+    db.close()
+    print(before, after, sep="\n")
+    assert before.tau > 0.9 and before.leaks
+    assert not after.leaks
+
+
+def _wal(path: Path) -> bytes:
+    wal = path.with_name(path.name + "-wal")
+    return wal.read_bytes() if wal.exists() else b""
