@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from rune_proto.client import ClientError, connect
-from rune_proto.server import slots
 from tests.server.conftest import register_user
 from tests.server_process import RuneServerProcess, ServerFactory
+from tests.store_tools import put_back
 
 DELETED = "deleted before, delivered again (a replay)"
 
@@ -62,14 +62,7 @@ async def test_a_state_dir_keeps_pins_and_deletions_across_sessions(
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     assert str(alice[0]) in (folder / "contacts.toml").read_text()
     assert info.id.encode() not in (folder / "seen").read_bytes()  # sealed
-    with sqlite3.connect(server.database) as db:  # and it comes back, same id
-        (chunk,) = db.execute("SELECT value FROM layout WHERE name = 'chunk_bytes'").fetchone()
-        placed = slots.append(db, slots.end(db), str(bob[0]), info.id, slots.chunks_of(kept, chunk))
-        db.execute(
-            "INSERT INTO mailbox (receiver, id, size, slots) VALUES (?, ?, ?, ?)",
-            (str(bob[0]), info.id, len(kept), slots.encode(placed)),
-        )
-    db.close()
+    put_back(server.database, str(bob[0]), info.id, kept)  # and it comes back, same id
     async with connect(server.host, server.port, state_dir=state, **pinned(server)) as session:
         await session.login(*bob)
         contact = session.contacts.get(alice[0])

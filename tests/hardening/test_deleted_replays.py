@@ -17,6 +17,7 @@ from rune_proto.client.vault import Vault
 from rune_proto.events import Command, Delete, Reply
 from rune_proto.keys import Identity
 from rune_tui.service_mailbox import Mailbox
+from tests.store_tools import put_back
 from tests.tui.test_cache import alice_with_mail
 
 from .lying_server import LyingServer
@@ -119,13 +120,7 @@ async def test_rune_tui_delete_goes_through_the_log(rune_server: Any, tmp_path: 
     db.close()
     await alice.delete(target)
     assert target not in alice.messages
-    with sqlite3.connect(server.database) as db:  # the copy comes back, same id
-        db.execute("INSERT INTO blobs (key, data) VALUES (?, ?)", (4242, blob))
-        db.execute(
-            "INSERT INTO mailbox (receiver, id, size, blob_key) VALUES (?, ?, ?, ?)",
-            (str(alice.address), target, len(blob), 4242),
-        )
-    db.close()
+    put_back(server.database, str(alice.address), target, blob)  # the copy comes back
     later = Mailbox(alice.paths, alice.account, alice.identity)  # the app started again
     assert target in await later.refresh()
     again = later.message(target)
