@@ -188,6 +188,10 @@ async def start_rune(workdir: Path, code: Path = ROOT) -> Server:
     pin = re.search(r"tls fingerprint:\s*(sha256:[0-9a-f]+)", init.stdout)
     if pin is None:
         raise RuntimeError(f"rune-server init printed no TLS fingerprint:\n{init.stdout}")
+    extra = os.environ.get("RUNE_BENCH_SERVER_CONFIG", "")  # TOML lines, this code only
+    if extra and code == ROOT:
+        with (data / "config.toml").open("a") as config:
+            config.write("\n" + extra.replace(";", "\n") + "\n")
     proc = await asyncio.create_subprocess_exec(
         *server,
         "serve",
