@@ -5,7 +5,7 @@ passphrase prompt for the encrypted-file fallback) off the event loop, then the 
 The service layer (and so the crypto and TLS stack) is imported only once it is needed,
 so the first frame is painted before any of that is loaded.
 
-The app also owns what is not one screen's business: contacts (``C``) and drafts, the
+The app also owns what is not one screen's business: contacts (``C``), Sent (``S``), drafts, the
 accounts (switch, add), and the server's pins — any session that meets a changed TLS
 certificate or server key reports it here, and the app shows old and new side by side.
 """
@@ -59,6 +59,7 @@ class RuneApp(ServerTrust):
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True, show=False),
         # Capital C: printable, so a focused Input keeps it (typing "C" in compose types).
         Binding("C", "contacts", "Contacts", id="app.contacts", show=False),
+        Binding("S", "sent", "Sent", id="app.sent", show=False),
     ]
 
     def __init__(
@@ -230,6 +231,7 @@ class RuneApp(ServerTrust):
         self.set_status(f"Signed in as {account.address}.")
         mailbox = WatchedMailbox(self.paths, account, identity)
         mailbox.on_trust_error = self._trust_error
+        mailbox.sent_attachment_limit = self.config.settings.sent_attachment_limit_mib << 20
         self.mailbox = mailbox
         self.push_screen(InboxScreen(mailbox, self.config.settings))
         notice = drafts_notice(mailbox)
@@ -257,7 +259,7 @@ class RuneApp(ServerTrust):
     # -- contacts, drafts, accounts ----------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("contacts", "drafts", "check_server"):
+        if action in ("contacts", "drafts", "check_server", "sent"):
             return self.mailbox is not None and type(self.screen).__name__ not in NOT_MAIL_SCREENS
         return True
 
@@ -267,6 +269,12 @@ class RuneApp(ServerTrust):
         if self.mailbox is not None:
             date_format = self.config.settings.date_format
             self.push_screen(ContactsScreen(self.mailbox, date_format=date_format))
+
+    def action_sent(self) -> None:
+        from .screens.sent import SentScreen
+
+        if self.mailbox is not None and type(self.screen).__name__ != "SentScreen":
+            self.push_screen(SentScreen(self.mailbox, self.config.settings))
 
     def action_drafts(self) -> None:
         from .drafts import DraftStore

@@ -66,6 +66,10 @@ def system_commands(app: RuneApp, screen: Screen[Any]) -> Iterator[SystemCommand
             f"Pinned keys, first seen, how verified ({keys})",
             app.action_contacts,
         )
+        keys = app.get_key_display(binding_by_id(app, "app.sent"))
+        yield SystemCommand(
+            "Sent", f"The messages you sent, kept on this computer ({keys})", app.action_sent
+        )
         yield SystemCommand("Drafts", "Resume a message you have not sent yet", app.action_drafts)
         yield SystemCommand(
             "Check the server",

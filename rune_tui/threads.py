@@ -7,6 +7,10 @@ the root of a thread. Threads are ordered by their newest message, newest first,
 fresh reply brings its conversation to the top; inside a thread replies follow their
 parent, oldest first, as a conversation reads.
 
+:func:`conversations` interleaves both directions: your sent messages (``Sent``) join the
+threads of the mail you received, so a reply of yours sits under what it answers and the
+answer to it under yours. A thread made only of sent messages is left to the Sent view.
+
 The ids are chosen by senders, so nothing here trusts them: a message that names
 itself, two that name each other, or one id used twice never loops, loses a message or
 shows one twice. The walk is iterative, so a 10,000-deep chain cannot blow the stack.
@@ -14,7 +18,7 @@ shows one twice. The walk is iterative, so a 10,000-deep chain cannot blow the s
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Generic, Protocol, TypeVar
@@ -109,3 +113,19 @@ def _prefix(more: tuple[bool, ...]) -> str:
     more = more[-MAX_INDENT:]
     rails = "".join("│ " if open_ else "  " for open_ in more[:-1])
     return rails + ("├─▸ " if more[-1] else "└─▸ ")
+
+
+def conversations(
+    received: Iterable[M], sent: Iterable[M], is_received: Callable[[M], bool]
+) -> list[ThreadRow[M]]:
+    """:func:`thread` over both directions, keeping only threads with a received message."""
+    rows = thread([*received, *sent])
+    kept: list[ThreadRow[M]] = []
+    start = 0
+    for end in range(1, len(rows) + 1):
+        if end == len(rows) or rows[end].depth == 0:
+            group = rows[start:end]
+            if any(is_received(row.message) for row in group):
+                kept.extend(group)
+            start = end
+    return kept
