@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import gc
 import json
 import threading
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ DEFAULT_ATTACHMENT_LIMIT_MIB = 10
 MIB = 1024 * 1024
 # Rows are checked column by column on load; a row that is not one is skipped, not fatal.
 _ROW_LENGTH = 8
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Our own message: nothing to verify, but nothing to warn about either.
 OWN = Verification(
     decrypted=True,
@@ -65,10 +67,6 @@ class SentMessage(ReceivedMessage):
     to: Address | None = None
     files: tuple[tuple[str, int], ...] = ()
     files_kept: bool = True
-
-
-def is_sent(message: ReceivedMessage) -> bool:
-    return isinstance(message, SentMessage)
 
 
 def _row(message: SentMessage) -> list[Any]:
@@ -143,6 +141,15 @@ class SentStore:
         return doc
 
     def _load(self) -> dict[str, SentMessage]:
+        collecting = gc.isenabled()
+        gc.disable()  # its passes over 10,000 young rows would cost more than making them
+        try:
+            return self._load_rows()
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _load_rows(self) -> dict[str, SentMessage]:
         try:
             raw = self.vault.read(self.index_path, self._index_context)
             if raw is not None:
@@ -180,8 +187,8 @@ class SentStore:
             address = addresses.get(to)
             if address is None:
                 address = addresses[to] = parse_address(to)
-            sent_at = datetime.fromtimestamp(float(when), UTC)
-            listed = tuple((str(name), int(length)) for name, length in files)
+            sent_at = _EPOCH + timedelta(seconds=float(when))
+            listed = tuple((str(name), int(length)) for name, length in files) if files else ()
         except (AddressError, ValueError, TypeError, OverflowError, OSError):
             return None
         return SentMessage(
