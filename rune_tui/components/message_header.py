@@ -136,7 +136,8 @@ class MessageHeader(Widget):
         if isinstance(message, SentMessage):
             text = Text(f"you ({message.sender})")
             if not self.detailed:
-                text.append(f"  {OWN_BADGE} to {message.to}", style=self._style("verified"))
+                text.append("  ")  # unstyled: SVG renderers drop spaces that start a run
+                text.append(f"{OWN_BADGE} to {message.to}", style=self._style("verified"))
             return text
         text = Text(sender_text(message))
         if not self.detailed:

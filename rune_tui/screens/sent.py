@@ -45,8 +45,8 @@ def files_text(message: SentMessage) -> str:
         title = f"{count} {noun} sent, kept here"
     else:
         title = (
-            f"{count} {noun} sent; only names and sizes kept here: together larger than "
-            "the Sent limit (settings: sent_attachment_limit_mib)"
+            f"{count} {noun} sent; over the Sent limit (setting sent_attachment_limit_mib), "
+            "so only names and sizes are kept here"
         )
     return "\n".join([title, *lines])
 

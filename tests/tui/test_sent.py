@@ -181,7 +181,7 @@ async def test_attachments_are_kept_up_to_the_limit_then_names_and_sizes_only(
         await wait_until(pilot, lambda: isinstance(app.screen, SentReaderScreen))
         text = " ".join(screen_text(app).split())
         assert "photo.jpg 8.8 KiB" in text
-        assert "only names and sizes kept here" in text and "sent_attachment_limit_mib" in text
+        assert "only names and sizes are kept here" in text and "sent_attachment_limit_mib" in text
 
 
 def test_the_attachment_limit_is_a_setting(tmp_path: Path) -> None:
