@@ -91,7 +91,8 @@ class SentScreen(Screen[None]):
         return self.query_one("#sent-list", MessageList)
 
     def on_mount(self) -> None:
-        self.title = f"{self.mailbox.address} — Sent"
+        self.title = "Sent"
+        self.sub_title = str(self.mailbox.address)
         store = self.mailbox.sent
         rows = store.ordered()
         self.message_list.set_messages(rows)
