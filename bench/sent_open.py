@@ -5,15 +5,15 @@
 Writes ``count`` sealed sent messages (bodies of 200 B to 8 KiB, a fifth of them
 replies, one small kept attachment in ten) into a temporary profile, then, each run in a
 fresh process: opening the Sent rows (read, open and parse the sealed index, build the
-rows), ordering them, opening one message, and threading them with as many received
-rows as the conversations view does. Last, the time of one more send's copy (its message
-file and the rewritten index, both fsynced) on top of the ``count``.
+rows), ordering them, opening one message, and threading them in the conversations view
+with half as many received rows, each an answer to a sent one. Last, the time of one
+more send's copy (its message file and the rewritten index, both fsynced) on top of the
+``count``.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import random
 import statistics
@@ -29,7 +29,7 @@ from rune_proto.client import ReceivedMessage
 from rune_proto.client.vault import Vault
 from rune_proto.envelope import Attachment
 from rune_proto.keys import Identity
-from rune_tui.sent import OWN, SentStore
+from rune_tui.sent import OWN, SentStore, _pack_files
 
 ACCOUNT = parse_address("alice@bench")
 
@@ -55,8 +55,11 @@ def build(root: Path, count: int) -> None:
         row = [message_id, to, f"Subject {index}", reply, when.timestamp(), listed, 1, len(body)]
         message = store._from_row(row, {})
         assert message is not None
-        kept = [[a.filename, base64.b64encode(a.data).decode()] for a in files]
-        doc = {"row": row, "body": body, "files": kept}
+        doc = {"row": row, "body": body}
+        if files:
+            where, context = store._files_path(message_id), store._files_context(message_id)
+            where.parent.mkdir(parents=True, exist_ok=True)
+            where.write_bytes(store.vault.seal(_pack_files(files), context))
         path = store._path(message_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(store.vault.seal(json.dumps(doc).encode(), store._message_context))

@@ -10,18 +10,20 @@ or count beyond the number of files):
   sent time, attachment names and sizes), one JSON document sealed by the account's
   :class:`~rune_proto.client.vault.Vault`: opening 10,000 rows is one read, one AEAD open
   and one ``json.loads``.
-* ``messages/<Vault.name(message id)>`` — one sealed file per message: its row again, the
-  body, and the attachments when together they fit ``sent_attachment_limit_mib`` (else
-  only their names and sizes are kept, and the reader says so). Opened only when read.
+* ``messages/<Vault.name(message id)>`` — one sealed file per message: its row again and
+  the body. Opened only when the preview or the reader shows it.
+* ``files/<Vault.name(…)>`` — the attachments of a message, when together they fit
+  ``sent_attachment_limit_mib`` (else only their names and sizes are kept, in the row, and
+  the reader says so). Opened only when they are saved.
 
-A copy is written only after the server accepted the message (202), message file first,
-then the index, each atomically (temp file, fsync, rename). A lost or damaged index is
-rebuilt from the message files, since each holds its own row. Nothing here touches Textual.
+A copy is written only after the server accepted the message (202): attachments and
+message file first, then the index, each atomically (temp file, fsync, rename). A lost or
+damaged index is rebuilt from the message files, since each holds its own row. Nothing
+here touches Textual.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import gc
 import json
@@ -92,10 +94,12 @@ class SentStore:
         self.root = data_dir / "sent" / vault.name(f"rune/1 sent dir {address}")
         self.index_path = self.root / "index"
         self.messages_dir = self.root / "messages"
+        self.files_dir = self.root / "files"
         self._index_context = f"rune/1 sent index {address}"
         self._message_context = f"rune/1 sent message {address}"
         self._rows: dict[str, SentMessage] | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards loading and replacing the rows
+        self._writing = threading.Lock()  # one record at a time (a send runs in a thread)
         self.problem: str | None = None  # what went wrong loading, in words, if anything
 
     # -- reading -------------------------------------------------------------------------
@@ -113,23 +117,42 @@ class SentStore:
         return sorted(self.rows.values(), key=_when, reverse=True)
 
     def message(self, row_id: str) -> SentMessage:
-        """The whole message (body, kept attachments); KeyError if it is not in Sent.
+        """The row with its body; KeyError if it is not in Sent. Attachments are not read
+        (see :meth:`attachments`), so moving through the list stays cheap.
 
         A message file that is gone or damaged gives the row with a body saying so.
         """
         row = self.rows[row_id]
         try:
             doc = self._read_message(self._path(row.message_id or ""))
-        except (OSError, VaultError, ValueError, TypeError, KeyError, IndexError) as exc:
+        except (OSError, VaultError, ValueError) as exc:
             reason = "missing" if isinstance(exc, FileNotFoundError) else "damaged"
             return replace(row, body=f"(the copy of this message on this computer is {reason})")
         body = doc.get("body")
-        files = doc.get("files") or []
-        attachments = tuple(Attachment(str(name), base64.b64decode(data)) for name, data in files)
-        return replace(row, body=body if isinstance(body, str) else "", attachments=attachments)
+        return replace(row, body=body if isinstance(body, str) else "")
+
+    def attachments(self, row_id: str) -> tuple[Attachment, ...]:
+        """The kept attachments of a sent message; () when none were kept.
+
+        KeyError if it is not in Sent; OSError or VaultError if the file is gone or damaged.
+        """
+        row = self.rows[row_id]
+        if not row.files or not row.files_kept:
+            return ()
+        message_id = row.message_id or ""
+        raw = self.vault.read(self._files_path(message_id), self._files_context(message_id))
+        if raw is None:
+            raise FileNotFoundError("the attachments kept with this message are missing")
+        return _unpack_files(raw)
 
     def _path(self, message_id: str) -> Path:
         return self.messages_dir / self.vault.name(message_id)
+
+    def _files_path(self, message_id: str) -> Path:
+        return self.files_dir / self.vault.name(f"files of {message_id}")
+
+    def _files_context(self, message_id: str) -> str:
+        return f"rune/1 sent files {self.address} {message_id}"
 
     def _read_message(self, path: Path) -> dict[str, Any]:
         raw = self.vault.read(path, self._message_context)
@@ -264,18 +287,19 @@ class SentStore:
             files=tuple((a.filename, len(a.data)) for a in attachments),
             files_kept=kept,
         )
-        files = [
-            [a.filename, base64.b64encode(a.data).decode("ascii")]
-            for a in (attachments if kept else ())
-        ]
-        doc = {"row": _row(message), "body": body, "files": files}
+        doc = {"row": _row(message), "body": body}
         data = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        rows = self.rows
-        with self._lock:
+        with self._writing:  # the rows stay readable meanwhile; only the swap is locked
+            if kept and attachments:
+                packed = _pack_files(attachments)
+                self.vault.write(
+                    self._files_path(message_id), packed, self._files_context(message_id)
+                )
             self.vault.write(self._path(message_id), data, self._message_context)
-            updated = {**rows, message.id: message}
+            updated = {**self.rows, message.id: message}
             self._write_index(updated)
-            self._rows = updated
+            with self._lock:
+                self._rows = updated
         return message
 
     def _write_index(self, rows: dict[str, SentMessage]) -> None:
@@ -287,6 +311,26 @@ class SentStore:
         }
         raw = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         self.vault.write(self.index_path, raw, self._index_context)
+
+
+def _pack_files(attachments: tuple[Attachment, ...]) -> bytes:
+    """Names and sizes as a JSON header, then the data as it is (no base64 growth)."""
+    header = json.dumps([[a.filename, len(a.data)] for a in attachments]).encode("utf-8")
+    return b"".join([len(header).to_bytes(4, "big"), header, *(a.data for a in attachments)])
+
+
+def _unpack_files(raw: bytes) -> tuple[Attachment, ...]:
+    """The inverse of :func:`_pack_files`; ValueError if the lengths do not add up."""
+    size = int.from_bytes(raw[:4], "big")
+    listed = json.loads(raw[4 : 4 + size])
+    files: list[Attachment] = []
+    offset = 4 + size
+    for name, length in listed:
+        files.append(Attachment(str(name), raw[offset : offset + int(length)]))
+        offset += int(length)
+    if offset != len(raw):
+        raise ValueError("the attachments kept with this message are damaged")
+    return tuple(files)
 
 
 def _when(message: SentMessage) -> datetime:

@@ -36,7 +36,7 @@ class InboxActions(InboxBase):
 
             whole = self.mailbox.message(message.id)
             assert isinstance(whole, SentMessage)
-            self.app.push_screen(SentReaderScreen(whole, self.settings))
+            self.app.push_screen(SentReaderScreen(self.mailbox, whole, self.settings))
             return
         try:
             whole = self.mailbox.message(message.id)  # a cached row opens its blob here

@@ -7,20 +7,24 @@ the inbox's :class:`MessageList`, so 10,000 sent messages scroll as fast as the 
 
 from __future__ import annotations
 
+import asyncio
 from typing import ClassVar
 
 from rich.cells import cell_len, set_cell_size
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Label, Rule, Static
 
-from ..components.formatting import human_size, preview_text, subject_text
+from rune_proto.client.vault import VaultError
+
+from ..components.formatting import human_size, preview_text, sentence, subject_text
 from ..components.message_header import MessageHeader
 from ..components.message_list import MessageList
 from ..config import Settings
+from ..filenames import download_dir, save_new_file
 from ..sent import SentMessage
 from ..service import Mailbox
 from . import STYLES
@@ -42,7 +46,7 @@ def files_text(message: SentMessage) -> str:
         shown = set_cell_size(name, width - 1) + "…" if cell_len(name) > width else name
         lines.append(f"{set_cell_size(shown, width)}  {human_size(size)}")
     if message.files_kept:
-        title = f"{count} {noun} sent, kept here"
+        title = f"{count} {noun} sent, kept here — s saves {'it' if count == 1 else 'them'}"
     else:
         title = (
             f"{count} {noun} sent; over the Sent limit (setting sent_attachment_limit_mib), "
@@ -135,7 +139,7 @@ class SentScreen(Screen[None]):
         if isinstance(message, SentMessage):
             whole = self.mailbox.message(message.id)
             assert isinstance(whole, SentMessage)
-            self.app.push_screen(SentReaderScreen(whole, self.settings))
+            self.app.push_screen(SentReaderScreen(self.mailbox, whole, self.settings))
 
     def action_back(self) -> None:
         self.dismiss(None)
@@ -145,13 +149,17 @@ class SentScreen(Screen[None]):
 
 
 class SentReaderScreen(Screen[None]):
-    """One sent message, read-only: from you, to whom, when, its files, its text."""
+    """One sent message, read-only: from you, to whom, when, its files, its text.
+
+    ``s`` saves the kept attachments to the download folder, never over a file.
+    """
 
     CSS_PATH = STYLES
     AUTO_FOCUS = "#sent-reader-body"
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q,escape", "back", "Back", id="sent_reader.back"),
+        Binding("s", "save", "Save files", id="sent_reader.save"),
         Binding("j", "scroll(1)", "Down", id="sent_reader.down", show=False),
         Binding("k", "scroll(-1)", "Up", id="sent_reader.up", show=False),
         Binding("space", "page(1)", "Page down", id="sent_reader.page_down", show=False),
@@ -161,8 +169,11 @@ class SentReaderScreen(Screen[None]):
         Binding("question_mark", "help", "Help", id="sent_reader.help"),
     ]
 
-    def __init__(self, message: SentMessage, settings: Settings | None = None) -> None:
+    def __init__(
+        self, mailbox: Mailbox, message: SentMessage, settings: Settings | None = None
+    ) -> None:
         super().__init__()
+        self.mailbox = mailbox
         self.message = message
         self.settings = settings or Settings()
 
@@ -185,6 +196,28 @@ class SentReaderScreen(Screen[None]):
     def on_mount(self) -> None:
         self.title = subject_text(self.message)
         self.sub_title = f"sent to {self.message.to}"
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "save":
+            return bool(self.message.files) and self.message.files_kept
+        return True
+
+    def action_save(self) -> None:
+        self._save()
+
+    @work(group="save", exit_on_error=False)
+    async def _save(self) -> None:
+        try:
+            files = await asyncio.to_thread(self.mailbox.sent.attachments, self.message.id)
+            folder = await asyncio.to_thread(download_dir)
+            for attachment in files:
+                path = await asyncio.to_thread(
+                    save_new_file, folder, attachment.filename, attachment.data
+                )
+                self.notify(str(path), title="Saved", markup=False)
+        except (OSError, VaultError, ValueError, KeyError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            self.notify(f"{sentence(reason)}.", title="Not saved", severity="error", markup=False)
 
     def _body(self) -> VerticalScroll:
         return self.query_one("#sent-reader-body", VerticalScroll)

@@ -14,10 +14,12 @@ from textual.widgets import Static
 
 from rune_proto.address import random_part
 from rune_proto.client.vault import Vault
+from rune_proto.envelope import Attachment
 from rune_tui.app import RuneApp
 from rune_tui.components.formatting import OWN_BADGE
 from rune_tui.components.message_list import MessageList
 from rune_tui.config import Paths, load_config
+from rune_tui.screens import sent as sent_screens
 from rune_tui.screens.compose import ComposeScreen
 from rune_tui.screens.inbox import InboxScreen
 from rune_tui.screens.passphrase import PassphraseScreen
@@ -162,7 +164,7 @@ async def test_conversations_interleave_received_mail_and_your_replies(
 
 
 async def test_attachments_are_kept_up_to_the_limit_then_names_and_sizes_only(
-    server: RuneServerProcess, tmp_path: Path
+    server: RuneServerProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     alice = await person(server, "alice", tmp_path)
     bob = await person(server, "bob", tmp_path)
@@ -172,16 +174,31 @@ async def test_attachments_are_kept_up_to_the_limit_then_names_and_sizes_only(
     store = SentStore(alice.paths.data_dir, alice.address, Vault(alice.identity))
     small, big = sorted(store.rows.values(), key=lambda m: m.subject, reverse=True)
     assert small.subject == "Small" and small.files_kept
-    assert store.message(small.id).attachments[0].data == b"n" * 1000
+    assert store.attachments(small.id) == (Attachment("notes.txt", b"n" * 1000),)
     assert big.files == (("photo.jpg", 9000),) and not big.files_kept
-    assert store.message(big.id).attachments == ()
+    assert store.attachments(big.id) == ()
     assert store.message(big.id).body == "Too big to keep."
-    app = MailApp(lambda: SentReaderScreen(store.message(big.id)))
+    for path in files_under(store.root):  # the kept file is sealed too
+        assert b"n" * 64 not in path.read_bytes()
+
+    app = MailApp(lambda: SentReaderScreen(alice, store.message(big.id)))
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: isinstance(app.screen, SentReaderScreen))
         text = " ".join(screen_text(app).split())
         assert "photo.jpg 8.8 KiB" in text
         assert "only names and sizes are kept here" in text and "sent_attachment_limit_mib" in text
+        assert not app.screen.check_action("save", ())  # nothing to save
+
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    monkeypatch.setattr(sent_screens, "download_dir", lambda: folder)
+    app = MailApp(lambda: SentReaderScreen(alice, store.message(small.id)))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, SentReaderScreen))
+        assert "kept here — s saves it" in screen_text(app)
+        await pilot.press("s")
+        await wait_until(pilot, lambda: (folder / "notes.txt").exists())
+    assert (folder / "notes.txt").read_bytes() == b"n" * 1000
 
 
 def test_the_attachment_limit_is_a_setting(tmp_path: Path) -> None:

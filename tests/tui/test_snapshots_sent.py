@@ -58,7 +58,7 @@ def test_sent_message_with_files_not_kept(snap_compare: SnapCompare, tmp_path: P
     mailbox = with_sent(tmp_path)
     message = mailbox.sent.message("sent:" + f"{1:032x}")
     assert isinstance(message, type(message)) and not message.files_kept
-    app = MailApp(lambda: SentReaderScreen(message))
+    app = MailApp(lambda: SentReaderScreen(mailbox, message))
     assert snap_compare(app, terminal_size=SIZE, run_before=steady())
 
 
