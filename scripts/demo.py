@@ -159,6 +159,10 @@ press q to quit; the demo server stops with rune-tui.
 """
 
 
+# rune-tui's "On <date>, <address> wrote:" line, which comes right before the quote.
+_ATTRIBUTION = re.compile(r"On [^\n]*, \S+@\S+ wrote:\s*$")
+
+
 def own_words(body: str) -> list[str]:
     """The lines a person wrote in a reply: without the quote they answered and its
     "On …, … wrote:" line (rune-tui's reply puts both above the cursor)."""
@@ -168,8 +172,9 @@ def own_words(body: str) -> list[str]:
         if line.lstrip().startswith(">"):
             continue
         after = lines[index + 1] if index + 1 < len(lines) else ""
-        if line.rstrip().endswith("wrote:") and after.lstrip().startswith(">"):
-            continue
+        attribution = _ATTRIBUTION.search(line)
+        if attribution is not None and after.lstrip().startswith(">"):
+            line = line[: attribution.start()]  # words typed in front of it are kept
         if line.strip() or (mine and mine[-1]):  # one blank line where the quote was
             mine.append(line.rstrip())
     while mine and not mine[0]:

@@ -39,6 +39,8 @@ def test_own_words_leave_out_the_quote_and_its_attribution() -> None:
     inline = "> Hello!\nHi yourself.\n>\n> This is your first.\nIt is."
     assert demo.own_words(inline) == ["Hi yourself.", "It is."]
     assert demo.own_words(quote_body(welcome, "%Y-%m-%d %H:%M")) == []
+    typed_in_front = "Hi bot!" + quote_body(welcome, "%Y-%m-%d %H:%M")  # cursor at the top
+    assert demo.own_words(typed_in_front) == ["Hi bot!"]
 
 
 async def test_the_bot_quotes_the_reply_written_in_rune_tui(
