@@ -18,9 +18,16 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Label, Rule, Static
 
+from rune_proto.client import ReceivedMessage
 from rune_proto.client.vault import VaultError
 
-from ..components.formatting import human_size, preview_text, sentence, subject_text
+from ..components.formatting import (
+    human_size,
+    preview_text,
+    reply_subject,
+    sentence,
+    subject_text,
+)
 from ..components.message_header import MessageHeader
 from ..components.message_list import MessageList
 from ..config import Settings
@@ -159,6 +166,8 @@ class SentReaderScreen(Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q,escape", "back", "Back", id="sent_reader.back"),
+        Binding("r", "follow_up", "Follow up", id="sent_reader.follow_up"),
+        Binding("f", "forward", "Forward", id="sent_reader.forward"),
         Binding("s", "save", "Save files", id="sent_reader.save"),
         Binding("j", "scroll(1)", "Down", id="sent_reader.down", show=False),
         Binding("k", "scroll(-1)", "Up", id="sent_reader.up", show=False),
@@ -201,6 +210,39 @@ class SentReaderScreen(Screen[None]):
         if action == "save":
             return bool(self.message.files) and self.message.files_kept
         return True
+
+    def action_follow_up(self) -> None:
+        from .compose import ComposeScreen
+
+        message = self.message
+        self.app.push_screen(
+            ComposeScreen(
+                self.mailbox,
+                to=str(message.to),
+                subject=reply_subject(message.subject),
+                in_reply_to=message.message_id,
+            )
+        )
+
+    def action_forward(self) -> None:
+        """A forward of your own message: "From: you", its text, and the files still kept."""
+        from .reader import forward_screen
+
+        message = self.message
+        try:
+            files = self.mailbox.sent.attachments(message.id)
+        except (OSError, VaultError, ValueError, KeyError):
+            files = ()  # forwarded without them; the text is what matters most
+        as_received = ReceivedMessage(
+            id=message.id,
+            size=message.size,
+            sender=message.sender,
+            received_at=message.sent_at,
+            subject=message.subject,
+            body=message.body,
+            attachments=files,
+        )
+        self.app.push_screen(forward_screen(self.mailbox, as_received, self.settings.date_format))
 
     def action_save(self) -> None:
         self._save()

@@ -245,3 +245,38 @@ def test_a_damaged_index_is_rebuilt_from_the_message_files(tmp_path: Path) -> No
     stranger = build_mailbox(tmp_path / "other", [])  # another identity opens nothing
     foreign = SentStore(mailbox.paths.data_dir, mailbox.address, stranger.cache.vault)
     assert foreign.rows == {}
+
+
+async def test_a_sent_message_can_be_followed_up_and_forwarded(tmp_path: Path) -> None:
+    from rune_proto.address import parse_address
+
+    mailbox = build_mailbox(tmp_path, [])
+    message_id = "cd" * 16
+    mailbox.sent.record(
+        message_id=message_id,
+        to=parse_address("bob@xyz"),
+        subject="Plans",
+        body="The plan, in short.",
+        attachments=(Attachment("plan.txt", b"step one"),),
+    )
+    app = MailApp(lambda: SentReaderScreen(mailbox, mailbox.sent.message("sent:" + message_id)))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, SentReaderScreen))
+        await pilot.press("r")
+        await wait_until(pilot, lambda: isinstance(app.screen, ComposeScreen))
+        compose = app.screen
+        assert isinstance(compose, ComposeScreen)
+        assert (compose.to, compose.subject, compose.in_reply_to) == (
+            "bob@xyz",
+            "Re: Plans",
+            message_id,
+        )
+        compose.dismiss(None)
+        await wait_until(pilot, lambda: isinstance(app.screen, SentReaderScreen))
+        await pilot.press("f")
+        await wait_until(pilot, lambda: isinstance(app.screen, ComposeScreen))
+        forward = app.screen
+        assert isinstance(forward, ComposeScreen)
+        assert forward.subject == "Fwd: Plans" and forward.to == ""
+        assert "From: alice@xyz" in forward.body and "The plan, in short." in forward.body
+        assert [(f.name, f.data) for f in forward._initial_files] == [("plan.txt", b"step one")]
