@@ -6,6 +6,7 @@ Everything goes through a real ``rune-server`` over TLS; the copies are checked 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from rune_proto.envelope import Attachment
 from rune_tui.app import RuneApp
 from rune_tui.components.formatting import OWN_BADGE
 from rune_tui.components.message_list import MessageList
-from rune_tui.config import Paths, load_config
+from rune_tui.config import Paths, load_config, save_config
 from rune_tui.screens import sent as sent_screens
 from rune_tui.screens.compose import ComposeScreen
 from rune_tui.screens.inbox import InboxScreen
@@ -103,9 +104,15 @@ async def test_a_sent_message_is_kept_sealed_and_shown_after_a_restart(
         assert str(bob.address).encode() not in path.read_bytes()
         assert "bob" not in str(path.relative_to(data))
 
-    app = RuneApp(Paths.from_profile(profile))  # a restart
+    paths = Paths.from_profile(profile)
+    config = load_config(paths)  # the setting reaches the mailbox the app opens
+    save_config(
+        paths, replace(config, settings=replace(config.settings, sent_attachment_limit_mib=3))
+    )
+    app = RuneApp(paths)  # a restart
     async with app.run_test(size=SIZE) as pilot:
         await signed_in(pilot, app)
+        assert app.mailbox is not None and app.mailbox.sent_attachment_limit == 3 << 20
         await pilot.press("S")
         await wait_until(pilot, lambda: isinstance(app.screen, SentScreen))
         listing = app.screen.query_one(MessageList)
