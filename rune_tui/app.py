@@ -5,8 +5,8 @@ passphrase prompt for the encrypted-file fallback) off the event loop, then the 
 The service layer (and so the crypto and TLS stack) is imported only once it is needed,
 so the first frame is painted before any of that is loaded.
 
-The app also owns what is not one screen's business: contacts (``C``), Sent (``S``), drafts, the
-accounts (switch, add), and the server's pins — any session that meets a changed TLS
+The app also owns what is not one screen's business: contacts (``C``), Sent (``S``),
+drafts, the accounts (switch, add), and the server's pins — any session that meets a changed TLS
 certificate or server key reports it here, and the app shows old and new side by side.
 """
 

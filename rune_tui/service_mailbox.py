@@ -22,7 +22,7 @@ from rune_proto.keys import Identity, PublicKey
 from .cache import MessageCache, Summary, received_key
 from .config import Account, Paths
 from .filenames import safe_filename
-from .sent import ID_PREFIX, MIB, SentStore
+from .sent import DEFAULT_ATTACHMENT_LIMIT_MIB, ID_PREFIX, MIB, SentStore
 
 SAVE_EVERY = 500  # a long refresh writes the index this often, so a crash loses little
 
@@ -72,7 +72,7 @@ class Mailbox:
         # sender → id of their newest signed message; built on first use (see key_change_for)
         self._newest: tuple[tuple[int, int], dict[Address, str]] | None = None
         self.sent = SentStore(paths.data_dir, account.address, self.cache.vault)
-        self.sent_attachment_limit = 10 * MIB  # the app sets it from its settings
+        self.sent_attachment_limit = DEFAULT_ATTACHMENT_LIMIT_MIB * MIB  # the app sets it
         self.sent_copy_problem: str | None = None  # why the last send kept no copy, if so
 
     @property
