@@ -6,9 +6,9 @@ The service layer (and so the crypto and TLS stack) is imported only once it is 
 so the first frame is painted before any of that is loaded.
 
 The app also owns what is not one screen's business: contacts (``C``), your own key
-(``M``) and drafts, the accounts (switch, add), and the server's pins — any session that
-meets a changed TLS certificate or server key reports it here, and the app shows old and
-new side by side.
+(``M``), Sent (``S``), drafts, the accounts (switch, add), and the server's pins — any
+session that meets a changed TLS certificate or server key reports it here, and the app
+shows old and new side by side.
 """
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ class RuneApp(ServerTrust):
         # Capital C: printable, so a focused Input keeps it (typing "C" in compose types).
         Binding("C", "contacts", "Contacts", id="app.contacts", show=False),
         Binding("M", "my_key", "My key", id="app.my_key", show=False),
+        Binding("S", "sent", "Sent", id="app.sent", show=False),
     ]
 
     def __init__(
@@ -235,6 +236,7 @@ class RuneApp(ServerTrust):
         self.set_status(f"Signed in as {account.address}.")
         mailbox = WatchedMailbox(self.paths, account, identity)
         mailbox.on_trust_error = self._trust_error
+        mailbox.sent_attachment_limit = self.config.settings.sent_attachment_limit_mib << 20
         self.mailbox = mailbox
         self.push_screen(InboxScreen(mailbox, self.config.settings))
         notice = drafts_notice(mailbox)
@@ -262,7 +264,7 @@ class RuneApp(ServerTrust):
     # -- contacts, drafts, accounts ----------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("contacts", "my_key", "drafts", "check_server"):
+        if action in ("contacts", "my_key", "drafts", "check_server", "sent"):
             return self.mailbox is not None and type(self.screen).__name__ not in NOT_MAIL_SCREENS
         return True
 
@@ -278,6 +280,12 @@ class RuneApp(ServerTrust):
 
         if self.mailbox is not None:
             self.push_screen(MyKeyScreen(self.mailbox))
+
+    def action_sent(self) -> None:
+        from .screens.sent import SentScreen
+
+        if self.mailbox is not None and type(self.screen).__name__ != "SentScreen":
+            self.push_screen(SentScreen(self.mailbox, self.config.settings))
 
     def action_drafts(self) -> None:
         from .drafts import DraftStore

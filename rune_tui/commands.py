@@ -73,6 +73,10 @@ def system_commands(app: RuneApp, screen: Screen[Any]) -> Iterator[SystemCommand
             f"Your address and fingerprint, to compare in person ({keys})",
             app.action_my_key,
         )
+        keys = app.get_key_display(binding_by_id(app, "app.sent"))
+        yield SystemCommand(
+            "Sent", f"The messages you sent, kept on this computer ({keys})", app.action_sent
+        )
         yield SystemCommand("Drafts", "Resume a message you have not sent yet", app.action_drafts)
         yield SystemCommand(
             "Check the server",

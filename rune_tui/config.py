@@ -22,6 +22,7 @@ DEFAULT_DATE_FORMAT = "%Y-%m-%d %H:%M"
 DEFAULT_POLL_SECONDS = 60
 MIN_POLL_SECONDS = 5
 DEFAULT_THEME = "textual-dark"
+DEFAULT_SENT_ATTACHMENT_LIMIT_MIB = 10
 
 
 class ConfigError(tomlfile.TomlError):
@@ -75,6 +76,8 @@ class Settings:
     date_format: str = DEFAULT_DATE_FORMAT
     theme: str = DEFAULT_THEME
     keymap: dict[str, str] = field(default_factory=dict)  # binding id -> keys
+    # Sent keeps a message's attachments when together they are at most this many MiB.
+    sent_attachment_limit_mib: int = DEFAULT_SENT_ATTACHMENT_LIMIT_MIB
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +110,7 @@ class Config:
         return replace(self, accounts=accounts)
 
 
-_SETTINGS = ("poll_seconds", "date_format", "theme")
+_SETTINGS = ("poll_seconds", "date_format", "theme", "sent_attachment_limit_mib")
 _KEYSTORES = ("keyring", "file")
 
 
@@ -142,7 +145,19 @@ def _read_settings(raw: object, problems: list[str]) -> Settings:
     if not isinstance(theme, str) or not theme.strip():
         problems.append(f"settings.theme must be a theme's name, not {theme!r}; using the default")
         theme = DEFAULT_THEME
-    return Settings(poll_seconds=poll, date_format=date_format, theme=theme)
+    limit = raw.get("sent_attachment_limit_mib", DEFAULT_SENT_ATTACHMENT_LIMIT_MIB)
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        problems.append(
+            "settings.sent_attachment_limit_mib must be a whole number of MiB (0 or more), "
+            f"not {limit!r}; using {DEFAULT_SENT_ATTACHMENT_LIMIT_MIB}"
+        )
+        limit = DEFAULT_SENT_ATTACHMENT_LIMIT_MIB
+    return Settings(
+        poll_seconds=poll,
+        date_format=date_format,
+        theme=theme,
+        sent_attachment_limit_mib=limit,
+    )
 
 
 def _check_date_format(value: object) -> str | None:
@@ -251,6 +266,7 @@ def save_config(paths: Paths, config: Config) -> None:
         "poll_seconds": s.poll_seconds,
         "date_format": s.date_format,
         "theme": s.theme,
+        "sent_attachment_limit_mib": s.sent_attachment_limit_mib,
     }
     if s.keymap:
         doc["keymap"] = dict(s.keymap)

@@ -19,7 +19,8 @@ from rune_proto.address import AddressError
 from rune_proto.client import ClientError, ConnectionFailed, ProtocolViolation, ServerError
 from rune_proto.keystore import KeystoreError
 
-from .service_mailbox import SAVE_EVERY, Mailbox, PendingKeyChange, estimate_payload
+from .payload import estimate_payload
+from .service_mailbox import SAVE_EVERY, Mailbox, PendingKeyChange
 from .service_registration import (
     ServerProbe,
     blamed_field,

@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, MutableSet
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 
 from rune_proto.address import Address, parse_address
 from rune_proto.client import ContactBook, ReceivedMessage, ReplayLog, Session, connect
@@ -21,6 +22,7 @@ from rune_proto.keys import Identity, PublicKey
 from .cache import MessageCache, Summary, received_key
 from .config import Account, Paths
 from .filenames import safe_filename
+from .sent import DEFAULT_ATTACHMENT_LIMIT_MIB, ID_PREFIX, MIB, SentStore
 
 SAVE_EVERY = 500  # a long refresh writes the index this often, so a crash loses little
 
@@ -69,6 +71,9 @@ class Mailbox:
         self.read: MutableSet[str] = self.cache.read
         # sender → id of their newest signed message; built on first use (see key_change_for)
         self._newest: tuple[tuple[int, int], dict[Address, str]] | None = None
+        self.sent = SentStore(paths.data_dir, account.address, self.cache.vault)
+        self.sent_attachment_limit = DEFAULT_ATTACHMENT_LIMIT_MIB * MIB  # the app sets it
+        self.sent_copy_problem: str | None = None  # why the last send kept no copy, if so
 
     @property
     def address(self) -> Address:
@@ -160,8 +165,10 @@ class Mailbox:
         """The whole message (body, attachments, sender key), decrypted on demand.
 
         Cached rows are opened from their blob the first time and kept in a small LRU.
-        KeyError for an id the mailbox does not hold.
+        KeyError for an id the mailbox does not hold. A Sent row's id gives the sent copy.
         """
+        if message_id.startswith(ID_PREFIX):
+            return self.sent.message(message_id)
         found = self.messages[message_id]
         return self.cache.message(message_id) if isinstance(found, Summary) else found
 
@@ -270,7 +277,26 @@ class Mailbox:
         # be made safe on saving anyway ("../../notes.txt" goes out as "notes.txt").
         files = [Attachment(safe_filename(name), data) for name, data in attachments]
         async with self.session() as session:
-            return await session.send(receiver, subject, body, files, in_reply_to=in_reply_to)
+            message_id = await session.send(receiver, subject, body, files, in_reply_to=in_reply_to)
+        # Accepted (202): only now is it worth a copy. A disk that refuses it does not
+        # undo the send; ``sent_copy_problem`` says why Sent lacks it.
+        self.sent_copy_problem = None
+        try:
+            await asyncio.to_thread(
+                partial(
+                    self.sent.record,
+                    message_id=message_id,
+                    to=receiver,
+                    subject=subject,
+                    body=body,
+                    attachments=tuple(files),
+                    in_reply_to=in_reply_to,
+                    attachment_limit=self.sent_attachment_limit,
+                )
+            )
+        except OSError as exc:
+            self.sent_copy_problem = exc.strerror or str(exc) or type(exc).__name__
+        return message_id
 
     async def delete(self, message_id: str) -> None:
         async with self.session() as session:
@@ -350,40 +376,3 @@ class Mailbox:
                     newest[sender] = (when, message_id)
             self._newest = (marker, {who: found for who, (_, found) in newest.items()})
         return self._newest[1]
-
-
-def estimate_payload(
-    sender: str,
-    receiver: str,
-    subject: str,
-    body: str,
-    attachments: Iterable[tuple[str, int]] = (),
-    in_reply_to: str | None = None,
-) -> int:
-    """The size in bytes of the CLIENT MESSAGE that sending this would make.
-
-    Computed from sizes alone (attachment contents are not read), following the layout of
-    ``envelope.seal_message`` and ``seal_client_message``: content JSON with base64url
-    attachments, length-prefixed fields and a signature, padded, sealed, then wrapped.
-    """
-    import json
-
-    from rune_proto.keys import PUBLIC_KEY_SIZE, SIGNATURE_SIZE
-    from rune_proto.padding import MAX_PLAINTEXT, padded_size
-    from rune_proto.suite import HPKE_OVERHEAD
-
-    doc: dict[str, object] = {"subject": subject, "body": body, "attachments": []}
-    if in_reply_to is not None:
-        doc["in_reply_to"] = in_reply_to
-    size = len(json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
-    for index, (name, length) in enumerate(attachments):
-        entry = json.dumps(
-            {"filename": name, "data": ""}, ensure_ascii=False, separators=(",", ":")
-        )
-        size += len(entry.encode("utf-8")) + (length * 4 + 2) // 3 + (1 if index else 0)
-    fields = (len(sender.encode()), PUBLIC_KEY_SIZE, len(receiver.encode()), 16, 8, size)
-    inner = sum(fields) + 4 * len(fields) + SIGNATURE_SIZE
-    sealed = padded_size(min(inner, MAX_PLAINTEXT)) + HPKE_OVERHEAD
-    if inner > MAX_PLAINTEXT:
-        sealed += inner - MAX_PLAINTEXT  # too big to send at all; keep the number honest
-    return 4 + sealed + SIGNATURE_SIZE + HPKE_OVERHEAD

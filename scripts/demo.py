@@ -159,6 +159,31 @@ press q to quit; the demo server stops with rune-tui.
 """
 
 
+# rune-tui's "On <date>, <address> wrote:" line, which comes right before the quote.
+_ATTRIBUTION = re.compile(r"On [^\n]*, \S+@\S+ wrote:\s*$")
+
+
+def own_words(body: str) -> list[str]:
+    """The lines a person wrote in a reply: without the quote they answered and its
+    "On …, … wrote:" line (rune-tui's reply puts both above the cursor)."""
+    lines = body.splitlines()
+    mine: list[str] = []
+    for index, line in enumerate(lines):
+        if line.lstrip().startswith(">"):
+            continue
+        after = lines[index + 1] if index + 1 < len(lines) else ""
+        attribution = _ATTRIBUTION.search(line)
+        if attribution is not None and after.lstrip().startswith(">"):
+            line = line[: attribution.start()]  # words typed in front of it are kept
+        if line.strip() or (mine and mine[-1]):  # one blank line where the quote was
+            mine.append(line.rstrip())
+    while mine and not mine[0]:
+        mine.pop(0)
+    while mine and not mine[-1]:
+        mine.pop()
+    return mine
+
+
 class WelcomeBot:
     """Greets each new account once and answers each reply once; logs, never raises."""
 
@@ -217,8 +242,8 @@ class WelcomeBot:
             for info in await session.list():
                 message = await session.retrieve(info.id)
                 if message.sender is not None:
-                    lines = message.body.strip().splitlines()[:6] or ["(an empty message)"]
-                    quote = "\n".join(f"> {line}" for line in lines)
+                    lines = own_words(message.body)[:6] or ["(nothing but the quote)"]
+                    quote = "\n".join(f"> {line}" if line else ">" for line in lines)
                     subject = message.subject or "your message"
                     if not subject.lower().startswith("re:"):
                         subject = f"Re: {subject}"

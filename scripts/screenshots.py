@@ -3,11 +3,12 @@
 A temporary rune-server gets a dozen senders and two people: you (registered through
 the wizard, which is photographed step by step) and a friend. About 200 messages of
 varied senders and subjects land in your inbox, a few are read, and then the inbox, the
-reader, compose and help are photographed. Then the daily-use screens: a message with
-files, a search, the contacts, your own key (My key, with its QR code), compose with
-attachments, and a changed key — the friend's account is deleted on the server and
-registered again with a new key, as an operator's reset would, so the warning is the
-real one. Each picture is written as SVG (Textual's
+reader, compose and help are photographed, then Sent (after a reply and a new message),
+a sent message and a conversation with the reply in it. Then the daily-use screens: a
+message with files, a search, the contacts, your own key (My key, with its QR code),
+compose with attachments, and a changed key — the friend's account is deleted on the
+server and registered again with a new key, as an operator's reset would, so the warning
+is the real one. Each picture is written as SVG (Textual's
 own export) and PNG (rsvg-convert, installed from Debian's librsvg2-bin if missing).
 """
 
@@ -24,6 +25,7 @@ from typing import Any
 from demo import LocalServer, local_server  # the sibling script: python puts scripts/ on the path
 from screenshot_daily import daily_use
 from screenshot_kit import OUT, Camera, ensure_rsvg, progress, refresh_until, until
+from screenshot_sent import sent_views
 
 from rune_proto.address import Address, parse_address
 from rune_proto.client import connect
@@ -177,6 +179,7 @@ async def photograph(server: LocalServer, profile: Path, rsvg: str | None) -> li
         await pilot.press("escape")
         await until(pilot, lambda: app.screen is inbox, "the inbox again")
 
+        await sent_views(pilot, app, shoot, friend[0])
         try:
             await daily_use(pilot, app, shoot, server, address, people[0], friend)
         finally:

@@ -13,11 +13,14 @@ from rune_proto.client import (
     ReceivedMessage,
 )
 
+from ..sent import SentMessage
+
 UNKNOWN_SENDER = "unknown sender"
 UNREAD_MARK = "●"
 VERIFIED_BADGE = "✓"
 UNVERIFIED_BADGE = "!"
 KEY_CHANGED_BADGE = "⚠"  # the sender's key is not the one pinned: louder than "!"
+OWN_BADGE = "➤"  # a message you sent (Sent, and your replies in the conversations view)
 FORWARD_SEPARATOR = "---------- Forwarded message ----------"
 _REPLY_PREFIX = re.compile(r"^\s*(re\s*:\s*)+", re.IGNORECASE)
 _FORWARD_PREFIX = re.compile(r"^\s*(fwd?\s*:\s*)+", re.IGNORECASE)
@@ -30,6 +33,9 @@ def sentence(text: str) -> str:
 
 
 def sender_text(message: ReceivedMessage) -> str:
+    """Who it is from; for a message you sent, who it went to ("To …"), as mutt shows it."""
+    if isinstance(message, SentMessage):
+        return f"To {message.to}"
     return str(message.sender) if message.sender is not None else UNKNOWN_SENDER
 
 
@@ -50,6 +56,8 @@ def subject_text(message: ReceivedMessage) -> str:
 
 
 def badge(message: ReceivedMessage) -> str:
+    if isinstance(message, SentMessage):
+        return OWN_BADGE
     if message.verification.key_change is not None:
         return KEY_CHANGED_BADGE
     return VERIFIED_BADGE if message.verified else UNVERIFIED_BADGE

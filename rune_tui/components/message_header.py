@@ -17,8 +17,10 @@ from textual.widget import Widget
 
 from rune_proto.client import ReceivedMessage
 
+from ..sent import SentMessage
 from .formatting import (
     KEY_CHANGED_BADGE,
+    OWN_BADGE,
     UNVERIFIED_BADGE,
     VERIFIED_BADGE,
     format_when,
@@ -91,7 +93,10 @@ class MessageHeader(Widget):
         else:
             grid.add_column(ratio=1, overflow="ellipsis", no_wrap=True)
         grid.add_row("From", self._sender(message))
-        if self.detailed:
+        if self.detailed and isinstance(message, SentMessage):
+            grid.add_row("", Text(f"{OWN_BADGE} sent by you", style=self._style("verified")))
+            grid.add_row("To", Text(str(message.to)))
+        elif self.detailed:
             grid.add_row("", self._verification(message))
             if not message.verified:
                 hint = "Shown as received. Treat the sender as unknown until you know why."
@@ -128,6 +133,12 @@ class MessageHeader(Widget):
         return Text("\n", no_wrap=True).join(lines)
 
     def _sender(self, message: ReceivedMessage) -> Text:
+        if isinstance(message, SentMessage):
+            text = Text(f"you ({message.sender})")
+            if not self.detailed:
+                text.append("  ")  # unstyled: SVG renderers drop spaces that start a run
+                text.append(f"{OWN_BADGE} to {message.to}", style=self._style("verified"))
+            return text
         text = Text(sender_text(message))
         if not self.detailed:
             text.append("  ")

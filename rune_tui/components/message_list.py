@@ -24,6 +24,7 @@ from textual.strip import Strip
 
 from rune_proto.client import ReceivedMessage
 
+from ..sent import SentMessage
 from .formatting import (
     UNREAD_MARK,
     badge,
@@ -51,7 +52,8 @@ class MessageList(ScrollView, can_focus=True, inherit_bindings=False):
     """Rows of (unread mark, verification badge, sender, subject, received time).
 
     The badge is ✓ (verified), ! (not verified) or ⚠ on a red block (the sender's key is
-    not the pinned one): a changed key must stand out in a list of thousands.
+    not the pinned one): a changed key must stand out in a list of thousands. A message
+    you sent (Sent, or a reply of yours in the thread view) has ➤ and "To …" instead.
 
     It has no key bindings of its own (not even the scroll keys it would inherit): the
     screen binds the keys, with ids, so a user's keymap and the help screen see them all.
@@ -65,6 +67,7 @@ class MessageList(ScrollView, can_focus=True, inherit_bindings=False):
         "message-list--verified",
         "message-list--unverified",
         "message-list--key-changed",
+        "message-list--own",
         "message-list--thread",
         "message-list--date",
         "message-list--empty",
@@ -90,6 +93,7 @@ class MessageList(ScrollView, can_focus=True, inherit_bindings=False):
         & > .message-list--verified { color: $success; }
         & > .message-list--unverified { color: $error; text-style: bold; }
         & > .message-list--key-changed { color: $text; background: $error; text-style: bold; }
+        & > .message-list--own { color: $accent; text-style: bold; }
         & > .message-list--thread { color: $text-muted; }
         & > .message-list--date { color: $text-muted; }
         & > .message-list--empty { color: $text-muted; text-style: italic; }
@@ -225,7 +229,7 @@ class MessageList(ScrollView, can_focus=True, inherit_bindings=False):
         self.refresh()
 
     def is_unread(self, message: ReceivedMessage) -> bool:
-        return message.id not in self._read
+        return message.id not in self._read and not isinstance(message, SentMessage)
 
     # -- cursor ----------------------------------------------------------------
 
@@ -355,7 +359,9 @@ class MessageList(ScrollView, can_focus=True, inherit_bindings=False):
         if unread:
             base += self._style("unread")
         mark = base + self._style("unread-mark") if not highlighted else base
-        if message.verification.key_change is not None:
+        if isinstance(message, SentMessage):
+            badge_style = base + self._style("own")
+        elif message.verification.key_change is not None:
             badge_style = base + self._style("key-changed")
         else:
             badge_style = base + self._style("verified" if message.verified else "unverified")

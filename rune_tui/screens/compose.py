@@ -380,6 +380,14 @@ class ComposeScreen(DraftKeepingScreen):
         self.forget_draft()
         self.app.post_message(MessageSent(to, message_id, self.in_reply_to))
         self.notify(f"Sent to {to}", title="Sent")
+        problem = self.mailbox.sent_copy_problem
+        if problem:  # sent all the same: only the local copy is missing
+            self.notify(
+                f"No copy was kept in Sent: {problem}.",
+                title="Sent, not kept",
+                severity="warning",
+                markup=False,
+            )
         leave(self, message_id)
 
     def _stopped(self) -> None:

@@ -39,8 +39,9 @@ from ..components.message_header import MessageHeader
 from ..components.message_list import MessageList
 from ..messages import MailboxRefreshed, MessageDeleted, RefreshFailed
 from ..search import status_text
+from ..sent import SentMessage
 from ..service import describe_error
-from ..threads import thread
+from ..threads import conversations
 from . import STYLES
 from .inbox_actions import InboxActions
 from .inbox_base import PendingDelete, _subject
@@ -142,7 +143,9 @@ class InboxScreen(InboxSearch, InboxActions):
                 rows = shown
         prefixes: list[str] = []
         if self.threaded:
-            threaded = thread(rows)
+            # Your sent messages join their conversations (not a search's filtered list).
+            sent = () if self.filtering else self.mailbox.sent.rows.values()
+            threaded = conversations(rows, sent, lambda m: not isinstance(m, SentMessage))
             rows = [row.message for row in threaded]
             prefixes = [row.prefix for row in threaded]
         among = hits if hits is not None and not self.filtering else frozenset()
@@ -257,7 +260,9 @@ class InboxScreen(InboxSearch, InboxActions):
             return
         self.query_one("#preview-header", MessageHeader).show(message)
         body = ""
-        if message is not None:  # an unreadable one has only its reason, no blob to open
+        if isinstance(message, SentMessage):  # a row of yours: its body is in Sent
+            body = preview_text(self.mailbox.message(message.id).body, PREVIEW_LINES)
+        elif message is not None:  # an unreadable one has only its reason, no blob to open
             body = unreadable_text(message) or preview_text(message.body, PREVIEW_LINES)
         self.query_one("#preview-body", Static).update(body, layout=False)  # fixed size
 
@@ -269,7 +274,9 @@ class InboxScreen(InboxSearch, InboxActions):
         _THREADED[self.app] = not self.threaded
         self._sync()
         self.notify(
-            "Conversations: replies under what they answer." if self.threaded else "Newest first.",
+            "Conversations: replies (yours too, ➤) under what they answer."
+            if self.threaded
+            else "Newest first.",
             title="Thread view" if self.threaded else "Flat view",
         )
 
@@ -277,7 +284,7 @@ class InboxScreen(InboxSearch, InboxActions):
 
     def action_delete(self) -> None:
         message = self._highlighted()
-        if message is not None:
+        if message is not None and not self._yours(message, "deleted from the server"):
             self._delete_later(message)
 
     def _delete_later(self, message: ReceivedMessage) -> None:

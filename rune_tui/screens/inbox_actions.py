@@ -11,6 +11,7 @@ from textual.widgets import Label
 
 from rune_proto.client import ReceivedMessage
 
+from ..sent import SentMessage
 from .inbox_base import InboxBase
 
 
@@ -22,7 +23,21 @@ class InboxActions(InboxBase):
         if message is not None:
             self._open(message)
 
+    def _yours(self, message: ReceivedMessage, what: str) -> bool:
+        """A row of yours (the thread view shows your sent messages): say why not."""
+        if isinstance(message, SentMessage):
+            self.notify(f"That is a message you sent: it cannot be {what} from here.")
+            return True
+        return False
+
     def _open(self, message: ReceivedMessage) -> None:
+        if isinstance(message, SentMessage):
+            from .sent import SentReaderScreen
+
+            whole = self.mailbox.message(message.id)
+            assert isinstance(whole, SentMessage)
+            self.app.push_screen(SentReaderScreen(self.mailbox, whole, self.settings))
+            return
         try:
             whole = self.mailbox.message(message.id)  # a cached row opens its blob here
         except KeyError:  # a refresh saw it deleted elsewhere meanwhile
@@ -41,7 +56,7 @@ class InboxActions(InboxBase):
 
     def action_reply(self) -> None:
         message = self._highlighted()
-        if message is None:
+        if message is None or self._yours(message, "replied to"):
             return
         if message.sender is None:
             self.notify("This message has no known sender to reply to.", severity="warning")
@@ -54,7 +69,7 @@ class InboxActions(InboxBase):
 
     def action_forward(self) -> None:
         message = self._highlighted()
-        if message is not None:
+        if message is not None and not self._yours(message, "forwarded"):
             from .reader import forward
 
             forward(self, self.mailbox, message, self.settings.date_format)
@@ -66,7 +81,7 @@ class InboxActions(InboxBase):
 
     def action_toggle_read(self) -> None:
         message = self._highlighted()
-        if message is None:
+        if message is None or self._yours(message, "marked unread"):
             return
         self.mailbox.mark_read(message.id, not self.mailbox.is_read(message.id))
         self.message_list.invalidate()

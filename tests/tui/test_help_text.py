@@ -12,7 +12,7 @@ from rune_tui.screens.help import HELP_TEXT
 
 SECTIONS = (
     "Reading your mail", "Writing", "Drafts", "Searching", "Conversations",
-    "Deleting, and undoing it", "Read and unread", "Attachments",
+    "Sent", "Deleting, and undoing it", "Read and unread", "Attachments",
     "When a sender's key changes", "Contacts", "Your own key", "Accounts", "Settings and keys",
     "What the server can and cannot see",
 )  # fmt: skip
@@ -38,6 +38,7 @@ KEYS_NAMED = {
     "compose.drafts": "`Ctrl+O`",
     "compose.review_key": "`Ctrl+K`",
     "app.contacts": "`C`",
+    "app.sent": "`S`",
     "contacts.compare": "`v`",
     "contacts.write": "`m`",
     "app.my_key": "`M`",

@@ -409,6 +409,16 @@ async def test_make_demo_welcomes_answers_and_cleans_up(
     term.keys("Escape")
     term.wait_for(r"newcomer@demo — \d+ unread")
     term.refresh_until(r"welcome@demo\s+Re: Welcome to Rune")  # the bot's answer
+    term.keys("g", "Enter")  # it quotes what was typed, not its own welcome
+    term.wait_for("> Hello, bot!")
+    term.keys("Escape")
+    term.wait_for(r"newcomer@demo — \d+ unread")
+    term.keys("S")  # the reply is kept in Sent
+    term.wait_for(r"➤ To welcome@demo\s+Re: Welcome to Rune")
+    term.keys("Escape")
+    term.wait_for(r"newcomer@demo — \d+ unread")
+    term.keys("t")  # and sits between the welcome and the answer in the conversation
+    term.wait_for(r"Welcome to Rune[^\n]*\n[^\n]*➤ To welcome@demo[^\n]*\n[^\n]*welcome@demo")
     term.keys("q")
     term.wait_for("the server has stopped and its files are gone")
     assert set(demo_processes()) == before  # no server, no bot, no rune-tui left
