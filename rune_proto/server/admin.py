@@ -27,7 +27,7 @@ from . import compaction, slots
 
 BLOCKED = "blocked"
 DELETED = "deleted"
-ERASE_BATCH = 256  # messages erased in one transaction
+ERASE_BATCH = 64  # messages a transaction: ~25 ms of the writer lock (docs/server.md)
 
 
 @dataclass(frozen=True, slots=True)
