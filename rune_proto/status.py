@@ -45,6 +45,7 @@ _TABLE = (
     Status(413, "payload too large"),
     Status(414, "line too long"),
     Status(415, "mailbox full"),
+    Status(416, "account blocked", closes=True),
     Status(421, "service closing connection", closes=True),
     Status(429, "too many failures", closes=True),
     Status(451, "local error, nothing stored; try again"),
@@ -82,6 +83,7 @@ BAD_SIGNATURE = 412
 PAYLOAD_TOO_LARGE = 413
 LINE_TOO_LONG = 414
 MAILBOX_FULL = 415
+ACCOUNT_BLOCKED = 416
 CLOSING = 421
 TOO_MANY_FAILURES = 429
 TRY_AGAIN = 451

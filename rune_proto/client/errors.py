@@ -87,7 +87,16 @@ class ServerError(ClientError):
 
     def explain(self) -> str:
         """The error in words for people, for the codes a user can meet."""
+        if self.code == status.CLOSING and self.text in _OPERATOR_CLOSINGS:
+            return _OPERATOR_CLOSINGS[self.text]
         return _EXPLANATIONS.get(self.code, f"The server refused: {self.text or self.code}.")
+
+
+# 421 texts of the reference server when its operator ends a session (docs/server.md).
+_OPERATOR_CLOSINGS = {
+    "account blocked": "The server's operator has blocked this account; ask them why.",
+    "account deleted": "The server's operator has deleted this account.",
+}
 
 
 _EXPLANATIONS = {
@@ -111,6 +120,7 @@ _EXPLANATIONS = {
     status.BAD_SIGNATURE: "The server rejected the message's signature.",
     status.PAYLOAD_TOO_LARGE: "The message is larger than this server accepts.",
     status.MAILBOX_FULL: "The receiver's mailbox is full; try again later.",
+    status.ACCOUNT_BLOCKED: "The server's operator has blocked this account; ask them why.",
     status.CLOSING: "The server closed the connection.",
     status.TOO_MANY_FAILURES: "Too many failed attempts; the server closed the connection.",
     status.TRY_AGAIN: "The server could not store the message; try again.",

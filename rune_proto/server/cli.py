@@ -1,4 +1,4 @@
-"""``rune-server``: init, serve, invite, fingerprint.
+"""``rune-server``: init, serve, invite, fingerprint (administration: admin_cli.py).
 
 Every operator mistake (missing data dir, wrong passphrase, bad address, port in
 use) ends as one line on stderr and exit code 2, never a traceback.
@@ -19,6 +19,7 @@ from .. import __version__
 from ..address import AddressError, parse_address, random_part
 from ..encoding import b64encode
 from ..transport import DEFAULT_PORT
+from .admin_cli import add_commands
 from .config import (
     REGISTRATION_CHOICES,
     DataDir,
@@ -101,8 +102,8 @@ def _cmd_invite(args: argparse.Namespace) -> int:
     lifetime = parse_duration(args.expires)
     db = Database(data.database)
     try:
-        if db.public_key(str(address)) is not None:
-            raise OperatorError(f"{address} is already registered")
+        if not db.registrable(str(address)):
+            raise OperatorError(f"{address} is already registered, or reserved after a delete")
         token = b64encode(os.urandom(INVITATION_BYTES))
         db.add_invitation(hash_invitation(token), str(address), int(time.time()) + lifetime)
     finally:
@@ -123,9 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, text: str) -> argparse.ArgumentParser:
+    def command(name: str, text: str, *, data_dir: bool = True) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=text, description=text)
-        sub.add_argument("--data-dir", type=Path, required=True, metavar="DIR")
+        if data_dir:
+            sub.add_argument("--data-dir", type=Path, required=True, metavar="DIR")
         return sub
 
     init = command("init", "create a data directory: config, TLS certificate, identity, store")
@@ -149,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     fingerprint = command("fingerprint", "print the TLS and server-key fingerprints")
     fingerprint.set_defaults(func=_cmd_fingerprint)
+    add_commands(command)
     return parser
 
 

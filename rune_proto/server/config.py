@@ -32,6 +32,7 @@ MIN_MAX_LINE = 2048  # REGISTER_INVITATION with a full public key token is ~1.9 
 # A throttled verdict waits at most this long: well inside the shutdown grace period
 # and any sane client timeout.
 MAX_THROTTLE_DELAY = 20.0
+MAX_ADMIN_POLL = 60.0  # seconds: a block must not wait longer than this to bite
 PASSPHRASE_ENV = "RUNE_SERVER_PASSPHRASE"
 REGISTRATION_CHOICES = ("free", "invite", "both", "closed")
 _MODES = {"free": ("free",), "invite": ("invite",), "both": ("free", "invite"), "closed": ()}
@@ -114,6 +115,9 @@ class ServerConfig:
     throttle_max_delay: float = 8
     throttle_window: float = 900
     throttle_table: int = 10000
+    # How often (seconds) the server looks whether an operator blocked or deleted an
+    # account (one row read; rune_proto/server/admin.py), and ends its sessions.
+    admin_poll_interval: float = 0.5
 
     def __post_init__(self) -> None:
         try:
@@ -134,6 +138,10 @@ class ServerConfig:
         for name in (*positive, "handshake_timeout", "login_timeout", "order_window"):
             if not getattr(self, name) > 0:
                 raise OperatorError(f"config: {name} must be positive")
+        if not 0 < self.admin_poll_interval <= MAX_ADMIN_POLL:
+            raise OperatorError(
+                f"config: admin_poll_interval must be above 0 and at most {MAX_ADMIN_POLL:g}"
+            )
         if self.max_payload < 1024 or self.max_payload > 1024 * MIB:
             raise OperatorError("config: max_payload_mib must be between 1 KiB and 1024 MiB")
         if self.max_connections < 1 or self.max_failures < 1:
@@ -253,7 +261,14 @@ def _line_suffix(text: str, key: str) -> str:
     return ""
 
 
-def read_passphrase(passphrase_file: Path | None, *, confirm: bool = False) -> str:
+def read_passphrase(
+    passphrase_file: Path | None,
+    *,
+    confirm: bool = False,
+    env: str = PASSPHRASE_ENV,
+    prompt: str = "rune-server passphrase: ",
+    option: str = "--passphrase-file",
+) -> str:
     """From ``--passphrase-file`` (first line), else the environment, else a TTY prompt."""
     if passphrase_file is not None:
         try:
@@ -261,16 +276,14 @@ def read_passphrase(passphrase_file: Path | None, *, confirm: bool = False) -> s
         except (OSError, UnicodeDecodeError) as exc:
             raise OperatorError(f"cannot read the passphrase file {passphrase_file}") from exc
         passphrase = text.splitlines()[0] if text else ""
-    elif os.environ.get(PASSPHRASE_ENV):
-        passphrase = os.environ[PASSPHRASE_ENV]
+    elif os.environ.get(env):
+        passphrase = os.environ[env]
     elif sys.stdin.isatty():
-        passphrase = getpass.getpass("rune-server passphrase: ")
+        passphrase = getpass.getpass(prompt)
         if confirm and getpass.getpass("again: ") != passphrase:
             raise OperatorError("the passphrases do not match")
     else:
-        raise OperatorError(
-            f"no passphrase: use --passphrase-file or set {PASSPHRASE_ENV} (stdin is not a TTY)"
-        )
+        raise OperatorError(f"no passphrase: use {option} or set {env} (stdin is not a TTY)")
     if not passphrase:
         raise OperatorError("the passphrase is empty")
     return passphrase

@@ -160,6 +160,7 @@ class Link:
         self._reply_charge = 0  # ... and for the large reply being produced or written
         self._awaiting_budget = False  # a read waits for budget (see _charge_input)
         self._held_budget = False  # whether it ever did
+        self._ended: str | None = None  # why an operator ended the session (end_session)
 
     async def run(self) -> None:
         try:
@@ -201,6 +202,9 @@ class Link:
             elif isinstance(event, ConnectionClosed):
                 return
             elif isinstance(event, Command):
+                if self._ended is not None:  # not even a command already pipelined
+                    await self._send(error(status.CLOSING, self._ended))
+                    return
                 await self._send(await self._handle(event))
             else:
                 raise AssertionError(f"unexpected event {event!r}")
@@ -322,6 +326,18 @@ class Link:
         self._timeout_reason = "too many connections"
         self._interrupt(self._timeout_reason)
 
+    @property
+    def address(self) -> str | None:
+        """The logged-in address, if any."""
+        return None if self._conn.address is None else str(self._conn.address)
+
+    def end_session(self, reason: str) -> None:
+        """An operator blocked or deleted the account: 421 with ``reason`` now if the
+        connection waits for a command, else right after the one in progress."""
+        self._ended = self._timeout_reason = reason
+        self._deadline = 0.0
+        self._interrupt(reason)
+
     def stop_waiting(self) -> None:
         """The server is stopping: a connection waiting between commands is told so now,
         and so is one whose unfinished line waits for memory budget (it cannot finish)."""
@@ -385,7 +401,7 @@ class Link:
         connection cannot hold its slot for longer than it takes to log in.
         """
         ticket = self._ticket
-        if ticket.evicted:
+        if ticket.evicted or self._ended is not None:
             return 0.0
         if not ticket.logged_in and self._conn.address is not None:
             self._server.admission.log_in(ticket)

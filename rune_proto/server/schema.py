@@ -3,8 +3,8 @@
 What a copy of the file must not show (docs/server.md, "What a copy of the data
 directory reveals"): the order in which messages arrived or accounts registered.
 Nothing here counts up with time: no table has a rowid that grows with arrivals
-(``accounts``, ``mailbox``, ``usage``, ``invitations`` and ``layout`` are WITHOUT
-ROWID, keyed by address, random id or token hash), blobs sit in the slot array of
+(``accounts``, ``mailbox``, ``usage``, ``invitations``, ``holds`` and ``layout`` are
+WITHOUT ROWID, keyed by address, random id or token hash), blobs sit in the slot array of
 slots.py, and the order pass (compaction.py) shuffles the slots appended since its
 last run and rewrites the small tables in key order at most ``order_window``
 seconds after a change.
@@ -31,7 +31,7 @@ import sqlite3
 
 from . import slots
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _STATEMENTS = (
     """CREATE TABLE IF NOT EXISTS accounts (
@@ -52,8 +52,12 @@ _STATEMENTS = (
     """CREATE TABLE IF NOT EXISTS invitations (
         token_hash BLOB PRIMARY KEY, address TEXT NOT NULL, expires_at INTEGER NOT NULL)
         WITHOUT ROWID""",
+    # Addresses an operator blocked or deleted (admin.py): no time, no reason, no order.
+    """CREATE TABLE IF NOT EXISTS holds (
+        address TEXT PRIMARY KEY, kind TEXT NOT NULL) WITHOUT ROWID""",
     # chunk_bytes (fixed at creation), shuffled (slots below it are in random order),
-    # pending (1 when something changed since the last order pass).
+    # pending (1 when something changed since the last order pass), holds (a random
+    # number drawn again at each block or delete: running servers poll it, admin.py).
     """CREATE TABLE IF NOT EXISTS layout (
         name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID""",
     # Reassembles a blob from its chunks by scanning them: for operators, not the server.
@@ -100,7 +104,12 @@ def _create_tables(db: sqlite3.Connection) -> None:
     (page_size,) = db.execute("PRAGMA page_size").fetchone()
     db.executemany(
         "INSERT OR IGNORE INTO layout (name, value) VALUES (?, ?)",
-        [("chunk_bytes", slots.chunk_bytes(page_size)), ("shuffled", 0), ("pending", 0)],
+        [
+            ("chunk_bytes", slots.chunk_bytes(page_size)),
+            ("shuffled", 0),
+            ("pending", 0),
+            ("holds", 0),
+        ],
     )
 
 
@@ -113,13 +122,16 @@ def upgrade(db: sqlite3.Connection) -> None:
     (version,) = db.execute("PRAGMA user_version").fetchone()
     if version == SCHEMA_VERSION:
         return
-    if version not in (1, 2):
+    if version not in (1, 2, 3):
         raise SchemaError(f"database schema version {version}, expected {SCHEMA_VERSION}")
     db.execute("BEGIN IMMEDIATE")
     try:
         (version,) = db.execute("PRAGMA user_version").fetchone()
         if version in (1, 2):  # another process may have upgraded it meanwhile
             _upgrade(db, version)
+        elif version == 3:  # version 4 only adds the holds table and its layout row
+            _create_tables(db)
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")

@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import socket
+import sqlite3
 import ssl
 import sys
 from collections.abc import Callable
@@ -127,6 +128,35 @@ class RuneServer:
         if handshake not in self._halted:
             self._halted.add(handshake)
             handshake.cancel()
+
+    async def watch_holds(self) -> None:
+        """End the sessions of accounts an operator blocked or deleted (admin.py).
+
+        Reads one row every ``admin_poll_interval`` seconds (a primary-key lookup on
+        the store thread, a few microseconds), and the ``holds`` table only when that
+        row changed: the CLI may be another process, the database is what we share.
+        """
+        store, config = self.services.store, self.services.config
+        seen: int | None = None
+        while not self.stopping.done():
+            try:
+                current = await store.holds_generation()
+                if seen is not None and current != seen:
+                    self._end_held_sessions(await store.held())
+                seen = current
+            except sqlite3.Error as exc:
+                log.warning("reading the account holds failed (%s)", type(exc).__name__)
+            await asyncio.sleep(config.admin_poll_interval)
+
+    def _end_held_sessions(self, held: dict[str, str]) -> None:
+        self.services.receiver_keys.clear()  # a deleted account's key must not stay
+        ended = 0
+        for link in self._links:
+            kind = held.get(link.address or "")
+            if kind is not None:
+                link.end_session(f"account {kind}")
+                ended += 1
+        log.info("account holds changed: %d sessions ended", ended)
 
     async def wait_stopped(self) -> None:
         await self.stopping
@@ -263,6 +293,11 @@ def _ignore() -> None:
     """The evict callback of a connection that has nothing left to give up."""
 
 
+def _hangup() -> None:
+    """SIGHUP is ignored, never fatal (its default): the config is read at start only."""
+    log.info("SIGHUP ignored: the config is read at start; restart to apply changes")
+
+
 def quiet_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
     """asyncio's default handler prints transports (peer addresses); this one does not."""
     exc = context.get("exception")
@@ -292,6 +327,7 @@ async def serve(
     workers = min(4, os.cpu_count() or 1)
     crypto = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rune-crypto")
     signals = (signal.SIGINT, signal.SIGTERM)
+    watcher: asyncio.Task[None] | None = None
     try:
         descriptors = raise_descriptor_limit()
         limits = fit_limits(
@@ -319,10 +355,15 @@ async def serve(
                 limits.slots,
                 limits.sockets,
             )
+        loop.add_signal_handler(signal.SIGHUP, _hangup)
+        watcher = loop.create_task(server.watch_holds())
         ready(*bound)
         await server.wait_stopped()
     finally:
-        for signum in signals:
+        if watcher is not None:
+            watcher.cancel()
+            await asyncio.wait((watcher,))
+        for signum in (*signals, signal.SIGHUP):
             loop.remove_signal_handler(signum)
         crypto.shutdown(wait=True)
         await store.close()

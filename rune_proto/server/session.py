@@ -119,7 +119,8 @@ class Services:
 
         Only for SEND (whose 404 tells a logged-in user whether an address exists
         anyway), never for LOGIN or REGISTER, where a cached answer would be a timing
-        oracle. An account's key never changes, so the cache needs no invalidation.
+        oracle. An account's key never changes; the server clears the cache when an
+        operator deletes accounts (service.py, ``_watch_holds``).
         """
         key = self.receiver_keys.get(address)
         if key is None:
@@ -229,7 +230,7 @@ class ServerSession:
                 return self._registration_failed(address, status.INVITATION_INVALID)
             if state is Invitation.EXPIRED:
                 return self._registration_failed(address, status.INVITATION_EXPIRED)
-        if await store.public_key(str(address)) is not None:
+        if not await store.registrable(str(address)):  # taken, or reserved by the operator
             return self._registration_failed(address, status.ADDRESS_TAKEN)
         nonce = new_nonce()
         challenge = make_challenge(self.services.identity, address, key, nonce)
@@ -297,6 +298,9 @@ class ServerSession:
             throttle.failed(str(address))
             self._auth_failures += 1
             return error(status.AUTHENTICATION_FAILED)
+        if await self.services.store.blocked(str(address)):
+            # Only after a valid proof: nobody else learns that the account exists.
+            return error(status.ACCOUNT_BLOCKED)
         # A success does not clear the count: a count that dropped would tell anyone
         # probing the address that it exists and was just used.
         self._account_key = key

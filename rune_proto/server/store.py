@@ -49,7 +49,7 @@ from functools import partial
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from . import compaction, schema, slots
+from . import admin, compaction, schema, slots
 from .checkpoint import Checkpointer
 
 _T = TypeVar("_T")
@@ -111,6 +111,20 @@ class Store(Protocol):
         ...
 
     async def delete_message(self, receiver: str, message_id: str) -> bool: ...
+
+    async def registrable(self, address: str) -> bool:
+        """No account, and not reserved by an operator (admin.py)."""
+        ...
+
+    async def blocked(self, address: str) -> bool: ...
+
+    async def holds_generation(self) -> int:
+        """Changes whenever an operator blocks or deletes an account (admin.py)."""
+        ...
+
+    async def held(self) -> dict[str, str]:
+        """Blocked or deleted addresses, and which of the two."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -194,7 +208,7 @@ class Database:
                     return Outcome.INVITATION_INVALID
                 if state is Invitation.EXPIRED:
                     return Outcome.INVITATION_EXPIRED
-            if self.public_key(address) is not None:
+            if not self.registrable(address):
                 return Outcome.TAKEN
             self._db.execute(
                 "INSERT INTO accounts (address, public_key) VALUES (?, ?)", (address, public_key)
@@ -203,6 +217,30 @@ class Database:
                 self._db.execute("DELETE FROM invitations WHERE token_hash = ?", (token_hash,))
             compaction.mark_pending(self._db)
         return Outcome.CREATED
+
+    def registrable(self, address: str) -> bool:
+        return self.public_key(address) is None and admin.hold_of(self._db, address) is None
+
+    def blocked(self, address: str) -> bool:
+        return admin.hold_of(self._db, address) == admin.BLOCKED
+
+    def holds_generation(self) -> int:
+        return admin.generation(self._db)
+
+    def held(self) -> dict[str, str]:
+        return admin.held(self._db)
+
+    def transact(self, action: Callable[[sqlite3.Connection], _T]) -> _T:
+        """``action`` in one ``BEGIN IMMEDIATE`` transaction (the admin commands)."""
+        with self._transaction():
+            return action(self._db)
+
+    def read(self, query: Callable[[sqlite3.Connection], _T]) -> _T:
+        return query(self._db)
+
+    def erase(self) -> None:
+        """Make deletions reach the file's bytes (see :meth:`_erase`)."""
+        self._erase()
 
     def add_message(self, receiver: str, blob: bytes, quota: int) -> str | None:
         return self.add_messages([(receiver, blob, quota)])[0]
@@ -515,6 +553,18 @@ class SQLiteStore:
         if deleted:
             self._changed()
         return deleted
+
+    async def registrable(self, address: str) -> bool:
+        return await self._run(partial(self._db.registrable, address))
+
+    async def blocked(self, address: str) -> bool:
+        return await self._run(partial(self._db.blocked, address))
+
+    async def holds_generation(self) -> int:
+        return await self._run(self._db.holds_generation)
+
+    async def held(self) -> dict[str, str]:
+        return await self._run(self._db.held)
 
     async def close(self) -> None:
         """Close after every queued call has run (the executor is first in, first out)."""

@@ -2,9 +2,9 @@
 
 Importing ``keyring`` can reach for D-Bus, and Textual (with Rich) is the client's terminal
 stack; neither belongs on the server's path. Every ``rune-server`` process these tests
-start (init, serve with a real client registering, logging in and sending, invite)
-reports the modules it had loaded when it exited, through a ``sitecustomize`` hook put
-on its PYTHONPATH.
+start (init, serve with a real client registering, logging in and sending, invite,
+accounts) reports the modules it had loaded when it exited, through a
+``sitecustomize`` hook put on its PYTHONPATH.
 """
 
 from __future__ import annotations
@@ -76,10 +76,12 @@ def test_rune_server_never_loads_keyring_or_textual(module_reports: Path, rune_s
     assert server.stop() == 0
     invited = run_cli("invite", "--data-dir", str(server.data_dir), f"invited@{server.domain}")
     assert invited.returncode == 0, invited.stderr
+    counted = run_cli("accounts", "count", "--data-dir", str(server.data_dir))
+    assert counted.returncode == 0, counted.stderr
 
     reports = [json.loads(p.read_text()) for p in sorted(module_reports.glob("*.json"))]
     commands = sorted(report["argv"][0] for report in reports)
-    assert commands == ["init", "invite", "serve"], commands
+    assert commands == ["accounts", "init", "invite", "serve"], commands
     serve = next(report for report in reports if report["argv"][0] == "serve")
     assert "rune_proto.server.service" in serve["modules"]  # the hook saw a real start
     for report in reports:

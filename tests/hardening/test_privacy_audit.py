@@ -384,6 +384,7 @@ TABLES = {  # rune_proto/server/schema.py: nothing more, and no rowid that count
     "holes": ["slot"],
     "usage": ["receiver", "bytes", "count"],
     "invitations": ["token_hash", "address", "expires_at"],
+    "holds": ["address", "kind"],  # blocked or deleted by the operator (server/admin.py)
     "layout": ["name", "value"],
 }
 

@@ -84,7 +84,7 @@ def test_a_version_1_database_is_upgraded_on_open_and_keeps_everything(tmp_path:
     path = version_1_database(tmp_path / "rune.db")
     db = Database(path)
     try:
-        assert user_version(path) == SCHEMA_VERSION == 3
+        assert user_version(path) == SCHEMA_VERSION == 4
         for message_id, receiver, blob in ROWS:
             assert db.message(receiver, message_id) == blob
             assert db.message("mallory@x.example", message_id) is None
@@ -138,7 +138,7 @@ def test_an_unknown_schema_version_is_refused_with_a_clear_error(tmp_path: Path)
     db = sqlite3.connect(path)
     db.execute("PRAGMA user_version=7")
     db.close()
-    with pytest.raises(StoreError, match="schema version 7, expected 3"):
+    with pytest.raises(StoreError, match="schema version 7, expected 4"):
         Database(path)
 
 
@@ -201,3 +201,24 @@ def test_a_version_2_database_is_upgraded_and_its_order_hidden_at_once(tmp_path:
         assert upgraded.add_message("bob@x.example", b"\x04", 300_000 + 18_846) is None
     finally:
         upgraded.close()
+
+
+def test_a_version_3_database_gains_the_holds_table_and_keeps_its_data(tmp_path: Path) -> None:
+    path = tmp_path / "rune.db"
+    db = Database(path, create=True)
+    db.create_account("bob@x.example", b"\x01", None, 0)
+    (message_id,) = db.add_messages([("bob@x.example", b"\x02" * 5000, 10**9)])
+    db.close()
+    with sqlite3.connect(path) as old:  # as version 3 left it
+        old.execute("DROP TABLE holds")
+        old.execute("DELETE FROM layout WHERE name = 'holds'")
+        old.execute("PRAGMA user_version=3")
+    old.close()
+    db = Database(path)
+    try:
+        assert user_version(path) == SCHEMA_VERSION == 4
+        assert db.holds_generation() == 0 and db.held() == {}
+        assert db.registrable("carol@x.example") and not db.registrable("bob@x.example")
+        assert db.message("bob@x.example", str(message_id)) == b"\x02" * 5000
+    finally:
+        db.close()
