@@ -75,6 +75,8 @@ class Settings:
     date_format: str = DEFAULT_DATE_FORMAT
     theme: str = DEFAULT_THEME
     keymap: dict[str, str] = field(default_factory=dict)  # binding id -> keys
+    confirm_quit: bool = True  # q in the inbox asks first
+    save_folder: str = ""  # where the reader saves attachments; "" = the download folder
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +109,7 @@ class Config:
         return replace(self, accounts=accounts)
 
 
-_SETTINGS = ("poll_seconds", "date_format", "theme")
+_SETTINGS = ("poll_seconds", "date_format", "theme", "confirm_quit", "save_folder")
 _KEYSTORES = ("keyring", "file")
 
 
@@ -142,7 +144,26 @@ def _read_settings(raw: object, problems: list[str]) -> Settings:
     if not isinstance(theme, str) or not theme.strip():
         problems.append(f"settings.theme must be a theme's name, not {theme!r}; using the default")
         theme = DEFAULT_THEME
-    return Settings(poll_seconds=poll, date_format=date_format, theme=theme)
+    confirm_quit = raw.get("confirm_quit", True)
+    if not isinstance(confirm_quit, bool):
+        problems.append(
+            f"settings.confirm_quit must be true or false, not {confirm_quit!r}; using true"
+        )
+        confirm_quit = True
+    save_folder = raw.get("save_folder", "")
+    if not isinstance(save_folder, str):
+        problems.append(
+            f"settings.save_folder must be a folder in quotes, not {save_folder!r}; "
+            "using the download folder"
+        )
+        save_folder = ""
+    return Settings(
+        poll_seconds=poll,
+        date_format=date_format,
+        theme=theme,
+        confirm_quit=confirm_quit,
+        save_folder=save_folder,
+    )
 
 
 def _check_date_format(value: object) -> str | None:
@@ -252,6 +273,11 @@ def save_config(paths: Paths, config: Config) -> None:
         "date_format": s.date_format,
         "theme": s.theme,
     }
+    # Written only when changed, so a config file stays as short as the user left it.
+    if not s.confirm_quit:
+        doc["settings"]["confirm_quit"] = False
+    if s.save_folder:
+        doc["settings"]["save_folder"] = s.save_folder
     if s.keymap:
         doc["keymap"] = dict(s.keymap)
     doc["accounts"] = {

@@ -21,6 +21,7 @@ from rune_proto.address import parse_address, random_part
 from rune_proto.client import connect
 from rune_proto.keys import Identity
 from rune_tui.app import RuneApp
+from rune_tui.screens.wizard_steps import split_host_port
 from tests.server_process import RuneServerProcess, ServerFactory
 from tests.tui.test_mail_screens import help_text
 from tests.tui.wizard_pilot import (
@@ -283,3 +284,18 @@ async def test_wizard_help_does_not_offer_contacts(tmp_path: Path) -> None:
         keys = help_text(app)
         assert "Contacts" not in keys
         assert "Back" in keys  # the wizard's own keys are there
+
+
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [
+        ("rune.example.org:7118", ("rune.example.org", "7118")),
+        ("[2001:db8::1]:7117", ("2001:db8::1", "7117")),
+        ("[2001:db8::1]", ("2001:db8::1", None)),
+        ("2001:db8::1", ("2001:db8::1", None)),  # a bare IPv6 address has no port in it
+        ("rune.example.org", ("rune.example.org", None)),
+        ("host:notaport", ("host:notaport", None)),
+    ],
+)
+def test_host_and_port_are_split(typed: str, expected: tuple[str, str | None]) -> None:
+    assert split_host_port(typed) == expected

@@ -248,6 +248,8 @@ async def test_register_and_send_in_a_real_terminal(
     assert message.verification.sender_signature
 
     term.keys("q")
+    term.wait_for("Quit rune-tui?")  # q asks first (settings.confirm_quit)
+    term.keys("y")
     term.wait_until_gone()
 
 
@@ -380,6 +382,8 @@ async def test_reply_and_a_changed_key_in_a_real_terminal(
     assert sent.verification.sender_signature
 
     term.keys("q")
+    term.wait_for("Quit rune-tui?")  # q asks first (settings.confirm_quit)
+    term.keys("y")
     term.wait_until_gone()
 
 
@@ -410,5 +414,7 @@ async def test_make_demo_welcomes_answers_and_cleans_up(
     term.wait_for(r"newcomer@demo — \d+ unread")
     term.refresh_until(r"welcome@demo\s+Re: Welcome to Rune")  # the bot's answer
     term.keys("q")
+    term.wait_for("Quit rune-tui?")
+    term.keys("y")
     term.wait_for("the server has stopped and its files are gone")
     assert set(demo_processes()) == before  # no server, no bot, no rune-tui left
