@@ -53,8 +53,8 @@ class SaveDialog(ModalScreen[SaveChoice | None]):
                 yield Input(self.names[0], id="save-name")
             else:
                 listed = ", ".join(self.names)
-                yield Label(f"Save {count} files ({listed}) in", id="save-title", markup=False)
-            yield Label("Folder", classes="save-label")
+                yield Label(f"Save {count} files: {listed}", id="save-title", markup=False)
+            yield Label("In the folder", classes="save-label")
             yield Input(str(self.folder), id="save-folder")
             yield Label("", id="save-error", markup=False)
             yield Label("Enter saves · Esc cancels · an existing file is never replaced")
