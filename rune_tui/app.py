@@ -32,6 +32,7 @@ from textual.widgets import Button, LoadingIndicator, Static
 from .app_trust import ServerTrust
 from .commands import NOT_MAIL_SCREENS, ScreenCommands, system_commands
 from .config import Account, Config, Paths, load_config, save_config
+from .messages import SaveFolderChosen
 
 if TYPE_CHECKING:
     from rune_proto.keys import Identity
@@ -356,6 +357,17 @@ class RuneApp(ServerTrust):
             save_config(self.paths, self.config)
         except (OSError, ValueError) as exc:
             self.notify(f"Could not save the theme: {exc}", severity="warning")
+
+    def on_save_folder_chosen(self, event: SaveFolderChosen) -> None:
+        """The folder attachments were saved in becomes the default of the next start."""
+        settings = self.config.settings
+        if event.folder == settings.save_folder or not self.config.accounts:
+            return
+        self.config = replace(self.config, settings=replace(settings, save_folder=event.folder))
+        try:
+            save_config(self.paths, self.config)
+        except (OSError, ValueError) as exc:
+            self.notify(f"Could not remember the folder: {exc}", severity="warning")
 
 
 def _describe_error(exc: BaseException) -> str:

@@ -78,6 +78,8 @@ class Settings:
     keymap: dict[str, str] = field(default_factory=dict)  # binding id -> keys
     # Sent keeps a message's attachments when together they are at most this many MiB.
     sent_attachment_limit_mib: int = DEFAULT_SENT_ATTACHMENT_LIMIT_MIB
+    confirm_quit: bool = True  # q in the inbox asks first
+    save_folder: str = ""  # where the reader saves attachments; "" = the download folder
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +112,14 @@ class Config:
         return replace(self, accounts=accounts)
 
 
-_SETTINGS = ("poll_seconds", "date_format", "theme", "sent_attachment_limit_mib")
+_SETTINGS = (
+    "poll_seconds",
+    "date_format",
+    "theme",
+    "sent_attachment_limit_mib",
+    "confirm_quit",
+    "save_folder",
+)
 _KEYSTORES = ("keyring", "file")
 
 
@@ -152,11 +161,26 @@ def _read_settings(raw: object, problems: list[str]) -> Settings:
             f"not {limit!r}; using {DEFAULT_SENT_ATTACHMENT_LIMIT_MIB}"
         )
         limit = DEFAULT_SENT_ATTACHMENT_LIMIT_MIB
+    confirm_quit = raw.get("confirm_quit", True)
+    if not isinstance(confirm_quit, bool):
+        problems.append(
+            f"settings.confirm_quit must be true or false, not {confirm_quit!r}; using true"
+        )
+        confirm_quit = True
+    save_folder = raw.get("save_folder", "")
+    if not isinstance(save_folder, str):
+        problems.append(
+            f"settings.save_folder must be a folder in quotes, not {save_folder!r}; "
+            "using the download folder"
+        )
+        save_folder = ""
     return Settings(
         poll_seconds=poll,
         date_format=date_format,
         theme=theme,
         sent_attachment_limit_mib=limit,
+        confirm_quit=confirm_quit,
+        save_folder=save_folder,
     )
 
 
@@ -268,6 +292,11 @@ def save_config(paths: Paths, config: Config) -> None:
         "theme": s.theme,
         "sent_attachment_limit_mib": s.sent_attachment_limit_mib,
     }
+    # Written only when changed, so a config file stays as short as the user left it.
+    if not s.confirm_quit:
+        doc["settings"]["confirm_quit"] = False
+    if s.save_folder:
+        doc["settings"]["save_folder"] = s.save_folder
     if s.keymap:
         doc["keymap"] = dict(s.keymap)
     doc["accounts"] = {

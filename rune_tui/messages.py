@@ -46,3 +46,11 @@ class MessageDeleted(Message):
     def __init__(self, message_id: str) -> None:
         super().__init__()
         self.message_id = message_id
+
+
+class SaveFolderChosen(Message):
+    """Attachments were saved in ``folder``: the app remembers it (settings.save_folder)."""
+
+    def __init__(self, folder: str) -> None:
+        super().__init__()
+        self.folder = folder

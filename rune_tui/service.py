@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import os
 
-from rune_proto.address import AddressError
+from rune_proto import status
+from rune_proto.address import AddressError, parse_address
 from rune_proto.client import ClientError, ConnectionFailed, ProtocolViolation, ServerError
 from rune_proto.keystore import KeystoreError
 
@@ -41,6 +42,7 @@ __all__ = [
     "blamed_field",
     "check_invitation",
     "describe_error",
+    "describe_send_error",
     "estimate_payload",
     "key_file_dir",
     "key_store",
@@ -84,3 +86,24 @@ def _sentence(text: str) -> str:
     text = text.strip()
     text = text[:1].upper() + text[1:]
     return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def describe_send_error(exc: BaseException, to: str, own_domain: str) -> str:
+    """Why a message was not sent, for the compose screen, and what to do next.
+
+    The server answers NOT_FOUND both for an unknown user and for another domain (it only
+    delivers to its own): tell those apart. A failed connection says the message waits
+    here to be sent again, so nobody wonders whether it went.
+    """
+    if isinstance(exc, ServerError) and exc.code == status.NOT_FOUND:
+        try:
+            domain = parse_address(to).domain
+        except AddressError:
+            domain = own_domain
+        if domain != own_domain:
+            return f"This server only delivers to @{own_domain}; {to} is on another server."
+        return f"No such address on this server: {to}."
+    text = describe_error(exc)
+    if isinstance(exc, ConnectionFailed | OSError):
+        text += " The message is kept here: press Ctrl+S to try again when the server is back."
+    return text

@@ -55,6 +55,10 @@ class Mailbox:
     and forgets what the server no longer holds.
     """
 
+    # Sessions that got as far as a login: a screen that last saw the server unreachable
+    # knows from a higher count that something (a send, say) has reached it since.
+    logins = 0
+
     def __init__(self, paths: Paths, account: Account, identity: Identity) -> None:
         self.paths = paths
         self.account = account
@@ -111,6 +115,7 @@ class Mailbox:
             replays=self.replays,
         ) as session:
             await session.login(self.address, self.identity)
+            self.logins += 1
             yield session
 
     async def max_payload(self) -> int:

@@ -127,11 +127,24 @@ async def daily_use(
     await send_one(server, sender, address, "Minutes, budget and the whiteboard", MINUTES, files)
     await refresh_until(pilot, newest_is("Minutes, budget and the whiteboard"), "the files message")
     await pilot.press("g")
-    await pilot.pause(0.3)
+    await pilot.pause(0.5)
+    shoot("inbox-attachments")  # + before the subject, the names in the preview
     await pilot.press("enter")
     await until(pilot, lambda: app.screen.query("#reader-files-list"), "the reader with files")
     await pilot.pause(0.5)
     shoot("reader-attachments")
+    # s asks where: offer a folder with a stable name, not this machine's home
+    from rune_tui.screens import reader as reader_module
+
+    downloads = Path(tempfile.gettempdir()) / "rune-screenshots" / "Downloads"
+    downloads.mkdir(parents=True, exist_ok=True, mode=0o700)
+    reader_module._LAST_FOLDER[app] = downloads
+    await pilot.press("s")
+    await until(pilot, lambda: app.screen.query("#save-folder"), "the save dialog")
+    await pilot.pause(0.5)
+    shoot("save-attachments")
+    await pilot.press("escape")
+    await until(pilot, lambda: app.screen.query("#reader-files-list"), "the reader again")
     await pilot.press("escape")
     await until(pilot, lambda: app.screen is inbox, "the inbox again")
 

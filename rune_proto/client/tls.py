@@ -14,6 +14,19 @@ from ..tlspin import pins_match, spki_fingerprint
 from .channel import READ_CHUNK
 from .errors import ConnectionFailed, TLSPinMismatch
 
+# What OpenSSL says when the other end answers a TLS hello with plain text (a web page,
+# an SMTP banner, an HTTP 400): the port is open, but no Rune server listens on it.
+_NOT_TLS = frozenset(
+    {
+        "WRONG_VERSION_NUMBER",
+        "RECORD_LAYER_FAILURE",
+        "PACKET_LENGTH_TOO_LONG",
+        "HTTP_REQUEST",
+        "HTTPS_PROXY_REQUEST",
+        "UNKNOWN_PROTOCOL",
+    }
+)
+
 
 def _tls_context(ca_path: Path | None) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -44,6 +57,11 @@ async def open_pinned(
     except TimeoutError as exc:
         raise ConnectionFailed(f"no answer from {host}:{port} within {timeout:g} s") from exc
     except ssl.SSLError as exc:
+        if exc.reason in _NOT_TLS:
+            raise ConnectionFailed(
+                f"{host}:{port} answered, but not with TLS: this is not a Rune server "
+                "(is the port right? Rune servers usually listen on 7117)"
+            ) from exc
         raise ConnectionFailed(f"TLS handshake with {host}:{port} failed: {exc.reason}") from exc
     except OSError as exc:
         raise ConnectionFailed(f"cannot reach {host}:{port}: {exc.strerror or exc}") from exc

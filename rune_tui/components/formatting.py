@@ -13,6 +13,7 @@ from rune_proto.client import (
     ReceivedMessage,
 )
 
+from ..filenames import safe_filename
 from ..sent import SentMessage
 
 UNKNOWN_SENDER = "unknown sender"
@@ -21,6 +22,7 @@ VERIFIED_BADGE = "✓"
 UNVERIFIED_BADGE = "!"
 KEY_CHANGED_BADGE = "⚠"  # the sender's key is not the one pinned: louder than "!"
 OWN_BADGE = "➤"  # a message you sent (Sent, and your replies in the conversations view)
+FILES_MARK = "+"  # the message has attachments (ASCII: one cell in every terminal and font)
 FORWARD_SEPARATOR = "---------- Forwarded message ----------"
 _REPLY_PREFIX = re.compile(r"^\s*(re\s*:\s*)+", re.IGNORECASE)
 _FORWARD_PREFIX = re.compile(r"^\s*(fwd?\s*:\s*)+", re.IGNORECASE)
@@ -53,6 +55,27 @@ def unreadable_text(message: ReceivedMessage) -> str | None:
 def subject_text(message: ReceivedMessage) -> str:
     """What stands where the subject goes: the subject, or why there is none."""
     return unreadable_text(message) or message.subject or "(no subject)"
+
+
+def file_names(message: ReceivedMessage) -> tuple[str, ...]:
+    """The attachments' names, made safe to show, without decrypting a cached message.
+
+    A cached summary knows its files from the index (``files``); a message fresh from
+    the server carries them.
+    """
+    listed = getattr(message, "files", None)
+    if listed is not None:
+        return tuple(safe_filename(name) for name, _ in listed)
+    return tuple(safe_filename(a.filename) for a in message.attachments)
+
+
+def files_text(message: ReceivedMessage) -> str:
+    """``+ 2 files: report.csv, photo.jpg`` for the preview, or "" without attachments."""
+    names = file_names(message)
+    if not names:
+        return ""
+    noun = "file" if len(names) == 1 else "files"
+    return f"{FILES_MARK} {len(names)} {noun}: {', '.join(names)}"
 
 
 def badge(message: ReceivedMessage) -> str:

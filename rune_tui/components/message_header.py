@@ -23,6 +23,7 @@ from .formatting import (
     OWN_BADGE,
     UNVERIFIED_BADGE,
     VERIFIED_BADGE,
+    files_text,
     format_when,
     sender_text,
     subject_text,
@@ -42,6 +43,7 @@ class MessageHeader(Widget):
         "message-header--unverified",
         "message-header--subject",
         "message-header--muted",
+        "message-header--files",
     }
 
     DEFAULT_CSS = """
@@ -52,6 +54,7 @@ class MessageHeader(Widget):
         & > .message-header--unverified { color: $error; text-style: bold; }
         & > .message-header--subject { text-style: bold; }
         & > .message-header--muted { color: $text-muted; text-style: italic; }
+        & > .message-header--files { color: $accent; }
     }
     """
 
@@ -117,9 +120,14 @@ class MessageHeader(Widget):
         """
         label = self._style("label")
         subject = subject_text(message)
+        date = Text(format_when(message.received_at, self.date_format))
+        files = files_text(message)
+        if files:  # the three rows stay three: the files share the date's row
+            date.append("   ")
+            date.append(files, style=self._style("files"))
         rows = (
             ("From", self._sender(message)),
-            ("Date", Text(format_when(message.received_at, self.date_format))),
+            ("Date", date),
             ("Subject", Text(subject, style=self._style("subject"))),
         )
         room = max(0, self.content_region.width - _LABEL_CELLS - len(_LABEL_GAP))

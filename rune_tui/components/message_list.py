@@ -26,9 +26,11 @@ from rune_proto.client import ReceivedMessage
 
 from ..sent import SentMessage
 from .formatting import (
+    FILES_MARK,
     UNREAD_MARK,
     badge,
     date_width,
+    file_names,
     format_when,
     sender_text,
     subject_text,
@@ -50,6 +52,9 @@ def fit(text: str, width: int) -> str:
 
 class MessageList(ScrollView, can_focus=True, inherit_bindings=False):
     """Rows of (unread mark, verification badge, sender, subject, received time).
+
+    A message with attachments has ``+`` before its subject (names from the index: the
+    list never decrypts a message to know).
 
     The badge is ✓ (verified), ! (not verified) or ⚠ on a red block (the sender's key is
     not the pinned one): a changed key must stand out in a list of thousands. A message
@@ -376,7 +381,8 @@ class MessageList(ScrollView, can_focus=True, inherit_bindings=False):
             prefix = prefix[len(prefix) - subject_cells // 2 :]
         subject = subject_text(message)
         thread = base if highlighted else base + self._style("thread")
-        subject = fit(subject, subject_cells - cell_len(prefix))
+        files = FILES_MARK + " " if file_names(message) else ""
+        subject = fit(subject, subject_cells - cell_len(prefix) - cell_len(files))
         words = subject.rstrip(" ")
         hit = base + self._style("hit") if message.id in self._hits else base
         segments = [
@@ -388,6 +394,7 @@ class MessageList(ScrollView, can_focus=True, inherit_bindings=False):
             Segment(fit(sender_text(message), sender_cells), base),
             Segment(" " * _GAP, base),
             Segment(prefix, thread),
+            Segment(files, base),  # attachments: before the subject, where the eye reads
             Segment(words, hit),  # a search hit's words stand out, not its padding
             Segment(subject[len(words) :], base),
             Segment(" " * _GAP, base),

@@ -44,7 +44,7 @@ from ..components.key_banner import REVIEW_KEY, KeyChangeBanner, outcome
 from ..config import DEFAULT_DATE_FORMAT
 from ..drafts import Draft
 from ..messages import MessageSent
-from ..service import Mailbox, describe_error, estimate_payload
+from ..service import Mailbox, describe_error, describe_send_error, estimate_payload
 from . import STYLES, leave
 from .compose_drafts import (
     AUTOSAVE_SECONDS,
@@ -371,7 +371,7 @@ class ComposeScreen(DraftKeepingScreen):
             return
         except Exception as exc:  # any failure: keep the draft and say why
             self._stopped()
-            reason = describe_error(exc)
+            reason = describe_send_error(exc, to, self.mailbox.address.domain)
             self.show_status(f"Not sent: {reason}", "error")
             self.notify(reason, title="Not sent", severity="error")
             self.save_draft(force=True)

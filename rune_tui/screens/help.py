@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 from rich.table import Table
 from rich.text import Text
+from textual.actions import parse as parse_action
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingsMap, BindingType
 from textual.containers import Vertical, VerticalScroll
@@ -32,8 +33,13 @@ class HelpRow:
     binding_id: str
 
 
-def binding_rows(node: DOMNode, app: App[Any]) -> list[HelpRow]:
-    """One row per action of ``node``'s bindings, all its keys together, keymap applied."""
+def binding_rows(node: DOMNode, app: App[Any], *, usable_only: bool = False) -> list[HelpRow]:
+    """One row per action of ``node``'s bindings, all its keys together, keymap applied.
+
+    With ``usable_only``, an action ``node`` refuses outright (``check_action`` is False)
+    is left out: the wizard's help must not offer Contacts before there is an account.
+    (A screen's own keys stay listed even when idle, such as ``u`` with nothing to undo.)
+    """
     bindings: BindingsMap = node._bindings.copy()
     if app._keymap:
         bindings.apply_keymap(app._keymap)
@@ -41,6 +47,9 @@ def binding_rows(node: DOMNode, app: App[Any]) -> list[HelpRow]:
     for binding_list in bindings.key_to_bindings.values():
         for binding in binding_list:
             if not binding.description:
+                continue
+            _, action, parameters = parse_action(binding.action)
+            if usable_only and node.check_action(action, parameters) is False:
                 continue
             group = binding.id or binding.action
             keys, _ = grouped.setdefault(group, ([], binding))
@@ -98,7 +107,9 @@ class HelpScreen(ModalScreen[None]):
         own = binding_rows(self.origin, self.app)
         # Bindings without an id are Textual's generic ones (focus, copy): list them with
         # the app's, after what is particular to this screen.
-        everywhere = [r for r in own if not r.binding_id] + binding_rows(self.app, self.app)
+        everywhere = [r for r in own if not r.binding_id] + binding_rows(
+            self.app, self.app, usable_only=True
+        )
         for row in (r for r in own if r.binding_id):
             table.add_row(Text(row.keys, style="bold"), Text(row.description), row.binding_id)
         if everywhere:

@@ -38,7 +38,6 @@ from ..components.formatting import preview_text, unreadable_text
 from ..components.message_header import MessageHeader
 from ..components.message_list import MessageList
 from ..messages import MailboxRefreshed, MessageDeleted, RefreshFailed
-from ..search import status_text
 from ..sent import SentMessage
 from ..service import describe_error
 from ..threads import conversations
@@ -107,6 +106,9 @@ class InboxScreen(InboxSearch, InboxActions):
             )
         yield Footer()
 
+    _last_deleted: str | None = None  # the subject of the last message d hid, for u's answer
+    _failed_at_login: int | None = None  # mailbox.logins when the last refresh failed
+
     @property
     def threaded(self) -> bool:
         return _THREADED.get(self.app, False)
@@ -122,8 +124,16 @@ class InboxScreen(InboxSearch, InboxActions):
             self._status_ready()
 
     def on_screen_resume(self) -> None:
-        if self.is_mounted:
-            self._sync()
+        if not self.is_mounted:
+            return
+        failed_at = self._failed_at_login
+        if failed_at is not None and self.mailbox.logins > failed_at:
+            # The server answered since the refresh failed (a send went out, say): its
+            # "Cannot reach" is stale. Check for mail now instead of waiting for the poll.
+            self._failed_at_login = None
+            self.query_one("#inbox-status", Label).remove_class("-error")
+            self.action_refresh()
+        self._sync()
 
     # -- what the list shows -------------------------------------------------------
 
@@ -157,33 +167,9 @@ class InboxScreen(InboxSearch, InboxActions):
         if not self.refreshing and not label.has_class("-error"):
             self._status_ready()  # the counts follow reads and deletes, not just refreshes
 
-    def _unread(self) -> int:
-        hidden = sum(1 for i in self.pending if not self.mailbox.is_read(i))
-        return self.mailbox.unread_count() - hidden
-
     def _update_title(self) -> None:
         self.title = f"{self.mailbox.address} — {self._unread()} unread"
         self.sub_title = "conversations" if self.threaded else ""
-
-    def _status_ready(self) -> None:
-        if self.search_query is not None and self.hits is not None:
-            total, hits = self._counts
-            then = "Esc shows all" if self.filtering else "n/N jump, Esc forgets the search"
-            if self._reading is not None:
-                done, count = self._reading
-                then = f"reading message texts, {done:,} of {count:,}…"
-            self._status(f"{status_text(hits, total, self.search_query)} — {then}")
-            if self.filtering and hits == 0:
-                self.message_list.empty_text = "Nothing matches. Esc shows every message."
-            return
-        if self.search_query is not None:
-            self._status(f"Searching for '{self.search_query.source}'…")
-            return
-        count = self._counts[0]
-        noun = "message" if count == 1 else "messages"
-        self._status(f"{count:,} {noun}, {self._unread():,} unread")
-        if count == 0:
-            self.message_list.empty_text = "No messages yet. Press R to check again."
 
     @work(group="recover", exit_on_error=False)
     async def _recover(self) -> None:
@@ -216,6 +202,7 @@ class InboxScreen(InboxSearch, InboxActions):
             new = await self.mailbox.refresh(progress)
         except Exception as exc:  # the list stays usable; say what went wrong
             reason = describe_error(exc)
+            self._failed_at_login = self.mailbox.logins
             self._status(f"{reason} — press R to try again.", error=True)
             if not self.mailbox.messages:
                 self.message_list.empty_text = "Could not check for mail."
@@ -225,6 +212,7 @@ class InboxScreen(InboxSearch, InboxActions):
             return
         finally:
             self.refreshing = False
+        self._failed_at_login = None
         self.search_index.forget(self.mailbox.messages)  # no plaintext outlives its message
         self._sync()
         self._status_ready()
@@ -301,15 +289,10 @@ class InboxScreen(InboxSearch, InboxActions):
             markup=False,
         )
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "undo":  # in the footer only while there is something to undo
-            return any(entry.worker is None for entry in self.pending.values())
-        return True
-
     def action_undo(self) -> None:
         waiting = [entry for entry in self.pending.values() if entry.worker is None]
         if not waiting:
-            self.notify("Nothing to undo.")
+            self.notify(self._why_no_undo(), title="Undo")
             return
         entry = waiting[-1]
         entry.timer.stop()
@@ -318,6 +301,15 @@ class InboxScreen(InboxSearch, InboxActions):
         self.refresh_bindings()
         self.notify(f"Restored {_subject(entry.message)}.", markup=False)
 
+    def _why_no_undo(self) -> str:
+        """Say why ``u`` did nothing: the last delete went out already, or there was none."""
+        if self._last_deleted is None:
+            return "Nothing to undo."
+        return (
+            f"Too late to undo: {self._last_deleted} went to the server to be deleted "
+            f"(u works for {DELETE_UNDO_SECONDS:g} seconds after d)."
+        )
+
     def _commit(self, message_id: str) -> Worker[bool] | None:
         """The undo delay is over (or the user quits): send the DELETE now."""
         entry = self.pending.get(message_id)
@@ -325,6 +317,7 @@ class InboxScreen(InboxSearch, InboxActions):
             return None
         if entry.worker is None:
             entry.timer.stop()
+            self._last_deleted = _subject(entry.message)  # past undoing from here on
             entry.worker = self._send_delete(message_id)
             self.refresh_bindings()
         return entry.worker
@@ -338,6 +331,7 @@ class InboxScreen(InboxSearch, InboxActions):
                 await self.mailbox.delete(message_id)
         except Exception as exc:  # bring it back, never lose it silently
             self.pending.pop(message_id, None)
+            self._last_deleted = None  # it is back: nothing was deleted
             self._sync()
             self.notify(
                 f"{_subject(entry.message)} is back: {describe_error(exc)}",
@@ -382,19 +376,3 @@ class InboxScreen(InboxSearch, InboxActions):
                     asyncio.gather(*deletes, return_exceptions=True), EXIT_DELETE_SECONDS
                 )
         self.pending.clear()
-
-    def action_quit(self) -> None:
-        if self.pending:
-            self._quit_after_deletes()
-        else:
-            self.app.exit()
-
-    @work(group="quit", exclusive=True, exit_on_error=False)
-    async def _quit_after_deletes(self) -> None:
-        count = len(self.pending)
-        noun = "message" if count == 1 else "messages"
-        self._status(f"Deleting {count} {noun} before quitting…")
-        if await self._send_pending():
-            self.app.exit()
-        else:
-            self._status("Not everything was deleted — press q again to quit.", error=True)

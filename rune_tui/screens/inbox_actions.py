@@ -7,6 +7,7 @@ them, and importing them cost about 90 ms of every start.
 
 from __future__ import annotations
 
+from textual import work
 from textual.widgets import Label
 
 from rune_proto.client import ReceivedMessage
@@ -16,7 +17,7 @@ from .inbox_base import InboxBase
 
 
 class InboxActions(InboxBase):
-    """Opening, replying, forwarding, composing, read marks and help for the inbox."""
+    """Opening, replying, forwarding, composing, read marks, help and quitting."""
 
     def action_open(self) -> None:
         message = self._highlighted()
@@ -100,3 +101,39 @@ class InboxActions(InboxBase):
         from .help import HelpScreen
 
         self.app.push_screen(HelpScreen(self, title="Inbox"))
+
+    # -- quitting ------------------------------------------------------------------------
+
+    def action_quit(self) -> None:
+        """q: ask first (settings.confirm_quit), then send pending deletes and leave."""
+        if not self.settings.confirm_quit:
+            self._quit_now()
+            return
+        from .confirm import ConfirmScreen
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._quit_now()
+
+        question = "Quit rune-tui?"
+        if self.pending:
+            count = len(self.pending)
+            noun = "message goes" if count == 1 else "messages go"
+            question += f" ({count} deleted {noun} to the server first.)"
+        self.app.push_screen(ConfirmScreen(question, yes="Quit", no="Stay"), answered)
+
+    def _quit_now(self) -> None:
+        if self.pending:
+            self._quit_after_deletes()
+        else:
+            self.app.exit()
+
+    @work(group="quit", exclusive=True, exit_on_error=False)
+    async def _quit_after_deletes(self) -> None:
+        count = len(self.pending)
+        noun = "message" if count == 1 else "messages"
+        self._status(f"Deleting {count} {noun} before quitting…")
+        if await self._send_pending():
+            self.app.exit()
+        else:
+            self._status("Not everything was deleted — press q again to quit.", error=True)

@@ -79,6 +79,10 @@ class InboxBase(Screen[None]):
             self.notify("There is no message here.", severity="warning")
         return message
 
+    def _unread(self) -> int:
+        hidden = sum(1 for i in self.pending if not self.mailbox.is_read(i))
+        return self.mailbox.unread_count() - hidden
+
     # -- the cursor keys (bound by InboxScreen, with ids) -------------------------------
 
     def action_cursor_down(self) -> None:
@@ -108,6 +112,9 @@ class InboxBase(Screen[None]):
         raise NotImplementedError
 
     def _status_ready(self) -> None:
+        raise NotImplementedError
+
+    async def _send_pending(self) -> bool:
         raise NotImplementedError
 
     def _delete_later(self, message: ReceivedMessage) -> None:

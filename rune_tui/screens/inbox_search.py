@@ -14,7 +14,7 @@ from textual.widgets import Input
 
 from rune_proto.client import ReceivedMessage
 
-from ..search import Query, parse_query
+from ..search import Query, parse_query, status_text
 from .inbox_base import InboxBase
 
 _SEARCH_SLICE = 0.01  # seconds of body search between two looks at the keyboard
@@ -142,3 +142,24 @@ class InboxSearch(InboxBase):
                     self.notify(f"Search went on from the {where}.", timeout=2)
                 return
         self.notify(f"No message matches '{self.search_query.source}'.", markup=False)
+
+    def _status_ready(self) -> None:
+        """The status line at rest: the search's hits while one is on, else the counts."""
+        if self.search_query is not None and self.hits is not None:
+            total, hits = self._counts
+            then = "Esc shows all" if self.filtering else "n/N jump, Esc forgets the search"
+            if self._reading is not None:
+                done, count = self._reading
+                then = f"reading message texts, {done:,} of {count:,}…"
+            self._status(f"{status_text(hits, total, self.search_query)} — {then}")
+            if self.filtering and hits == 0:
+                self.message_list.empty_text = "Nothing matches. Esc shows every message."
+            return
+        if self.search_query is not None:
+            self._status(f"Searching for '{self.search_query.source}'…")
+            return
+        count = self._counts[0]
+        noun = "message" if count == 1 else "messages"
+        self._status(f"{count:,} {noun}, {self._unread():,} unread")
+        if count == 0:
+            self.message_list.empty_text = "No messages yet. Press R to check again."

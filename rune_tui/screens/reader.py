@@ -5,22 +5,24 @@ of problems in the error colour — the reader decides what to make of it, not t
 sender whose key is not the pinned one gets a red banner above everything, with both
 fingerprints and the key (K) that opens the review.
 
-Attachments are listed under the header; ``s`` saves them to the download folder, never
-over an existing file. ``d`` does not delete here: the reader closes and hands the
-message to the inbox, which hides it at once and deletes it on the server only after
-the undo delay.
+Attachments are listed under the header; ``s`` asks where to save them (the last folder
+used, ``settings.save_folder`` or the download folder), never over an existing file.
+``d`` does not delete here: the reader closes and hands the message to the inbox, which
+hides it at once and deletes it on the server only after the undo delay.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, ClassVar
+from weakref import WeakKeyDictionary
 
 from rich.cells import cell_len, set_cell_size
 from rich.text import Text
 from textual import work
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import Screen
@@ -42,10 +44,15 @@ from ..components.formatting import (
 from ..components.message_header import MessageHeader
 from ..config import DEFAULT_DATE_FORMAT, Settings
 from ..filenames import download_dir, safe_filename, save_new_file
+from ..messages import SaveFolderChosen
 from ..service import Mailbox
 from . import STYLES, leave
 from .compose import ComposeScreen
 from .help import HelpScreen
+from .save_dialog import SaveDialog
+
+# The folder attachments were last saved in, per app: the next save starts there.
+_LAST_FOLDER: WeakKeyDictionary[App[Any], Path] = WeakKeyDictionary()
 
 # -- what the inbox shares: forwarding, key review --------------------------
 
@@ -247,16 +254,26 @@ class ReaderScreen(Screen[str | None]):
         listing = self.query_one("#reader-files-list", OptionList)
         if listing.has_focus and listing.highlighted is not None:
             chosen = [files[listing.highlighted]]
-        self._save(chosen)
+        self._ask_where(chosen)
 
     @work(group="save", exit_on_error=False)
-    async def _save(self, files: Sequence[Attachment]) -> None:
-        try:
+    async def _ask_where(self, files: Sequence[Attachment]) -> None:
+        """Ask for the folder (and a single file's name), then save there."""
+        folder = _LAST_FOLDER.get(self.app)
+        if folder is None and self.settings.save_folder:
+            folder = Path(self.settings.save_folder).expanduser()
+        if folder is None or not await asyncio.to_thread(folder.is_dir):
             folder = await asyncio.to_thread(download_dir)
+        names = [attachment.filename for attachment in files]
+        choice = await self.app.push_screen_wait(SaveDialog(names, folder))
+        if choice is None:
+            return
+        _LAST_FOLDER[self.app] = choice.folder
+        self.app.post_message(SaveFolderChosen(str(choice.folder)))
+        try:
             for attachment in files:
-                path = await asyncio.to_thread(
-                    save_new_file, folder, attachment.filename, attachment.data
-                )
+                name = choice.name or attachment.filename
+                path = await asyncio.to_thread(save_new_file, choice.folder, name, attachment.data)
                 self.notify(str(path), title="Saved", markup=False)
         except OSError as exc:
             reason = exc.strerror or str(exc)

@@ -13,7 +13,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
@@ -40,6 +40,9 @@ from .wizard_steps import (
 if TYPE_CHECKING:
     from rune_proto.keys import Identity
 
+SHORT_HEIGHT = 24  # rows: below this the wizard's title and margins go
+NARROW_WIDTH = 80  # columns: below this the step line shows only the current step's name
+
 
 @dataclass(frozen=True, slots=True)
 class Registered:
@@ -61,6 +64,12 @@ class WizardScreen(Screen[Registered | None]):
         Binding("escape", "back", "Back", id="wizard.back"),
         Binding("ctrl+r", "random_username", "Random name", id="wizard.random"),
         Binding("f1", "help", "Help", id="wizard.help"),
+        # A short terminal cannot show a whole step: these scroll it (Tab scrolls too).
+        # Priority: a one-line Input would take page keys for itself and do nothing.
+        Binding("pagedown", "scroll_page(1)", "Scroll", id="wizard.page_down", priority=True),
+        Binding(
+            "pageup", "scroll_page(-1)", "Scroll up", id="wizard.page_up", show=False, priority=True
+        ),
     ]
 
     def __init__(
@@ -107,9 +116,10 @@ class WizardScreen(Screen[Registered | None]):
         """Show ``step`` and put the cursor where the user is most likely to type."""
         self.current = step
         self.query_one(ContentSwitcher).current = f"step-{step}"
-        self.query_one("#wizard-steps", Static).update(step_line(step))
+        self.query_one("#wizard-steps", Static).update(step_line(step, narrow=self.narrow))
         self.refresh_bindings()
         self.query_one(self._focus_target(step)).focus()
+        self.call_after_refresh(self._settled)  # the page is laid out only then
 
     def _focus_target(self, step: str) -> str:
         if step == "server":
@@ -123,7 +133,30 @@ class WizardScreen(Screen[Registered | None]):
             "register": "#register",
         }[step]
 
+    @property
+    def narrow(self) -> bool:
+        return self.size.width < NARROW_WIDTH
+
+    def on_resize(self, event: events.Resize) -> None:
+        """A small terminal drops the frills (title, margins, step names), so fields fit."""
+        self.set_class(event.size.height < SHORT_HEIGHT, "-short")
+        self.refresh_bindings()
+        self.query_one("#wizard-steps", Static).update(step_line(self.current, narrow=self.narrow))
+        self.query_one(TrustStep).reflow(self.narrow)
+        self.call_after_refresh(self._settled)
+
+    def _settled(self) -> None:
+        """After layout (a page just shown has none before): the focused field in view."""
+        if self.focused is not None:
+            self.focused.scroll_visible(animate=False, immediate=True)
+
+    def action_scroll_page(self, direction: int) -> None:
+        page = self.page(self.current)
+        page.scroll_relative(y=direction * max(1, page.scrollable_content_region.height - 1))
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "scroll_page":  # in the footer of a short terminal, where steps overflow
+            return self.has_class("-short")
         if action == "back":
             # Nothing before the first step: hide Back, unless it leaves the wizard.
             return self.current != "server" or self.cancellable
@@ -235,8 +268,12 @@ class WizardScreen(Screen[Registered | None]):
 
     @on(RadioSet.Changed, "#method")
     def _method_changed(self) -> None:
+        """Another way of joining: what the server said about the old one no longer holds."""
         if self.probe is not None:
-            self.query_one(AddressStep).update_token_field(self.probe.registration)
+            step = self.query_one(AddressStep)
+            step.update_token_field(self.probe.registration)
+            step.status()
+            self.query_one("#token-error", Static).update("")
 
     @on(Input.Changed, "#token")
     def _check_token(self, event: Input.Changed) -> None:
@@ -300,8 +337,13 @@ class WizardScreen(Screen[Registered | None]):
 
     @on(Input.Submitted, "#passphrase")
     def _passphrase_typed(self) -> None:
-        """Enter in the first field moves on to the second, as in any form."""
-        self.query_one("#passphrase-again", Input).focus()
+        """Enter in the first field moves on to the second, once it is long enough."""
+        if self.query_one(KeysStep).check_length():
+            self.query_one("#passphrase-again", Input).focus()
+
+    @on(Input.Changed, "#passphrase")
+    def _passphrase_changed(self) -> None:
+        self.query_one(KeysStep).forget_fixed_error()
 
     @on(Button.Pressed, "#keys-next")
     @on(Input.Submitted, "#passphrase-again")
@@ -319,13 +361,16 @@ class WizardScreen(Screen[Registered | None]):
         answers = self.read_address()
         assert self.probe is not None and self.keystore is not None and answers is not None
         username, token = answers
-        method = "with an invitation token" if token else "free registration"
+        domain = self.probe.domain
+        method = f"{domain} with an invitation token" if token else f"{domain} by free registration"
         if self.keystore[0] == "keyring":
             keys = "the system keyring"
         else:
             keys = f"an encrypted file in {service.key_file_dir(self.paths)}"
         server = f"{self.probe.host}:{self.probe.port}"
-        self.query_one(RegisterStep).show(f"{username}@{self.probe.domain}", server, method, keys)
+        page = self.query_one(RegisterStep)
+        page.show(f"{username}@{domain}", server, method, keys)
+        page.status()  # a refusal of other answers (a taken name, a bad token) is history now
 
     @on(Button.Pressed, "#register")
     def _register(self) -> None:

@@ -29,25 +29,42 @@ STEPS = tuple(STEP_TITLES)
 MIN_PASSPHRASE = 8
 
 
-def step_line(current: str) -> Content:
-    """``✓ 1 Server  ›  2 Trust  › …`` with the current step highlighted."""
+def step_line(current: str, *, narrow: bool = False) -> Content:
+    """``✓ 1 Server  ›  2 Trust  › …`` with the current step highlighted.
+
+    ``narrow`` (a terminal under 80 columns): only the current step keeps its name, so
+    the line stays one line.
+    """
     index = STEPS.index(current)
     parts = []
     for i, step in enumerate(STEPS):
-        label = f"{i + 1} {STEP_TITLES[step]}"
+        label = f"{i + 1} {STEP_TITLES[step]}" if i == index or not narrow else str(i + 1)
         if i < index:
             parts.append(Content.from_markup("[$success]✓ $label[/]", label=label))
         elif i == index:
             parts.append(Content.from_markup("[b reverse $accent] $label [/]", label=label))
         else:
             parts.append(Content.from_markup("[$text-muted]$label[/]", label=label))
-    return Content("  ›  ").join(parts)
+    return Content(" › " if narrow else "  ›  ").join(parts)
 
 
 def fingerprint_lines(text: str, per_line: int = 8) -> str:
     """Groups of four digits, eight to a line: easier to compare than one long row."""
     groups = text.split()
     return "\n".join(" ".join(groups[i : i + per_line]) for i in range(0, len(groups), per_line))
+
+
+def split_host_port(text: str) -> tuple[str, str | None]:
+    """``host:port`` (or ``[v6]:port``) → (host, port text); anything else → (text, None)."""
+    if text.startswith("["):  # [2001:db8::1] or [2001:db8::1]:7117
+        inside, bracket, rest = text[1:].partition("]")
+        if bracket and (not rest or (rest.startswith(":") and rest[1:].isdigit())):
+            return inside, rest[1:] or None
+        return text, None
+    host, colon, port = text.rpartition(":")
+    if colon and host and ":" not in host and port.isdigit():  # a bare IPv6 has several
+        return host, port
+    return text, None
 
 
 class Step(Vertical):
@@ -58,6 +75,12 @@ class Step(Vertical):
 
     def __init__(self) -> None:
         super().__init__(id=f"step-{self.step}", classes="step")
+
+    def on_resize(self) -> None:
+        """Laid out (first shown, or the terminal changed): keep the focused field in view."""
+        focused = self.screen.focused
+        if focused is not None and self in focused.ancestors:
+            self.scroll_to_widget(focused, animate=False, immediate=True)
 
     def compose_heading(self) -> ComposeResult:
         yield Static(self.heading, classes="title")
@@ -95,12 +118,28 @@ class ServerStep(Step):
             yield Button("Connect", id="connect", variant="primary")
 
     def read(self) -> tuple[str, int] | None:
-        """Host and port, or None after saying what is wrong."""
-        host = self.query_one("#host", Input).value.strip()
-        port_text = self.query_one("#port", Input).value.strip()
+        """Host and port, or None after saying what is wrong.
+
+        ``host:port`` typed in Host is understood (the port moves to its field); a number
+        alone in Host is a port typed in the wrong place, not a host name.
+        """
+        host_field = self.query_one("#host", Input)
+        port_field = self.query_one("#port", Input)
+        host, typed_port = split_host_port(host_field.value.strip())
+        if typed_port is not None:
+            host_field.value, port_field.value = host, typed_port
+        port_text = port_field.value.strip()
         if not host or any(c.isspace() for c in host):
             self.status("Type the server's host name or IP address.", error=True)
-            self.query_one("#host").focus()
+            host_field.focus()
+            return None
+        if host.isdigit():
+            self.status(
+                f"{host} looks like a port number: put it in Port, and the server's name "
+                "or IP address in Host.",
+                error=True,
+            )
+            host_field.focus()
             return None
         if not port_text.isdigit() or not 0 < int(port_text) < 65536:
             self.status(
@@ -114,6 +153,8 @@ class ServerStep(Step):
 class TrustStep(Step):
     step = "trust"
     heading = "Is this the right server?"
+    probe: ServerProbe | None = None
+    narrow = False
 
     def compose(self) -> ComposeResult:
         yield from self.compose_heading()
@@ -151,8 +192,20 @@ class TrustStep(Step):
                 "[b]$domain[/b]  (addresses here end in @$domain)", domain=probe.domain
             )
         )
-        self.query_one("#tls-pin", Static).update(fingerprint_lines(probe.tls_pin_text))
-        self.query_one("#server-key", Static).update(fingerprint_lines(probe.server_key_text))
+        self.probe = probe
+        self.reflow()
+
+    def reflow(self, narrow: bool | None = None) -> None:
+        """Eight groups a line, or four in a narrow terminal: a group never breaks."""
+        if narrow is not None:
+            self.narrow = narrow
+        if self.probe is None:
+            return
+        per_line = 4 if self.narrow else 8
+        pin = fingerprint_lines(self.probe.tls_pin_text, per_line)
+        self.query_one("#tls-pin", Static).update(pin)
+        key = fingerprint_lines(self.probe.server_key_text, per_line)
+        self.query_one("#server-key", Static).update(key)
 
 
 class AddressStep(Step):
@@ -233,6 +286,7 @@ class AddressStep(Step):
 class KeysStep(Step):
     step = "keys"
     heading = "Where your private key will live"
+    _too_short_shown = False  # the status line complains about the length right now
 
     def compose(self) -> ComposeResult:
         yield from self.compose_heading()
@@ -272,13 +326,35 @@ class KeysStep(Step):
             )
         self.query_one("#passphrase-form").display = kind == "file"
 
+    def check_length(self) -> bool:
+        """True if the passphrase is long enough; else say what is needed, cursor there."""
+        first = self.query_one("#passphrase", Input)
+        if len(first.value) >= MIN_PASSPHRASE:
+            return True
+        if first.value:
+            text = f"Use at least {MIN_PASSPHRASE} characters ({len(first.value)} so far)."
+        else:
+            text = (
+                f"Type a passphrase of at least {MIN_PASSPHRASE} characters: without a "
+                "keyring it is what protects your key."
+            )
+        self.status(text, error=True)
+        self._too_short_shown = True
+        first.focus()
+        return False
+
+    def forget_fixed_error(self) -> None:
+        """A length complaint goes as soon as the passphrase is long enough."""
+        long_enough = len(self.query_one("#passphrase", Input).value) >= MIN_PASSPHRASE
+        if long_enough and self._too_short_shown:
+            self._too_short_shown = False
+            self.status()
+
     def read_passphrase(self) -> str | None:
         """The passphrase once both fields agree and it is long enough, else None."""
         first = self.query_one("#passphrase", Input)
         again = self.query_one("#passphrase-again", Input)
-        if len(first.value) < MIN_PASSPHRASE:
-            self.status(f"Use at least {MIN_PASSPHRASE} characters.", error=True)
-            first.focus()
+        if not self.check_length():
             return None
         if again.value != first.value:
             self.status("The two passphrases differ; type it again.", error=True)

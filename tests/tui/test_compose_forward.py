@@ -31,6 +31,7 @@ from rune_tui.screens.compose import ComposeScreen
 from rune_tui.screens.inbox import InboxScreen
 from rune_tui.screens.key_change import ServerKeyScreen
 from rune_tui.screens.reader import ReaderScreen
+from rune_tui.screens.save_dialog import SaveDialog
 from rune_tui.service import Mailbox
 from rune_tui.trust import WatchedMailbox
 from tests.server_process import RuneServerProcess, ServerFactory
@@ -147,6 +148,8 @@ async def test_forward_from_the_inbox_and_the_reader_delivers_the_files(
         assert listing.option_count == 2
         assert "photo.jpg" in str(listing.get_option_at_index(0).prompt)
         await pilot.press("s")
+        await wait_until(pilot, lambda: isinstance(app.screen, SaveDialog))
+        await pilot.press("enter")  # the download folder, as offered
         await wait_until(pilot, lambda: (downloads / "notes.txt").exists())
         await wait_until(pilot, lambda: (downloads / "photo.jpg").exists())
     assert (downloads / "photo.jpg").read_bytes() == PHOTO

@@ -36,9 +36,11 @@ from rune_tui.config import Account, Paths, Settings
 from rune_tui.screens import inbox as inbox_module
 from rune_tui.screens import reader as reader_module
 from rune_tui.screens.compose import ComposeScreen
+from rune_tui.screens.confirm import ConfirmScreen
 from rune_tui.screens.help import HelpScreen
 from rune_tui.screens.inbox import InboxScreen
 from rune_tui.screens.reader import ReaderScreen, safe_filename, save_new_file
+from rune_tui.screens.save_dialog import SaveDialog
 from rune_tui.search import SearchIndex, parse_query, status_text
 from rune_tui.service import Mailbox
 from rune_tui.threads import MAX_INDENT, thread
@@ -565,7 +567,8 @@ async def test_d_hides_at_once_and_u_brings_it_back_without_a_delete(
         await pilot.pause(undo_window * 1.5)
         assert mailbox.deleted == []
         assert len(listing(app).messages) == 5
-        assert not app.screen.check_action("undo", ())
+        await pilot.press("u")  # nothing left to undo: u says so instead of nothing
+        await wait_until(pilot, lambda: "Nothing to undo." in notices(app))
 
 
 async def test_delete_goes_out_after_the_delay_and_a_failure_brings_it_back(
@@ -633,6 +636,8 @@ async def test_q_sends_pending_deletes_first_and_stays_if_they_fail(tmp_path: Pa
         await pilot.pause()
         await pilot.press("d", "d")
         await pilot.press("q")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
         await wait_until(pilot, lambda: len(mailbox.deleted) == 2)
         await wait_until(pilot, lambda: "press q again" in label_text(app, "#inbox-status"))
         assert not app._exit
@@ -640,6 +645,8 @@ async def test_q_sends_pending_deletes_first_and_stays_if_they_fail(tmp_path: Pa
         assert listing(app).highlighted == messages[2]  # the cursor stayed where it was
         mailbox.fail = None
         await pilot.press("d", "q")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
         await wait_until(pilot, lambda: app._exit)
         assert mailbox.deleted[-1] == messages[2].id
         assert messages[2].id not in mailbox.messages
@@ -708,6 +715,8 @@ async def test_reader_lists_attachments_and_s_saves_them(tmp_path: Path, downloa
         prompts = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
         assert prompts == ["minutes.txt  2.2 KiB", "budget.ods   10 B"]
         await pilot.press("s")
+        await wait_until(pilot, lambda: isinstance(app.screen, SaveDialog))
+        await pilot.press("enter")  # the download folder, as offered
         await wait_until(pilot, lambda: len(list(downloads.iterdir())) == 3)
         assert (downloads / "minutes.txt").read_bytes() == b"already here"
         assert (downloads / "minutes (1).txt").read_bytes() == b"m" * 2300
@@ -717,6 +726,8 @@ async def test_reader_lists_attachments_and_s_saves_them(tmp_path: Path, downloa
         await pilot.press("tab")
         assert options.has_focus
         await pilot.press("down", "s")
+        await wait_until(pilot, lambda: isinstance(app.screen, SaveDialog))
+        await pilot.press("enter")
         await wait_until(pilot, lambda: (downloads / "budget (1).ods").exists())
         await pilot.pause()
         assert len(list(downloads.iterdir())) == 4
@@ -729,8 +740,12 @@ async def test_saving_into_a_missing_folder_says_why(tmp_path: Path, monkeypatch
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         await pilot.press("s")
-        await wait_until(pilot, lambda: any(n.severity == "error" for n in app._notifications))
-        assert isinstance(app.screen, ReaderScreen)
+        await wait_until(pilot, lambda: isinstance(app.screen, SaveDialog))
+        await pilot.press("enter")  # the folder offered is gone: said in the dialog
+        await wait_until(pilot, lambda: "is not a folder" in label_text(app, "#save-error"))
+        assert isinstance(app.screen, SaveDialog)
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: isinstance(app.screen, ReaderScreen))
 
 
 # -- changed keys ----------------------------------------------------------------------
@@ -839,6 +854,8 @@ async def test_daily_features_against_a_real_server(
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, ReaderScreen))
         await pilot.press("s")
+        await wait_until(pilot, lambda: isinstance(app.screen, SaveDialog))
+        await pilot.press("enter")
         await wait_until(pilot, lambda: (downloads / "budget.csv").exists())
         assert (downloads / "budget.csv").read_bytes() == b"1,2\n"
         # forward it to bob

@@ -501,9 +501,11 @@ async def test_q_quits(tmp_path: Path) -> None:
     app = inbox_app(build_mailbox(tmp_path, []))
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        await pilot.press("q")
-        await pilot.pause()
-        assert app._exit
+        await pilot.press("q")  # asks first (settings.confirm_quit, on by default)
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert not app._exit
+        await pilot.press("y")
+        await wait_until(pilot, lambda: app._exit)
 
 
 # -- against a real rune-server --------------------------------------------------------

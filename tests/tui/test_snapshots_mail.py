@@ -17,6 +17,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input, TextArea
 
 from rune_proto.envelope import Attachment
+from rune_tui.screens import reader as reader_module
 from rune_tui.screens.reader import ReaderScreen
 from tests.tui.test_mail_screens import (
     MailApp,
@@ -107,3 +108,25 @@ def test_compose_reply(snap_compare: SnapCompare, tmp_path: Path) -> None:
 def test_help(snap_compare: SnapCompare, tmp_path: Path) -> None:
     app = inbox_app(build_mailbox(tmp_path, sample_messages(50)))
     assert snap_compare(app, terminal_size=SIZE, run_before=steady("question_mark"))
+
+
+def test_inbox_preview_with_files(snap_compare: SnapCompare, tmp_path: Path) -> None:
+    """The + before the subject, and the files' names on the preview's date row."""
+    app = inbox_app(build_mailbox(tmp_path, sample_messages(50)))
+    assert snap_compare(app, terminal_size=SIZE, run_before=steady("j"))
+
+
+def test_save_dialog(
+    snap_compare: SnapCompare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """s in the reader: where to save, the download folder offered (fixed here)."""
+    monkeypatch.setattr(reader_module, "download_dir", lambda: Path("/home/you/Downloads"))
+    message = make_message(
+        2,
+        sender="carol@xyz",
+        subject="Minutes from the planning meeting",
+        attachments=(Attachment("minutes.txt", b"m" * 2300),),
+    )
+    mailbox = build_mailbox(tmp_path, [message])
+    app = MailApp(lambda: ReaderScreen(mailbox, message))
+    assert snap_compare(app, terminal_size=SIZE, run_before=steady("s"))

@@ -132,3 +132,9 @@ def test_passphrase_prompt(snap_compare: Any) -> None:
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+@pytest.mark.parametrize("step", ["server", "trust", "keys_file"])
+def test_wizard_step_at_60x15(step: str, snap_compare: Any) -> None:
+    """A short, narrow terminal: no title, one-row fields, the fields of the step in view."""
+    assert snap_compare(wizard_app(), terminal_size=(60, 15), run_before=at_step(STEPS[step]))

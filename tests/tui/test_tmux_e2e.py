@@ -248,6 +248,8 @@ async def test_register_and_send_in_a_real_terminal(
     assert message.verification.sender_signature
 
     term.keys("q")
+    term.wait_for("Quit rune-tui?")  # q asks first (settings.confirm_quit)
+    term.keys("y")
     term.wait_until_gone()
 
 
@@ -380,6 +382,8 @@ async def test_reply_and_a_changed_key_in_a_real_terminal(
     assert sent.verification.sender_signature
 
     term.keys("q")
+    term.wait_for("Quit rune-tui?")  # q asks first (settings.confirm_quit)
+    term.keys("y")
     term.wait_until_gone()
 
 
@@ -420,5 +424,7 @@ async def test_make_demo_welcomes_answers_and_cleans_up(
     term.keys("t")  # and sits between the welcome and the answer in the conversation
     term.wait_for(r"Welcome to Rune[^\n]*\n[^\n]*➤ To welcome@demo[^\n]*\n[^\n]*welcome@demo")
     term.keys("q")
+    term.wait_for("Quit rune-tui?")
+    term.keys("y")
     term.wait_for("the server has stopped and its files are gone")
     assert set(demo_processes()) == before  # no server, no bot, no rune-tui left

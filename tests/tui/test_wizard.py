@@ -122,10 +122,11 @@ async def test_passphrases_must_be_long_enough_and_match(
         await until(pilot, lambda: screen.keystore is not None, "the keystore choice")
         assert "no system keyring is available" in text_of(app, "#keys-where")
         await type_into(pilot, "#passphrase", "short")
-        await pilot.press("enter")  # on to the second field
-        assert app.focused is not None and app.focused.id == "passphrase-again"
+        await pilot.press("enter")  # too short: it says so instead of moving on
+        assert "at least 8 characters" in text_of(app, "#step-keys .status")
+        assert app.focused is not None and app.focused.id == "passphrase"
         await type_into(pilot, "#passphrase-again", "short")
-        await pilot.press("enter")
+        await pilot.press("enter")  # Next from the second field checks the first too
         assert "at least 8 characters" in text_of(app, "#step-keys .status")
         assert app.focused is not None and app.focused.id == "passphrase"
         await type_into(pilot, "#passphrase", PASSPHRASE)
@@ -144,7 +145,7 @@ async def test_free_registration_lands_in_the_inbox(
     async with app.run_test(size=SIZE) as pilot:
         await to_register_step(pilot, app, username)
         assert text_of(app, "#summary-address") == f"{username}@{free_server.domain}"
-        assert text_of(app, "#summary-method") == "free registration"
+        assert text_of(app, "#summary-method") == f"{free_server.domain} by free registration"
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, InboxScreen), "the inbox")
     config = load_config(Paths.from_profile(profile))
@@ -201,7 +202,8 @@ async def test_a_wrong_invitation_token_is_explained(
         await type_into(pilot, "#passphrase-again", PASSPHRASE)
         await pilot.press("enter")
         await until(pilot, lambda: screen.current == "register", "the register step")
-        assert text_of(app, "#summary-method") == "with an invitation token"
+        domain = invite_server.domain
+        assert text_of(app, "#summary-method") == f"{domain} with an invitation token"
         await pilot.press("enter")
         await until(pilot, lambda: screen.current == "address", "the way back to the token")
         assert text_of(app, "#token-error") == (
@@ -218,7 +220,8 @@ async def test_a_real_invitation_registers(
     app = new_app(tmp_path / "profile", invite_server.host, invite_server.port)
     async with app.run_test(size=SIZE) as pilot:
         await to_register_step(pilot, app, username, token=token)
-        assert text_of(app, "#summary-method") == "with an invitation token"
+        domain = invite_server.domain
+        assert text_of(app, "#summary-method") == f"{domain} with an invitation token"
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, InboxScreen), "the inbox")
     # Registered on the server, not just shown the inbox: the saved key logs in there,
