@@ -73,8 +73,12 @@ screenshots: $(STAMP)
 .PHONY: bench
 BENCH_ARGS ?=
 TUI_BENCH_ARGS ?=
+# store_growth: 10k → 150k stored messages (about 3 GB of disk, several minutes)
+GROWTH_BENCH_ARGS ?= --sizes 11000,50000,150000
+
 bench: $(STAMP)
 	$(BIN)/python bench/server_throughput.py $(BENCH_ARGS)
+	$(BIN)/python bench/store_growth.py $(GROWTH_BENCH_ARGS)
 	$(BIN)/python bench/tui_bench.py $(TUI_BENCH_ARGS)
 
 clean:
