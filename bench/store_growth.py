@@ -126,6 +126,13 @@ def main() -> None:
         rows["baseline"] = json.loads(out)
     for label, results in rows.items():
         print(f"\n{label}")
+        first, last = results[0], results[-1]
+        print(
+            f"growth {first['stored']:,} → {last['stored']:,} stored: LIST µs/msg "
+            f"{last['list_us_per_message'] / first['list_us_per_message']:.2f}x, first-delivery "
+            f"p99 {last['first_delivery_p99_ms'] / first['first_delivery_p99_ms']:.2f}x "
+            "(flat is 1.00x)"
+        )
         print(
             "stored | LIST µs/msg | 1st delivery p50 / p99 ms | pass idle / 256 new / fill s | MiB"
         )
