@@ -2,8 +2,9 @@
 
 Config (accounts, server pins, settings) is TOML under the platformdirs config dir, a
 file people edit: saving keeps their comments (see :func:`rune_proto.tomlfile.update`);
-contacts live beside it; data (the replay log, later the encrypted message cache and
-key files when there is no keyring) under the data dir. ``--profile DIR`` puts both
+the sealed contact books live beside it; data (the sealed replay logs, message cache and
+drafts, and key files when there is no keyring) under the data dir. Every per-account
+file is named by a keyed hash of its address, never the address itself. ``--profile DIR`` puts both
 under one folder, so several identities and the tests stay apart.
 """
 
@@ -12,10 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rune_proto import tomlfile
 from rune_proto.address import Address, parse_address
+
+if TYPE_CHECKING:
+    from rune_proto.client.vault import Vault
 
 APP_NAME = "rune"
 DEFAULT_DATE_FORMAT = "%Y-%m-%d %H:%M"
@@ -50,10 +54,20 @@ class Paths:
     def config_file(self) -> Path:
         return self.config_dir / "config.toml"
 
-    def contacts_file(self, address: Address) -> Path:
+    def contacts_file(self, address: Address, vault: Vault) -> Path:
+        """The account's sealed contact book, named by a keyed hash (no address)."""
+        return self.config_dir / "contacts" / vault.name(f"rune/1 contact book {address}")
+
+    def replay_log(self, address: Address, vault: Vault) -> Path:
+        """The account's sealed replay log, named like the contact book."""
+        return self.data_dir / "seen" / vault.name(f"rune/1 replay log {address}")
+
+    def legacy_contacts_file(self, address: Address) -> Path:
+        """Where older versions kept the book: in the clear, named by the address."""
         return self.config_dir / "contacts" / f"{address}.toml"
 
-    def replay_log(self, address: Address) -> Path:
+    def legacy_replay_log(self, address: Address) -> Path:
+        """Where older versions kept the (already sealed) log: named by the address."""
         return self.data_dir / "seen" / str(address)
 
 

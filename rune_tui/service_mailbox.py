@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from rune_proto.address import Address, parse_address
 from rune_proto.client import ContactBook, ReceivedMessage, ReplayLog, Session, connect
 from rune_proto.client.messages import open_retrieved
+from rune_proto.client.state import carry_over
 from rune_proto.envelope import Attachment
 from rune_proto.keys import Identity, PublicKey
 
@@ -77,7 +78,13 @@ class Mailbox:
     @property
     def contacts(self) -> ContactBook:
         if self._contacts is None:
-            self._contacts = ContactBook(self.paths.contacts_file(self.account.address))
+            vault, address = self.cache.vault, self.account.address
+            self._contacts = ContactBook(
+                self.paths.contacts_file(address, vault),
+                vault,
+                address,
+                migrate_from=self.paths.legacy_contacts_file(address),
+            )
         return self._contacts
 
     @contacts.setter
@@ -87,8 +94,10 @@ class Mailbox:
     @property
     def replays(self) -> ReplayLog:
         if self._replays is None:
-            path = self.paths.replay_log(self.account.address)
-            self._replays = ReplayLog(path, self.cache.vault)  # sealed, like the cache
+            vault, address = self.cache.vault, self.account.address
+            path = self.paths.replay_log(address, vault)
+            carry_over(self.paths.legacy_replay_log(address), path)
+            self._replays = ReplayLog(path, vault)  # sealed, like the cache
         return self._replays
 
     @replays.setter

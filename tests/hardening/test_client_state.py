@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from rune_proto.client import ClientError, connect
+from rune_proto.client.state import CONTACTS_FILE, account_folder_name
+from rune_proto.client.vault import Vault
 from tests.server.conftest import register_user
 from tests.server_process import RuneServerProcess, ServerFactory
 
@@ -60,9 +62,10 @@ async def test_a_state_dir_keeps_pins_and_deletions_across_sessions(
             ).fetchone()
         db.close()
         await session.delete(info.id)
-    folder = state / str(bob[0])
+    folder = state / account_folder_name(Vault(bob[1]), bob[0])
+    assert [p.name for p in state.iterdir()] == [folder.name]  # no folder named by address
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
-    assert str(alice[0]) in (folder / "contacts.toml").read_text()
+    assert str(alice[0]).encode() not in (folder / CONTACTS_FILE).read_bytes()  # sealed
     assert info.id.encode() not in (folder / "seen").read_bytes()  # sealed
     with sqlite3.connect(server.database) as db:  # and it comes back, same id
         db.execute("INSERT INTO blobs (key, data) VALUES (?, ?)", row)
