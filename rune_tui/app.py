@@ -219,6 +219,9 @@ class RuneApp(ServerTrust):
         self.close_mailbox()
         self.open_inbox(account, identity)
 
+    def _contacts_problem(self, text: str) -> None:
+        self.notify(text, title="Contact book not opened", severity="error", timeout=60)
+
     def open_inbox(self, account: Account, identity: Identity) -> None:
         # Not from .screens.compose: the compose stack is imported when first used.
         from .screens.compose_drafts import drafts_notice
@@ -230,6 +233,7 @@ class RuneApp(ServerTrust):
         self.set_status(f"Signed in as {account.address}.")
         mailbox = WatchedMailbox(self.paths, account, identity)
         mailbox.on_trust_error = self._trust_error
+        mailbox.on_contacts_problem = self._contacts_problem
         self.mailbox = mailbox
         self.push_screen(InboxScreen(mailbox, self.config.settings))
         notice = drafts_notice(mailbox)

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from rune_proto.address import Address, parse_address
 from rune_proto.client import ContactBook, ReceivedMessage, ReplayLog, Session, connect
 from rune_proto.client.messages import open_retrieved
-from rune_proto.client.state import carry_over
 from rune_proto.envelope import Attachment
 from rune_proto.keys import Identity, PublicKey
 
 from .cache import MessageCache, Summary, received_key
 from .config import Account, Paths
 from .filenames import safe_filename
+from .service_contacts import open_contact_book, open_replay_log
 
 SAVE_EVERY = 500  # a long refresh writes the index this often, so a crash loses little
 
@@ -60,6 +60,10 @@ class Mailbox:
         self.identity = identity
         self._contacts: ContactBook | None = None  # loaded when first needed: the list
         self._replays: ReplayLog | None = None  # rows need neither (~15 ms on a big mailbox)
+        # Why the contact book did not open (then pins live in memory for this run), and
+        # who to tell: the app shows it, the contacts screen keeps saying it.
+        self.contacts_problem = ""
+        self.on_contacts_problem: Callable[[str], None] | None = None
         self._server_key: tuple[str, PublicKey] | None = None
         self._max_payload: tuple[tuple[str, int, str, str], int] | None = None
         self.cache = MessageCache.open(
@@ -78,13 +82,13 @@ class Mailbox:
     @property
     def contacts(self) -> ContactBook:
         if self._contacts is None:
-            vault, address = self.cache.vault, self.account.address
-            self._contacts = ContactBook(
-                self.paths.contacts_file(address, vault),
-                vault,
-                address,
-                migrate_from=self.paths.legacy_contacts_file(address),
+            self._contacts, problem = open_contact_book(
+                self.paths, self.account.address, self.cache.vault
             )
+            if problem:
+                self.contacts_problem = problem
+                if self.on_contacts_problem is not None:
+                    self.on_contacts_problem(problem)
         return self._contacts
 
     @contacts.setter
@@ -93,11 +97,8 @@ class Mailbox:
 
     @property
     def replays(self) -> ReplayLog:
-        if self._replays is None:
-            vault, address = self.cache.vault, self.account.address
-            path = self.paths.replay_log(address, vault)
-            carry_over(self.paths.legacy_replay_log(address), path)
-            self._replays = ReplayLog(path, vault)  # sealed, like the cache
+        if self._replays is None:  # sealed, like the cache
+            self._replays = open_replay_log(self.paths, self.account.address, self.cache.vault)
         return self._replays
 
     @replays.setter

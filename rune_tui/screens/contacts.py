@@ -154,7 +154,8 @@ class ContactsScreen(Screen[None]):
         return contact.first_seen.astimezone().strftime(self.date_format)
 
     def _status(self, text: str) -> None:
-        self.query_one("#contacts-status", Label).update(text)
+        problem = self.mailbox.contacts_problem
+        self.query_one("#contacts-status", Label).update(f"{problem}\n{text}" if problem else text)
 
     def selected_address(self) -> str | None:
         table = self.table

@@ -196,6 +196,37 @@ async def test_remove_a_contact_after_a_yes(tmp_path: Path) -> None:
         assert label_text(app, "#detail-address") == "dmitri@xyz"  # the cursor stayed put
 
 
+def test_the_mailbox_seals_an_old_clear_book_and_names_it_by_no_address(tmp_path: Path) -> None:
+    legacy = write_contacts(tmp_path, SAMPLE)
+    mailbox = build_mailbox(tmp_path, [])
+    assert [str(c.address) for c in mailbox.contacts] == [a for a, _, _ in SAMPLE]
+    assert not legacy.exists()
+    (book,) = (tmp_path / "config" / "contacts").iterdir()
+    assert book == mailbox.paths.contacts_file(mailbox.address, mailbox.cache.vault)
+    assert "alice" not in book.name
+    data = book.read_bytes()
+    for address, seed, _how in SAMPLE:
+        assert address.encode() not in data and fixed_key(seed).token().encode() not in data
+    assert reopened(mailbox).get(parse_address("erin@xyz")).how == COMPARED_IN_PERSON  # type: ignore[union-attr]
+
+
+async def test_a_book_that_does_not_open_is_kept_and_the_screen_says_so(tmp_path: Path) -> None:
+    mailbox = build_mailbox(tmp_path, [])
+    path = mailbox.paths.contacts_file(mailbox.address, mailbox.cache.vault)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"RUNEVLT1" + bytes(40))  # torn, or sealed by another identity
+    told: list[str] = []
+    mailbox.on_contacts_problem = told.append
+    app = MailApp(lambda: ContactsScreen(mailbox))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, ContactsScreen))
+        await wait_until(pilot, lambda: "does not open" in label_text(app, "#contacts-status"))
+        assert "left as it is" in label_text(app, "#contacts-status")
+    assert len(told) == 1 and "not remembered" in told[0]
+    mailbox.contacts.check(parse_address("bob@xyz"), fixed_key(1), "first message")
+    assert path.read_bytes() == b"RUNEVLT1" + bytes(40)  # never overwritten
+
+
 async def test_no_contacts_says_how_they_come(tmp_path: Path) -> None:
     app = contacts_app(tmp_path, [])
     async with app.run_test(size=SIZE) as pilot:
