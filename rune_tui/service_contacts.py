@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from rune_proto.address import Address
 from rune_proto.client import ContactBook, ContactBookError, ReplayLog
-from rune_proto.client.state import carry_over
 from rune_proto.client.vault import Vault
 
 from .config import Paths
@@ -37,6 +36,5 @@ def open_contact_book(paths: Paths, address: Address, vault: Vault) -> tuple[Con
 
 def open_replay_log(paths: Paths, address: Address, vault: Vault) -> ReplayLog:
     """The account's sealed replay log (moved from its old, address-named file)."""
-    path = paths.replay_log(address, vault)
-    carry_over(paths.legacy_replay_log(address), path)
-    return ReplayLog(path, vault)
+    legacy = paths.legacy_replay_log(address)
+    return ReplayLog(paths.replay_log(address, vault), vault, migrate_from=legacy)

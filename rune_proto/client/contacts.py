@@ -12,7 +12,7 @@ import secrets
 import threading
 from pathlib import Path
 
-from ..atomicfile import write_atomically
+from ..atomicfile import sync_folder, write_atomically
 from .contact_book import (
     COMPARED_IN_PERSON,
     Contact,
@@ -59,7 +59,19 @@ class ReplayLog:
     empty, and is replaced).
     """
 
-    def __init__(self, path: Path | None = None, vault: Vault | None = None) -> None:
+    def __init__(
+        self,
+        path: Path | None = None,
+        vault: Vault | None = None,
+        *,
+        migrate_from: Path | None = None,
+    ) -> None:
+        """Open the log at ``path``; ``migrate_from`` is its name in older versions.
+
+        The old file is renamed into place if there is no log yet (its seal names no
+        file); if both exist (an older version ran since), the old one's ids are merged
+        in, the merged log written and fsynced, and only then the old file removed.
+        """
         if path is not None and vault is None:
             raise TypeError("a replay log on disk is sealed: pass the account's Vault")
         self.path = path
@@ -71,8 +83,30 @@ class ReplayLog:
         self._lock = threading.Lock()  # the TUI opens blobs on a rebuild thread too
         self._token: bytes | None = None  # of the file on disk; None: none written yet
         self._records = 0
-        if path is not None:
-            self._load()
+        if path is None:
+            return
+        if migrate_from is not None and migrate_from != path and migrate_from.exists():
+            if not path.exists():
+                path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                os.replace(migrate_from, path)
+                sync_folder(path.parent)
+            else:
+                self._load()
+                self._absorb(ReplayLog(migrate_from, vault))
+                migrate_from.unlink()
+                sync_folder(migrate_from.parent)
+                return
+        self._load()
+
+    def _absorb(self, older: ReplayLog) -> None:
+        """Take every id ``older`` remembers that this log lacks, then rewrite it whole."""
+        for message_id, server_id in older._seen.items():
+            self._seen.setdefault(message_id, server_id)
+            self._carried.setdefault(server_id, message_id)
+        for server_id, message_id in older._deleted_servers.items():
+            self._mark_deleted(server_id, message_id)
+        self._deleted_messages |= older._deleted_messages
+        self._rewrite()
 
     def _context(self, position: int) -> str:
         assert self._token is not None

@@ -13,12 +13,10 @@ folder named by the address (older versions) is moved over on the first login.
 from __future__ import annotations
 
 import contextlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..address import Address
-from ..atomicfile import sync_folder
 from ..keys import Identity
 from .contacts import ContactBook, ReplayLog
 from .errors import ClientError
@@ -57,8 +55,9 @@ class StateDir:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         legacy = self.root / str(address)
         if self.replays:
-            carry_over(legacy / REPLAY_LOG_FILE, folder / REPLAY_LOG_FILE)
-            replays = ReplayLog(folder / REPLAY_LOG_FILE, vault)
+            replays = ReplayLog(
+                folder / REPLAY_LOG_FILE, vault, migrate_from=legacy / REPLAY_LOG_FILE
+            )
         if self.contacts:
             contacts = ContactBook(
                 folder / CONTACTS_FILE,
@@ -68,17 +67,6 @@ class StateDir:
             )
         remove_if_empty(legacy)
         return contacts, replays
-
-
-def carry_over(old: Path, new: Path) -> None:
-    """Move a sealed file from its old name to its new one, unless that exists already.
-
-    For files whose seal does not name the file (the replay log), so a rename is all
-    it takes; the rename is atomic, so a crash leaves it under one name or the other.
-    """
-    if old.exists() and not new.exists():
-        os.replace(old, new)
-        sync_folder(new.parent)
 
 
 def remove_if_empty(folder: Path) -> None:

@@ -19,7 +19,7 @@ from textual.widgets import Button, DataTable, Input, Label, Static
 
 from rune_proto import tomlfile
 from rune_proto.address import parse_address
-from rune_proto.client import ContactBook
+from rune_proto.client import ContactBook, ReplayLog
 from rune_proto.client.contacts import COMPARED_IN_PERSON
 from rune_proto.client.vault import Vault
 from rune_proto.keys import Identity, PublicKey
@@ -208,6 +208,16 @@ def test_the_mailbox_seals_an_old_clear_book_and_names_it_by_no_address(tmp_path
     for address, seed, _how in SAMPLE:
         assert address.encode() not in data and fixed_key(seed).token().encode() not in data
     assert reopened(mailbox).get(parse_address("erin@xyz")).how == COMPARED_IN_PERSON  # type: ignore[union-attr]
+
+
+def test_the_mailbox_moves_an_old_replay_log_to_its_keyed_hash_name(tmp_path: Path) -> None:
+    mailbox = build_mailbox(tmp_path, [])
+    legacy = mailbox.paths.legacy_replay_log(mailbox.address)
+    ReplayLog(legacy, mailbox.cache.vault).record_deleted("a-deleted-server-id")
+    assert mailbox.replays.was_deleted("", "a-deleted-server-id")
+    assert not legacy.exists()
+    assert [p.name for p in legacy.parent.iterdir()] == [mailbox.replays.path.name]  # type: ignore[union-attr]
+    assert "alice" not in mailbox.replays.path.name  # type: ignore[union-attr]
 
 
 async def test_a_book_that_does_not_open_is_kept_and_the_screen_says_so(tmp_path: Path) -> None:
