@@ -18,7 +18,7 @@ import json
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -265,7 +265,7 @@ def _parse_entry(path: Path, text: str, entry: Any) -> tuple[Contact, dict[str, 
             f"contact {text!r} in {path} is damaged ({exc}); the book was left as it is"
         ) from exc
     known = {"key", "first_seen", "how", "name", "fingerprint"}  # fingerprint: derived
-    extra = {k: v for k, v in entry.items() if k not in known and _jsonable(v)}
+    extra = {k: _plain(v) for k, v in entry.items() if k not in known}
     return contact, extra
 
 
@@ -274,9 +274,12 @@ def _when(value: Any) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(value)
 
 
-def _jsonable(value: Any) -> bool:
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return False
-    return True
+def _plain(value: Any) -> Any:
+    """A TOML value as JSON can hold it (dates and times as ISO text), so none is dropped."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, date | time):
+        return value.isoformat()
+    return value

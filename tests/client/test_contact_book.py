@@ -48,6 +48,7 @@ def write_clear_book(path: Path) -> None:
                     "how": COMPARED_IN_PERSON,
                     "name": "Bobby Tables",
                     "note": "met at the conference",
+                    "met": FIRST_SEEN,  # a TOML date-time, as a hand edit would write
                 },
                 str(CAROL): {
                     "key": key(2).token(),
@@ -90,6 +91,7 @@ def test_a_clear_book_is_sealed_losing_nothing_and_the_clear_file_goes(tmp_path:
     reopened.rename(CAROL, "Carol")  # a later save still carries the unknown field
     doc = json.loads(vault().open(sealed.read_bytes(), book_context(ALICE)))
     assert doc["contacts"][str(BOB)]["note"] == "met at the conference"
+    assert doc["contacts"][str(BOB)]["met"] == FIRST_SEEN.isoformat()
     assert doc["contacts"][str(CAROL)]["name"] == "Carol"
 
 

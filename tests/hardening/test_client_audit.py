@@ -20,6 +20,7 @@ pinned by the strict xfail test at the end).
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -128,6 +129,8 @@ async def scripted_session(
     secrets += [*DRAFT, *LOCAL_NAMES]
     for identity in (alice_id, bob_id, carol_id):
         secrets += fingerprint_forms(identity)
+        private = identity.private_bytes()  # the key files must hold it sealed only
+        secrets += [private.hex(), base64.b64encode(private).decode(), private.decode("latin-1")]
     return [s for s in secrets if s], own
 
 
@@ -147,7 +150,8 @@ async def test_a_copied_profile_shows_no_correspondent(
             data = without_start_up_entries(data.decode(), own).encode()
         lowered = data.lower()
         for secret in secrets:
-            for encoded in (secret.encode("utf-8"), secret.encode("utf-16-le")):
+            encodings = (secret.encode("utf-8"), secret.encode("utf-16-le"))
+            for encoded in (*encodings, secret.encode("latin-1", "ignore")):
                 if encoded.lower() in lowered:
                     found.append(f"{secret[:40]!r} in the content of {path}")
         scanned += 1
