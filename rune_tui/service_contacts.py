@@ -27,9 +27,10 @@ def open_contact_book(paths: Paths, address: Address, vault: Vault) -> tuple[Con
             migrate_from=paths.legacy_contacts_file(address),
         )
     except ContactBookError as exc:
+        text = str(exc)
         return ContactBook(), (
-            f"{exc}. Until then, keys seen in this session are not remembered, "
-            "and a changed key of a known contact cannot be noticed."
+            f"{text[:1].upper()}{text[1:]}. Until then, keys seen in this session are not "
+            "remembered, and a changed key of a known contact cannot be noticed."
         )
     return book, ""
 
