@@ -10,6 +10,7 @@ under one folder, so several identities and the tests stay apart.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -71,9 +72,21 @@ class Paths:
         return self.data_dir / "seen" / str(address)
 
 
+# The address of an account read from config.toml before its key is unlocked: the file
+# holds it sealed by the account's Vault (see rune_tui.service_registration.unlock).
+LOCKED = Address("locked", "account")
+
+
 @dataclass(frozen=True, slots=True)
 class Account:
-    """One registered address and how to reach and trust its server."""
+    """One registered address and how to reach and trust its server.
+
+    In config.toml an account is named by ``id``, an opaque keyed hash, and its address
+    is ``sealed_address`` (the keystore holds its key under the id too), so the file
+    names nobody. Until the key is unlocked, ``address`` is :data:`LOCKED`. An account
+    with no ``id`` is an entry of an older config, keyed by its address, converted the
+    first time its key is unlocked.
+    """
 
     address: Address
     host: str
@@ -81,6 +94,27 @@ class Account:
     tls_pin: str
     server_key: str  # the server's public key token, pinned at registration
     keystore: str = "keyring"  # "keyring" or "file"
+    id: str = ""
+    sealed_address: str = ""
+
+    @property
+    def config_key(self) -> str:
+        """Its name in config.toml (and in default_account)."""
+        return self.id or str(self.address)
+
+    @property
+    def key_name(self) -> str:
+        """The name its private key is stored under in the keystore."""
+        return self.config_key
+
+    @property
+    def address_known(self) -> bool:
+        return self.address != LOCKED
+
+    @property
+    def label(self) -> str:
+        """How to name it on screen: the address once known, else where it lives."""
+        return str(self.address) if self.address_known else f"account {self.id[:8]} on {self.host}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,25 +137,34 @@ class Config:
     @property
     def current(self) -> Account | None:
         for account in self.accounts:
-            if str(account.address) == self.default_account:
+            if account.config_key == self.default_account:
                 return account
         return self.accounts[0] if self.accounts else None
 
     def with_account(self, account: Account) -> Config:
         """The config with ``account`` added (or replaced) and made the default."""
-        others = tuple(a for a in self.accounts if a.address != account.address)
-        return replace(self, accounts=(*others, account), default_account=str(account.address))
+        others = tuple(a for a in self.accounts if a.config_key != account.config_key)
+        return replace(self, accounts=(*others, account), default_account=account.config_key)
 
     def with_default(self, account: Account) -> Config:
-        return replace(self, default_account=str(account.address))
+        return replace(self, default_account=account.config_key)
 
-    def replacing(self, account: Account) -> Config:
-        """The config with ``account``'s entry updated in place (e.g. new server pins)."""
-        accounts = tuple(account if a.address == account.address else a for a in self.accounts)
-        return replace(self, accounts=accounts)
+    def replacing(self, account: Account, was: Account | None = None) -> Config:
+        """The config with ``account``'s entry (or ``was``'s) updated in place.
+
+        ``was`` is the entry as it was read, when its name changes (an older config's
+        entry keyed by address, converted to an opaque id when first unlocked).
+        """
+        old_key = (was or account).config_key
+        accounts = tuple(account if a.config_key == old_key else a for a in self.accounts)
+        default = self.default_account
+        if default == old_key:
+            default = account.config_key
+        return replace(self, accounts=accounts, default_account=default)
 
 
 _SETTINGS = ("poll_seconds", "date_format", "theme")
+_ACCOUNT_ID = re.compile(r"[0-9a-f]{32}")
 _KEYSTORES = ("keyring", "file")
 
 
@@ -198,14 +241,23 @@ def _read_keymap(raw: object, problems: list[str]) -> dict[str, str]:
 
 
 def _read_account(text: str, entry: object) -> Account:
-    """One [accounts."address"] table; anything missing or wrong is a ConfigError."""
+    """One [accounts.<id>] table (or an older [accounts."address"]); anything missing or
+    wrong is a ConfigError."""
     where = f'accounts."{text}"'
     if not isinstance(entry, dict):
         raise ConfigError(f"{where} is not a table")
-    try:
-        address = parse_address(text)
-    except ValueError as exc:
-        raise ConfigError(f"{where}: {text!r} is not an address ({exc})") from exc
+    account_id, sealed = "", entry.get("address")
+    if sealed is not None:  # keyed by an opaque id, the address sealed
+        if not _ACCOUNT_ID.fullmatch(text):
+            raise ConfigError(f"{where}: an account's name is 32 hex digits, not {text!r}")
+        if not isinstance(sealed, str) or not sealed.strip():
+            raise ConfigError(f"{where}.address must be the sealed address rune-tui wrote")
+        account_id, address = text, LOCKED
+    else:
+        try:
+            address = parse_address(text)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {text!r} is not an address ({exc})") from exc
     missing = [k for k in ("host", "port", "tls_pin", "server_key") if k not in entry]
     if missing:
         raise ConfigError(f"{where} is missing {', '.join(missing)}")
@@ -225,6 +277,8 @@ def _read_account(text: str, entry: object) -> Account:
         tls_pin=entry["tls_pin"],
         server_key=entry["server_key"],
         keystore=keystore,
+        id=account_id,
+        sealed_address=sealed or "",
     )
 
 
@@ -250,7 +304,7 @@ def load_config(paths: Paths) -> Config:
     if default is not None and not isinstance(default, str):
         problems.append(f"default_account must be an address in quotes, not {default!r}")
         default = None
-    elif default is not None and all(str(a.address) != default for a in accounts):
+    elif default is not None and all(a.config_key != default for a in accounts):
         problems.append(f"default_account {default!r} is not one of the accounts")
     return Config(accounts, default, settings, tuple(problems))
 
@@ -268,14 +322,18 @@ def save_config(paths: Paths, config: Config) -> None:
     }
     if s.keymap:
         doc["keymap"] = dict(s.keymap)
-    doc["accounts"] = {
-        str(a.address): {
-            "host": a.host,
-            "port": a.port,
-            "tls_pin": a.tls_pin,
-            "server_key": a.server_key,
-            "keystore": a.keystore,
-        }
-        for a in config.accounts
-    }
+    doc["accounts"] = {a.config_key: _account_entry(a) for a in config.accounts}
     tomlfile.update(paths.config_file, doc)
+
+
+def _account_entry(account: Account) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "host": account.host,
+        "port": account.port,
+        "tls_pin": account.tls_pin,
+        "server_key": account.server_key,
+        "keystore": account.keystore,
+    }
+    if account.id:
+        entry["address"] = account.sealed_address
+    return entry

@@ -22,14 +22,17 @@ from rune_proto.keystore import KeystoreError
 from .service_mailbox import SAVE_EVERY, Mailbox, PendingKeyChange, estimate_payload
 from .service_registration import (
     ServerProbe,
+    Unlocked,
     blamed_field,
     check_invitation,
+    forget_old_key,
     key_file_dir,
     key_store,
     keystore_choice,
     load_identity,
     probe_server,
     register_account,
+    unlock,
 )
 
 __all__ = [
@@ -37,16 +40,19 @@ __all__ = [
     "Mailbox",
     "PendingKeyChange",
     "ServerProbe",
+    "Unlocked",
     "blamed_field",
     "check_invitation",
     "describe_error",
     "estimate_payload",
+    "forget_old_key",
     "key_file_dir",
     "key_store",
     "keystore_choice",
     "load_identity",
     "probe_server",
     "register_account",
+    "unlock",
 ]
 
 

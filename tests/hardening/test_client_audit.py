@@ -25,8 +25,6 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from rune_proto.address import Address
 from rune_proto.client import connect
 from rune_proto.keys import Identity
@@ -163,11 +161,6 @@ async def test_a_copied_profile_shows_no_correspondent(
     assert {("config", "contacts"), ("data", "seen"), ("data", "drafts")} <= kinds
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 12 section 2, left for later: config.toml's account list is still "
-    "keyed by address (unlocking needs the address: keystores are keyed by it)",
-)
 async def test_the_account_list_names_no_address(
     rune_server: ServerFactory, tmp_path: Path
 ) -> None:
