@@ -111,6 +111,10 @@ class Account:
     def address_known(self) -> bool:
         return self.address != LOCKED
 
+    def as_saved(self) -> Account:
+        """The account as config.toml reads back: its address sealed, so not known."""
+        return replace(self, address=LOCKED) if self.id else self
+
     @property
     def label(self) -> str:
         """How to name it on screen: the address once known, else where it lives."""

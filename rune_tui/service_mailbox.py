@@ -55,13 +55,14 @@ class Mailbox:
     """
 
     def __init__(self, paths: Paths, account: Account, identity: Identity) -> None:
+        if not account.address_known:  # every file's name and seal depends on the address
+            raise ValueError("open the account first (service.unlock): its address is sealed")
         self.paths = paths
         self.account = account
         self.identity = identity
         self._contacts: ContactBook | None = None  # loaded when first needed: the list
         self._replays: ReplayLog | None = None  # rows need neither (~15 ms on a big mailbox)
-        # Why the contact book did not open (then pins live in memory for this run), and
-        # who to tell: the app shows it, the contacts screen keeps saying it.
+        # Why the contact book did not open (pins then live in memory), and who to tell.
         self.contacts_problem = ""
         self.on_contacts_problem: Callable[[str], None] | None = None
         self._server_key: tuple[str, PublicKey] | None = None

@@ -126,4 +126,7 @@ async def test_an_entry_that_does_not_open_with_its_key_says_so(
     swapped = replace(one, sealed_address=two.sealed_address)  # an entry copied over
     with pytest.raises(KeystoreError, match="does not open with its key"):
         service.unlock(paths, swapped, PASSPHRASE)
-    assert service.unlock(paths, one, PASSPHRASE).account.address.username == "sealone"
+    unlocked = service.unlock(paths, one, PASSPHRASE)
+    assert unlocked.account.address.username == "sealone"
+    with pytest.raises(ValueError, match="service.unlock"):  # no mailbox for an unknown address
+        service.Mailbox(paths, one, unlocked.identity)
