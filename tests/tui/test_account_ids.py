@@ -128,5 +128,5 @@ async def test_an_entry_that_does_not_open_with_its_key_says_so(
         service.unlock(paths, swapped, PASSPHRASE)
     unlocked = service.unlock(paths, one, PASSPHRASE)
     assert unlocked.account.address.username == "sealone"
-    with pytest.raises(ValueError, match="service.unlock"):  # no mailbox for an unknown address
+    with pytest.raises(ValueError, match=r"service\.unlock"):  # no mailbox for an unknown address
         service.Mailbox(paths, one, unlocked.identity)
