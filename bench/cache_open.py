@@ -44,12 +44,13 @@ def rss_mib() -> float:
 
 def _account(profile: Path, passphrase: str) -> tuple[Any, Any, Any]:
     from rune_tui.config import Paths, load_config
-    from rune_tui.service import load_identity
+    from rune_tui.service import unlock
 
     paths = Paths.from_profile(profile)
     account = load_config(paths).current
     assert account is not None, f"{profile} has no account"
-    return paths, account, load_identity(paths, account, passphrase)
+    unlocked = unlock(paths, account, passphrase)  # config.toml holds the address sealed
+    return paths, unlocked.account, unlocked.identity
 
 
 def child_open(profile: Path, passphrase: str) -> dict[str, float]:

@@ -36,11 +36,13 @@ from email.utils import format_datetime
 from pathlib import Path
 
 from rune_proto.address import Address, parse_address
+from rune_proto.client.vault import Vault
 from rune_proto.envelope import Content, seal_message, seal_stored_message
 from rune_proto.keys import PRIVATE_KEY_SIZE, Identity
 from rune_proto.keystore import EncryptedFileStore, KeyringStore
 from rune_tui.config import Account, Config, Paths, save_config
 from rune_tui.service import Mailbox, key_file_dir
+from rune_tui.service_registration import opaque_account_id, seal_address
 
 DEFAULT_COUNT = 10_000
 DEFAULT_SEED = 20250314
@@ -213,14 +215,25 @@ def make_profile(
     paths = Paths.from_profile(profile)
     address = parse_address(ACCOUNT)
     pin = "sha256:" + "00" * 32  # never checked: nothing listens there
-    account = Account(address, "127.0.0.1", port, pin, server.public.token(), keystore)
+    vault = Vault(identity)  # the account is named by an opaque id, as the wizard does it
+    account_id = opaque_account_id(vault, address)
+    account = Account(
+        address,
+        "127.0.0.1",
+        port,
+        pin,
+        server.public.token(),
+        keystore,
+        id=account_id,
+        sealed_address=seal_address(vault, account_id, address),
+    )
     save_config(paths, Config().with_account(account))
     store = (
         KeyringStore()
         if keystore == "keyring"
         else EncryptedFileStore(key_file_dir(paths), passphrase)
     )
-    store.save(str(address), identity.private_bytes())
+    store.save(account_id, identity.private_bytes())
 
     mailbox = Mailbox(paths, account, identity)
     started = time.perf_counter()

@@ -73,9 +73,11 @@ class KeyringStore:
         with self._errors():
             self._backend.set_password(SERVICE, _normalise(address), value)
 
-    def load(self, address: str) -> bytes:
+    def load(self, address: str, *, shown_as: str = "") -> bytes:
+        """The key stored under ``address`` (or an opaque name; ``shown_as`` in errors)."""
         with self._errors():
             value = self._backend.get_password(SERVICE, _normalise(address))
+        address = shown_as or address
         if value is None:
             raise KeyNotFound(f"no key for {address} in {self.description}")
         try:
@@ -134,27 +136,28 @@ class EncryptedFileStore:
         return f"{text}, because {self._reason}" if self._reason else text
 
     def path_for(self, address: str) -> Path:
-        digest = hashlib.sha256(b"rune key file\0" + _normalise(address).encode("utf-8"))
-        return self.directory / f"{digest.hexdigest()[:32]}.key"
+        return self.directory / key_file_name(address)
 
     def save(self, address: str, key: bytes) -> None:
         _check_key(key)
         box = seal_secret(key, self._passphrase, _context(address))
         self._write_atomically(self.path_for(address), box)
 
-    def load(self, address: str) -> bytes:
+    def load(self, address: str, *, shown_as: str = "") -> bytes:
+        """The key stored under ``address`` (or an opaque name; ``shown_as`` in errors)."""
         path = self.path_for(address)
+        shown = shown_as or address
         try:
             box = path.read_bytes()
         except FileNotFoundError:
-            raise KeyNotFound(f"no key for {address} in {self.directory}") from None
+            raise KeyNotFound(f"no key for {shown} in {self.directory}") from None
         except OSError as e:
             raise KeystoreError(f"can't read the key file {path}: {e.strerror}") from e
         try:
             return open_secret(box, self._passphrase, _context(address))
         except BoxWrongPassphrase:
             raise WrongPassphrase(
-                f"wrong passphrase for the key of {address} (or the key file {path} was altered)"
+                f"wrong passphrase for the key of {shown} (or the key file {path} was altered)"
             ) from None
         except SecretBoxError:
             _damaged(path)
@@ -175,6 +178,12 @@ class EncryptedFileStore:
             os.fsync(dir_fd)  # make the rename itself durable
         finally:
             os.close(dir_fd)
+
+
+def key_file_name(name: str) -> str:
+    """The file a key is kept in: a hash of its name (an address, or an opaque id)."""
+    digest = hashlib.sha256(b"rune key file\0" + _normalise(name).encode("utf-8"))
+    return f"{digest.hexdigest()[:32]}.key"
 
 
 def _context(address: str) -> bytes:

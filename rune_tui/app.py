@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     from .drafts import Draft
     from .screens.wizard import Registered
-    from .service import Mailbox
+    from .service import Mailbox, Unlocked
 
 STYLES = Path(__file__).parent / "styles"
 # Shipped in the package (a link to docs/settings.md in the source tree), so the path a
@@ -123,7 +123,7 @@ class RuneApp(ServerTrust):
             self.ask_passphrase(account)
             self.call_after_refresh(_preload_service)  # once the prompt is on screen
         else:
-            self.set_status(f"Opening the system keyring for {account.address}…", busy=True)
+            self.set_status(f"Opening the system keyring for {account.label}…", busy=True)
             self.unlock_from_keyring(account)
 
     def settings_problem(self, text: str) -> None:
@@ -150,25 +150,25 @@ class RuneApp(ServerTrust):
         from . import service
 
         try:
-            identity = await asyncio.to_thread(service.load_identity, self.paths, account)
+            unlocked = await asyncio.to_thread(service.unlock, self.paths, account)
         except Exception as exc:  # the boundary: every failure becomes words on screen
             self.set_status(
-                f"Cannot open the key of {account.address}.\n{service.describe_error(exc)}",
+                f"Cannot open the key of {account.label}.\n{service.describe_error(exc)}",
                 problem=True,
             )
             return
-        self.open_inbox(account, identity)
+        self._open_unlocked(unlocked)
 
     def ask_passphrase(self, account: Account, *, switching: bool = False) -> None:
         """The prompt for a key file; when ``switching``, the open account stays underneath."""
         from .screens.passphrase import PassphraseScreen
 
-        back_to = str(self.account.address) if switching and self.account else None
+        back_to = self.account.label if switching and self.account else None
         if back_to is None:
-            self.set_status(f"Waiting for the passphrase of {account.address}…")
-        unlock = partial(_load_with_passphrase, self.paths, account)
+            self.set_status(f"Waiting for the passphrase of {account.label}…")
+        unlock = partial(_unlock_with_passphrase, self.paths, account)
         prompt = PassphraseScreen(
-            str(account.address),
+            account.label,
             self.paths.data_dir / "keys",  # service.key_file_dir, without importing it yet
             unlock,
             _describe_error,
@@ -176,13 +176,13 @@ class RuneApp(ServerTrust):
         )
         self.push_screen(prompt, callback=partial(self._unlocked, account, back_to is not None))
 
-    def _unlocked(self, account: Account, switching: bool, identity: Identity | None) -> None:
-        if identity is not None and switching:
-            self.call_later(self._switched, account, identity)
-        elif identity is not None:
-            self.open_inbox(account, identity)
+    def _unlocked(self, account: Account, switching: bool, unlocked: Unlocked | None) -> None:
+        if unlocked is not None and switching:
+            self.call_later(self._switched, unlocked)
+        elif unlocked is not None:
+            self._open_unlocked(unlocked)
         elif switching:  # Escape while switching: the open account simply stays
-            self.notify(f"The key of {account.address} stays locked.", title="Not switched")
+            self.notify(f"The key of {account.label} stays locked.", title="Not switched")
         else:
             self.set_status("The key stays locked.", problem=True)
 
@@ -226,6 +226,30 @@ class RuneApp(ServerTrust):
         self.close_mailbox()
         self.open_inbox(account, identity)
 
+    def _contacts_problem(self, text: str) -> None:
+        self.notify(text, title="Contact book not opened", severity="error", timeout=60)
+
+    def _open_unlocked(self, unlocked: Unlocked) -> None:
+        self._remember_conversion(unlocked)
+        self.open_inbox(unlocked.account, unlocked.identity)
+
+    def _remember_conversion(self, unlocked: Unlocked) -> None:
+        """An older entry named by its address is now named by an opaque id: save that,
+        then drop the key stored under the address (never before: the config must be
+        able to find the key at every moment)."""
+        if unlocked.was is None:
+            return
+        from . import service
+
+        self.config = self.config.replacing(unlocked.account, was=unlocked.was)
+        try:
+            save_config(self.paths, self.config)
+            service.forget_old_key(self.paths, unlocked)
+        except Exception as exc:  # the boundary: the account opens all the same
+            self.notify(
+                f"Could not finish hiding the address in the config: {exc}", severity="warning"
+            )
+
     def open_inbox(self, account: Account, identity: Identity) -> None:
         # Not from .screens.compose: the compose stack is imported when first used.
         from .screens.compose_drafts import drafts_notice
@@ -238,6 +262,7 @@ class RuneApp(ServerTrust):
         mailbox = WatchedMailbox(self.paths, account, identity)
         mailbox.on_trust_error = self._trust_error
         mailbox.sent_attachment_limit = self.config.settings.sent_attachment_limit_mib << 20
+        mailbox.on_contacts_problem = self._contacts_problem
         self.mailbox = mailbox
         self.push_screen(InboxScreen(mailbox, self.config.settings))
         notice = drafts_notice(mailbox)
@@ -312,7 +337,8 @@ class RuneApp(ServerTrust):
         self.push_screen(AccountsScreen(self.config, self.account), callback=self._switch_to)
 
     def _switch_to(self, account: Account | None) -> None:
-        if account is None or (account == self.account and self.mailbox is not None):
+        current = self.account.config_key if self.account else None
+        if account is None or (account.config_key == current and self.mailbox is not None):
             return
         self.call_later(self._switch_now, account)
 
@@ -325,10 +351,11 @@ class RuneApp(ServerTrust):
         self.close_mailbox()
         self.start()
 
-    def _switched(self, account: Account, identity: Identity) -> None:
-        self._make_default(account)
+    def _switched(self, unlocked: Unlocked) -> None:
+        self._remember_conversion(unlocked)
+        self._make_default(unlocked.account)
         self.close_mailbox()
-        self.open_inbox(account, identity)
+        self.open_inbox(unlocked.account, unlocked.identity)
 
     def _make_default(self, account: Account) -> None:
         """The account switched to is the one opened at the next start."""
@@ -391,7 +418,7 @@ def _preload_service() -> None:
     threading.Thread(target=load, name="rune-preload", daemon=True).start()
 
 
-def _load_with_passphrase(paths: Paths, account: Account, passphrase: str) -> Identity:
-    from .service import load_identity
+def _unlock_with_passphrase(paths: Paths, account: Account, passphrase: str) -> Unlocked:
+    from .service import unlock
 
-    return load_identity(paths, account, passphrase)
+    return unlock(paths, account, passphrase)

@@ -2,20 +2,25 @@
 
 Config (accounts, server pins, settings) is TOML under the platformdirs config dir, a
 file people edit: saving keeps their comments (see :func:`rune_proto.tomlfile.update`);
-contacts live beside it; data (the replay log, later the encrypted message cache and
-key files when there is no keyring) under the data dir. ``--profile DIR`` puts both
+the sealed contact books live beside it; data (the sealed replay logs, message cache and
+drafts, and key files when there is no keyring) under the data dir. Every per-account
+file is named by a keyed hash of its address, never the address itself. ``--profile DIR`` puts both
 under one folder, so several identities and the tests stay apart.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rune_proto import tomlfile
 from rune_proto.address import Address, parse_address
+
+if TYPE_CHECKING:
+    from rune_proto.client.vault import Vault
 
 APP_NAME = "rune"
 DEFAULT_DATE_FORMAT = "%Y-%m-%d %H:%M"
@@ -51,16 +56,38 @@ class Paths:
     def config_file(self) -> Path:
         return self.config_dir / "config.toml"
 
-    def contacts_file(self, address: Address) -> Path:
+    def contacts_file(self, address: Address, vault: Vault) -> Path:
+        """The account's sealed contact book, named by a keyed hash (no address)."""
+        return self.config_dir / "contacts" / vault.name(f"rune/1 contact book {address}")
+
+    def replay_log(self, address: Address, vault: Vault) -> Path:
+        """The account's sealed replay log, named like the contact book."""
+        return self.data_dir / "seen" / vault.name(f"rune/1 replay log {address}")
+
+    def legacy_contacts_file(self, address: Address) -> Path:
+        """Where older versions kept the book: in the clear, named by the address."""
         return self.config_dir / "contacts" / f"{address}.toml"
 
-    def replay_log(self, address: Address) -> Path:
+    def legacy_replay_log(self, address: Address) -> Path:
+        """Where older versions kept the (already sealed) log: named by the address."""
         return self.data_dir / "seen" / str(address)
+
+
+# The address of an account read from config.toml before its key is unlocked: the file
+# holds it sealed by the account's Vault (see rune_tui.service_registration.unlock).
+LOCKED = Address("locked", "account")
 
 
 @dataclass(frozen=True, slots=True)
 class Account:
-    """One registered address and how to reach and trust its server."""
+    """One registered address and how to reach and trust its server.
+
+    In config.toml an account is named by ``id``, an opaque keyed hash, and its address
+    is ``sealed_address`` (the keystore holds its key under the id too), so the file
+    names nobody. Until the key is unlocked, ``address`` is :data:`LOCKED`. An account
+    with no ``id`` is an entry of an older config, keyed by its address, converted the
+    first time its key is unlocked.
+    """
 
     address: Address
     host: str
@@ -68,6 +95,31 @@ class Account:
     tls_pin: str
     server_key: str  # the server's public key token, pinned at registration
     keystore: str = "keyring"  # "keyring" or "file"
+    id: str = ""
+    sealed_address: str = ""
+
+    @property
+    def config_key(self) -> str:
+        """Its name in config.toml (and in default_account)."""
+        return self.id or str(self.address)
+
+    @property
+    def key_name(self) -> str:
+        """The name its private key is stored under in the keystore."""
+        return self.config_key
+
+    @property
+    def address_known(self) -> bool:
+        return self.address != LOCKED
+
+    def as_saved(self) -> Account:
+        """The account as config.toml reads back: its address sealed, so not known."""
+        return replace(self, address=LOCKED) if self.id else self
+
+    @property
+    def label(self) -> str:
+        """How to name it on screen: the address once known, else where it lives."""
+        return str(self.address) if self.address_known else f"account {self.id[:8]} on {self.host}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,22 +146,30 @@ class Config:
     @property
     def current(self) -> Account | None:
         for account in self.accounts:
-            if str(account.address) == self.default_account:
+            if account.config_key == self.default_account:
                 return account
         return self.accounts[0] if self.accounts else None
 
     def with_account(self, account: Account) -> Config:
         """The config with ``account`` added (or replaced) and made the default."""
-        others = tuple(a for a in self.accounts if a.address != account.address)
-        return replace(self, accounts=(*others, account), default_account=str(account.address))
+        others = tuple(a for a in self.accounts if a.config_key != account.config_key)
+        return replace(self, accounts=(*others, account), default_account=account.config_key)
 
     def with_default(self, account: Account) -> Config:
-        return replace(self, default_account=str(account.address))
+        return replace(self, default_account=account.config_key)
 
-    def replacing(self, account: Account) -> Config:
-        """The config with ``account``'s entry updated in place (e.g. new server pins)."""
-        accounts = tuple(account if a.address == account.address else a for a in self.accounts)
-        return replace(self, accounts=accounts)
+    def replacing(self, account: Account, was: Account | None = None) -> Config:
+        """The config with ``account``'s entry (or ``was``'s) updated in place.
+
+        ``was`` is the entry as it was read, when its name changes (an older config's
+        entry keyed by address, converted to an opaque id when first unlocked).
+        """
+        old_key = (was or account).config_key
+        accounts = tuple(account if a.config_key == old_key else a for a in self.accounts)
+        default = self.default_account
+        if default == old_key:
+            default = account.config_key
+        return replace(self, accounts=accounts, default_account=default)
 
 
 _SETTINGS = (
@@ -120,6 +180,7 @@ _SETTINGS = (
     "confirm_quit",
     "save_folder",
 )
+_ACCOUNT_ID = re.compile(r"[0-9a-f]{32}")
 _KEYSTORES = ("keyring", "file")
 
 
@@ -223,14 +284,23 @@ def _read_keymap(raw: object, problems: list[str]) -> dict[str, str]:
 
 
 def _read_account(text: str, entry: object) -> Account:
-    """One [accounts."address"] table; anything missing or wrong is a ConfigError."""
+    """One [accounts.<id>] table (or an older [accounts."address"]); anything missing or
+    wrong is a ConfigError."""
     where = f'accounts."{text}"'
     if not isinstance(entry, dict):
         raise ConfigError(f"{where} is not a table")
-    try:
-        address = parse_address(text)
-    except ValueError as exc:
-        raise ConfigError(f"{where}: {text!r} is not an address ({exc})") from exc
+    account_id, sealed = "", entry.get("address")
+    if sealed is not None:  # keyed by an opaque id, the address sealed
+        if not _ACCOUNT_ID.fullmatch(text):
+            raise ConfigError(f"{where}: an account's name is 32 hex digits, not {text!r}")
+        if not isinstance(sealed, str) or not sealed.strip():
+            raise ConfigError(f"{where}.address must be the sealed address rune-tui wrote")
+        account_id, address = text, LOCKED
+    else:
+        try:
+            address = parse_address(text)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {text!r} is not an address ({exc})") from exc
     missing = [k for k in ("host", "port", "tls_pin", "server_key") if k not in entry]
     if missing:
         raise ConfigError(f"{where} is missing {', '.join(missing)}")
@@ -250,6 +320,8 @@ def _read_account(text: str, entry: object) -> Account:
         tls_pin=entry["tls_pin"],
         server_key=entry["server_key"],
         keystore=keystore,
+        id=account_id,
+        sealed_address=sealed or "",
     )
 
 
@@ -275,7 +347,7 @@ def load_config(paths: Paths) -> Config:
     if default is not None and not isinstance(default, str):
         problems.append(f"default_account must be an address in quotes, not {default!r}")
         default = None
-    elif default is not None and all(str(a.address) != default for a in accounts):
+    elif default is not None and all(a.config_key != default for a in accounts):
         problems.append(f"default_account {default!r} is not one of the accounts")
     return Config(accounts, default, settings, tuple(problems))
 
@@ -299,14 +371,18 @@ def save_config(paths: Paths, config: Config) -> None:
         doc["settings"]["save_folder"] = s.save_folder
     if s.keymap:
         doc["keymap"] = dict(s.keymap)
-    doc["accounts"] = {
-        str(a.address): {
-            "host": a.host,
-            "port": a.port,
-            "tls_pin": a.tls_pin,
-            "server_key": a.server_key,
-            "keystore": a.keystore,
-        }
-        for a in config.accounts
-    }
+    doc["accounts"] = {a.config_key: _account_entry(a) for a in config.accounts}
     tomlfile.update(paths.config_file, doc)
+
+
+def _account_entry(account: Account) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "host": account.host,
+        "port": account.port,
+        "tls_pin": account.tls_pin,
+        "server_key": account.server_key,
+        "keystore": account.keystore,
+    }
+    if account.id:
+        entry["address"] = account.sealed_address
+    return entry

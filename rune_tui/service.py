@@ -24,14 +24,17 @@ from .payload import estimate_payload
 from .service_mailbox import SAVE_EVERY, Mailbox, PendingKeyChange
 from .service_registration import (
     ServerProbe,
+    Unlocked,
     blamed_field,
     check_invitation,
+    forget_old_key,
     key_file_dir,
     key_store,
     keystore_choice,
     load_identity,
     probe_server,
     register_account,
+    unlock,
 )
 
 __all__ = [
@@ -39,17 +42,20 @@ __all__ = [
     "Mailbox",
     "PendingKeyChange",
     "ServerProbe",
+    "Unlocked",
     "blamed_field",
     "check_invitation",
     "describe_error",
     "describe_send_error",
     "estimate_payload",
+    "forget_old_key",
     "key_file_dir",
     "key_store",
     "keystore_choice",
     "load_identity",
     "probe_server",
     "register_account",
+    "unlock",
 ]
 
 

@@ -23,6 +23,7 @@ from .cache import MessageCache, Summary, received_key
 from .config import Account, Paths
 from .filenames import safe_filename
 from .sent import DEFAULT_ATTACHMENT_LIMIT_MIB, ID_PREFIX, MIB, SentStore
+from .service_contacts import open_contact_book, open_replay_log
 
 SAVE_EVERY = 500  # a long refresh writes the index this often, so a crash loses little
 
@@ -60,11 +61,16 @@ class Mailbox:
     logins = 0
 
     def __init__(self, paths: Paths, account: Account, identity: Identity) -> None:
+        if not account.address_known:  # every file's name and seal depends on the address
+            raise ValueError("open the account first (service.unlock): its address is sealed")
         self.paths = paths
         self.account = account
         self.identity = identity
         self._contacts: ContactBook | None = None  # loaded when first needed: the list
         self._replays: ReplayLog | None = None  # rows need neither (~15 ms on a big mailbox)
+        # Why the contact book did not open (pins then live in memory), and who to tell.
+        self.contacts_problem = ""
+        self.on_contacts_problem: Callable[[str], None] | None = None
         self._server_key: tuple[str, PublicKey] | None = None
         self._max_payload: tuple[tuple[str, int, str, str], int] | None = None
         self.cache = MessageCache.open(
@@ -86,7 +92,13 @@ class Mailbox:
     @property
     def contacts(self) -> ContactBook:
         if self._contacts is None:
-            self._contacts = ContactBook(self.paths.contacts_file(self.account.address))
+            self._contacts, problem = open_contact_book(
+                self.paths, self.account.address, self.cache.vault
+            )
+            if problem:
+                self.contacts_problem = problem
+                if self.on_contacts_problem is not None:
+                    self.on_contacts_problem(problem)
         return self._contacts
 
     @contacts.setter
@@ -95,9 +107,8 @@ class Mailbox:
 
     @property
     def replays(self) -> ReplayLog:
-        if self._replays is None:
-            path = self.paths.replay_log(self.account.address)
-            self._replays = ReplayLog(path, self.cache.vault)  # sealed, like the cache
+        if self._replays is None:  # sealed, like the cache
+            self._replays = open_replay_log(self.paths, self.account.address, self.cache.vault)
         return self._replays
 
     @replays.setter

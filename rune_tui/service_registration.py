@@ -6,13 +6,15 @@ wizard and the app's start-up use these; nothing here touches Textual.
 
 from __future__ import annotations
 
+import base64
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rune_proto import status
-from rune_proto.address import Address, validate_part
+from rune_proto.address import Address, parse_address, validate_part
 from rune_proto.client import ServerError, connect
+from rune_proto.client.vault import Vault
 from rune_proto.events import INVITATION_PATTERN
 from rune_proto.keys import Identity, PublicKey
 from rune_proto.keystore import (
@@ -20,6 +22,7 @@ from rune_proto.keystore import (
     KeyNotFound,
     KeyringStore,
     KeystoreError,
+    key_file_name,
     keyring_usable,
 )
 from rune_proto.tlspin import pin_text
@@ -137,16 +140,14 @@ async def register_account(
     """
     address = Address(validate_part("username", username), probe.domain.lower())
     store = key_store(paths, keystore, passphrase)
-    try:
-        store.load(str(address))
-    except KeyNotFound:
-        pass
-    else:
+    if any(a.address == address for a in config.accounts):
         raise KeystoreError(
             f"a key for {address} is already stored on this machine; choose another username"
         )
     identity = Identity.generate()
-    store.save(str(address), identity.private_bytes())
+    vault = Vault(identity)
+    account_id = opaque_account_id(vault, address)
+    store.save(account_id, identity.private_bytes())
     try:
         async with connect(
             probe.host,
@@ -158,9 +159,18 @@ async def register_account(
             await session.register(address, identity, invitation or None)
     except BaseException:
         with suppress(KeystoreError):
-            store.delete(str(address))
+            store.delete(account_id)
         raise
-    account = Account(address, probe.host, probe.port, probe.tls_pin, probe.server_key, keystore)
+    account = Account(
+        address,
+        probe.host,
+        probe.port,
+        probe.tls_pin,
+        probe.server_key,
+        keystore,
+        id=account_id,
+        sealed_address=seal_address(vault, account_id, address),
+    )
     updated = config.with_account(account)
     save_config(paths, updated)
     return updated, account, identity
@@ -169,4 +179,61 @@ async def register_account(
 def load_identity(paths: Paths, account: Account, passphrase: str | None = None) -> Identity:
     """The account's private key from its keystore (raises KeystoreError subclasses)."""
     store = key_store(paths, account.keystore, passphrase)
-    return Identity(store.load(str(account.address)))
+    return Identity(store.load(account.key_name, shown_as=account.label))
+
+
+def opaque_account_id(vault: Vault, address: Address) -> str:
+    """The account's name in config.toml and the keystore: says nothing of the address."""
+    return vault.name(f"rune/1 account id {address}")
+
+
+def seal_address(vault: Vault, account_id: str, address: Address) -> str:
+    box = vault.seal(str(address).encode("utf-8"), f"rune/1 account address {account_id}")
+    return base64.urlsafe_b64encode(box).decode("ascii")
+
+
+@dataclass(frozen=True, slots=True)
+class Unlocked:
+    """An account whose key was unlocked: its address known, its key in hand.
+
+    ``was`` is the config entry as read when it had to change: an older config's entry,
+    keyed by the address, now named by an opaque id (the key is stored under the id as
+    well). Save the config with it, then call :func:`forget_old_key`.
+    """
+
+    account: Account
+    identity: Identity
+    was: Account | None = None
+
+
+def unlock(paths: Paths, account: Account, passphrase: str | None = None) -> Unlocked:
+    """Load the key, open the sealed address; convert an older entry keyed by address."""
+    identity = load_identity(paths, account, passphrase)
+    vault = Vault(identity)
+    if account.id:
+        try:
+            box = base64.urlsafe_b64decode(account.sealed_address.encode("ascii"))
+            text = vault.open(box, f"rune/1 account address {account.id}").decode("utf-8")
+            address = parse_address(text)
+        except (ValueError, UnicodeError) as exc:  # VaultError and binascii.Error too
+            raise KeystoreError(
+                f"the entry {account.id} in config.toml does not open with its key: it was "
+                "changed, or belongs to another key"
+            ) from exc
+        return Unlocked(replace(account, address=address), identity)
+    account_id = opaque_account_id(vault, account.address)
+    key_store(paths, account.keystore, passphrase).save(account_id, identity.private_bytes())
+    sealed = seal_address(vault, account_id, account.address)
+    converted = replace(account, id=account_id, sealed_address=sealed)
+    return Unlocked(converted, identity, was=account)
+
+
+def forget_old_key(paths: Paths, unlocked: Unlocked, passphrase: str | None = None) -> None:
+    """Remove the key stored under the address, once the config names the id instead."""
+    if unlocked.was is None:
+        return
+    if unlocked.account.keystore == "file":
+        (key_file_dir(paths) / key_file_name(str(unlocked.was.address))).unlink(missing_ok=True)
+        return
+    with suppress(KeyNotFound):
+        key_store(paths, unlocked.account.keystore, passphrase).delete(str(unlocked.was.address))

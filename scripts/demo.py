@@ -334,7 +334,7 @@ def _forget_keyring_keys(profile: Path) -> None:
         for account in load_config(Paths.from_profile(profile)).accounts:
             if account.keystore == "keyring":
                 with contextlib.suppress(KeystoreError):
-                    KeyringStore().delete(str(account.address))
+                    KeyringStore().delete(account.key_name)
 
 
 def main() -> int:

@@ -1,6 +1,6 @@
 """The asyncio client library: everything a Rune client needs, no sockets or keys exposed."""
 
-from .contacts import Contact, ContactBook, KeyCheck, ReplayLog
+from .contacts import Contact, ContactBook, ContactBookError, KeyCheck, ReplayLog
 from .errors import (
     ClientError,
     ConnectionFailed,
@@ -21,6 +21,7 @@ __all__ = [
     "ConnectionFailed",
     "Contact",
     "ContactBook",
+    "ContactBookError",
     "ContactKeyChanged",
     "KeyChange",
     "KeyCheck",

@@ -1,11 +1,8 @@
-"""Trust on first use for contacts, and replay detection for received messages.
+"""Replay detection for received messages (and, re-exported, the contact book).
 
 A message the user deleted and a server delivers again is a replay too: the log
-remembers what was deleted (see :meth:`ReplayLog.record_deleted`).
-
-A contact's key is pinned the first time we see it (in a received message or in the
-server's ``201``). A different key later is never silently accepted: sending is
-blocked and received messages are flagged until the user accepts the new key.
+remembers what was deleted (see :meth:`ReplayLog.record_deleted`). The contact book
+(trust on first use) lives in :mod:`.contact_book`.
 """
 
 from __future__ import annotations
@@ -13,145 +10,32 @@ from __future__ import annotations
 import os
 import secrets
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from .. import tomlfile
-from ..address import Address, parse_address
-from ..atomicfile import write_atomically
-from ..keys import PublicKey
+from ..atomicfile import sync_folder, write_atomically
+from .contact_book import (
+    COMPARED_IN_PERSON,
+    Contact,
+    ContactBook,
+    ContactBookError,
+    KeyCheck,
+)
 from .vault import Vault, VaultError
 
-COMPARED_IN_PERSON = "compared in person"
+__all__ = [
+    "COMPARED_IN_PERSON",
+    "Contact",
+    "ContactBook",
+    "ContactBookError",
+    "KeyCheck",
+    "ReplayLog",
+]
 REPLAY_RECORDS_LIMIT = 256  # records in the replay log before opening it rewrites it as one
 _SEEN_MAGIC = b"RUNESEN1"
 _SEEN_TOKEN = 16
 _SEEN_HEAD = len(_SEEN_MAGIC) + _SEEN_TOKEN
 # A deletion's line: no space in it, so a log reader from before deletions ignores it.
 _DELETED = "deleted:"
-
-
-@dataclass(frozen=True, slots=True)
-class Contact:
-    address: Address
-    key: PublicKey
-    first_seen: datetime
-    # How the pin was made: "first message", "first send", "lookup", "accepted change",
-    # or "compared in person" once the user confirmed the fingerprint out of band.
-    how: str
-    name: str = ""
-
-    @property
-    def fingerprint(self) -> str:
-        return self.key.fingerprint_text()
-
-
-@dataclass(frozen=True, slots=True)
-class KeyCheck:
-    """The outcome of comparing an offered key with the pin."""
-
-    contact: Contact
-    new: bool  # pinned just now
-    changed: bool  # the offered key differs from the pin
-    offered: PublicKey
-
-
-class ContactBook:
-    """Address → pinned key, kept in a TOML file (or only in memory if ``path`` is None)."""
-
-    def __init__(self, path: Path | None = None) -> None:
-        self.path = path
-        self._contacts: dict[Address, Contact] = {}
-        if path is not None:
-            self._load(tomlfile.read(path))
-
-    def _load(self, doc: dict[str, Any]) -> None:
-        for text, entry in doc.get("contacts", {}).items():
-            try:
-                address = parse_address(text)
-                self._contacts[address] = Contact(
-                    address=address,
-                    key=PublicKey.from_token(entry["key"]),
-                    first_seen=datetime.fromisoformat(entry["first_seen"]),
-                    how=str(entry.get("how", "")),
-                    name=str(entry.get("name", "")),
-                )
-            except (KeyError, ValueError, TypeError) as exc:
-                raise tomlfile.TomlError(
-                    f"contact {text!r} in {self.path} is damaged: {exc}"
-                ) from exc
-
-    def save(self) -> None:
-        if self.path is None:
-            return
-        tomlfile.write(
-            self.path,
-            {
-                "contacts": {
-                    str(c.address): {
-                        "key": c.key.token(),
-                        "fingerprint": c.fingerprint,
-                        "first_seen": c.first_seen.isoformat(),
-                        "how": c.how,
-                        "name": c.name,
-                    }
-                    for c in sorted(self._contacts.values(), key=lambda c: str(c.address))
-                }
-            },
-        )
-
-    def __iter__(self) -> Iterator[Contact]:
-        return iter(sorted(self._contacts.values(), key=lambda c: str(c.address)))
-
-    def __len__(self) -> int:
-        return len(self._contacts)
-
-    def get(self, address: Address) -> Contact | None:
-        return self._contacts.get(address)
-
-    def check(self, address: Address, key: PublicKey, how: str) -> KeyCheck:
-        """Pin ``key`` if ``address`` is new; otherwise report whether it changed."""
-        known = self._contacts.get(address)
-        if known is None:
-            known = Contact(address, key, datetime.now(UTC), how)
-            self._contacts[address] = known
-            self.save()
-            return KeyCheck(known, new=True, changed=False, offered=key)
-        return KeyCheck(known, new=False, changed=known.key != key, offered=key)
-
-    def accept(self, address: Address, key: PublicKey) -> Contact:
-        """The user accepted a (changed) key: pin it."""
-        known = self._contacts.get(address)
-        first = known.first_seen if known else datetime.now(UTC)
-        contact = Contact(address, key, first, "accepted change" if known else "accepted")
-        if known is not None:
-            contact = replace(contact, name=known.name)
-        self._contacts[address] = contact
-        self.save()
-        return contact
-
-    def mark_compared(self, address: Address, key: PublicKey) -> Contact:
-        """The user compared ``key``'s fingerprint with the contact in person: record it.
-
-        ``key`` is the key the user was shown; if the pin changed meanwhile, nothing is
-        marked (ValueError), so a confirmation can never vouch for a key it did not see.
-        """
-        known = self._contacts.get(address)
-        if known is None:
-            raise KeyError(f"{address} is not a contact")
-        if known.key != key:
-            raise ValueError(f"the pinned key of {address} changed since it was shown")
-        contact = replace(known, how=COMPARED_IN_PERSON)
-        self._contacts[address] = contact
-        self.save()
-        return contact
-
-    def remove(self, address: Address) -> None:
-        self._contacts.pop(address, None)
-        self.save()
 
 
 class ReplayLog:
@@ -175,7 +59,19 @@ class ReplayLog:
     empty, and is replaced).
     """
 
-    def __init__(self, path: Path | None = None, vault: Vault | None = None) -> None:
+    def __init__(
+        self,
+        path: Path | None = None,
+        vault: Vault | None = None,
+        *,
+        migrate_from: Path | None = None,
+    ) -> None:
+        """Open the log at ``path``; ``migrate_from`` is its name in older versions.
+
+        The old file is renamed into place if there is no log yet (its seal names no
+        file); if both exist (an older version ran since), the old one's ids are merged
+        in, the merged log written and fsynced, and only then the old file removed.
+        """
         if path is not None and vault is None:
             raise TypeError("a replay log on disk is sealed: pass the account's Vault")
         self.path = path
@@ -187,8 +83,30 @@ class ReplayLog:
         self._lock = threading.Lock()  # the TUI opens blobs on a rebuild thread too
         self._token: bytes | None = None  # of the file on disk; None: none written yet
         self._records = 0
-        if path is not None:
-            self._load()
+        if path is None:
+            return
+        if migrate_from is not None and migrate_from != path and migrate_from.exists():
+            if not path.exists():
+                path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                os.replace(migrate_from, path)
+                sync_folder(path.parent)
+            else:
+                self._load()
+                self._absorb(ReplayLog(migrate_from, vault))
+                migrate_from.unlink()
+                sync_folder(migrate_from.parent)
+                return
+        self._load()
+
+    def _absorb(self, older: ReplayLog) -> None:
+        """Take every id ``older`` remembers that this log lacks, then rewrite it whole."""
+        for message_id, server_id in older._seen.items():
+            self._seen.setdefault(message_id, server_id)
+            self._carried.setdefault(server_id, message_id)
+        for server_id, message_id in older._deleted_servers.items():
+            self._mark_deleted(server_id, message_id)
+        self._deleted_messages |= older._deleted_messages
+        self._rewrite()
 
     def _context(self, position: int) -> str:
         assert self._token is not None

@@ -46,17 +46,23 @@ class AccountsScreen(ModalScreen[Account | None]):
 
     def on_mount(self) -> None:
         listing = self.query_one("#accounts-list", OptionList)
-        width = max((len(str(a.address)) for a in self.config.accounts), default=0)
-        for account in self.config.accounts:
-            mark = "●" if account == self.current else " "
+        current = self.current.config_key if self.current is not None else None
+        # The config names accounts by opaque ids: an address is known once its key is
+        # unlocked (the open account's, and any named in an older config).
+        labels = [
+            self.current.label if a.config_key == current and self.current else a.label
+            for a in self.config.accounts
+        ]
+        width = max((len(label) for label in labels), default=0)
+        for account, label in zip(self.config.accounts, labels, strict=True):
+            mark = "●" if account.config_key == current else " "
             where = f"{account.host}:{account.port}"
             keys = KEYSTORE_TEXT.get(account.keystore, account.keystore)
-            address = str(account.address).ljust(width)
             listing.add_option(
-                Option(f"{mark} {address}   {where} · {keys}", id=str(account.address))
+                Option(f"{mark} {label.ljust(width)}   {where} · {keys}", id=account.config_key)
             )
-        if self.current is not None and self.current in self.config.accounts:
-            listing.highlighted = self.config.accounts.index(self.current)
+            if account.config_key == current:
+                listing.highlighted = listing.option_count - 1
         listing.focus()
 
     @on(OptionList.OptionSelected, "#accounts-list")

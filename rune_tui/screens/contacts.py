@@ -164,7 +164,10 @@ class ContactsScreen(Screen[None]):
         return contact.first_seen.astimezone().strftime(self.date_format)
 
     def _status(self, text: str) -> None:
-        self.query_one("#contacts-status", Label).update(text)
+        problem = self.mailbox.contacts_problem  # stays in view: pins are not being kept
+        label = self.query_one("#contacts-status", Label)
+        label.update(f"{problem}\n{text}" if problem else text)
+        label.set_class(bool(problem), "-problem")
 
     def selected_address(self) -> str | None:
         table = self.table

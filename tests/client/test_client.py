@@ -227,7 +227,7 @@ async def test_first_message_pins_the_sender_and_replays_are_flagged(
     bob, bob_id = await new_user(server, "bob")
     async with logged_in(server, alice, alice_id) as session:
         await session.send(bob, "once", "only once")
-    contacts = ContactBook(tmp_path / "contacts.toml")
+    contacts = ContactBook(tmp_path / "contacts", Vault(bob_id), bob)
     replays = ReplayLog(tmp_path / "seen", Vault(bob_id))
     async with logged_in(server, bob, bob_id, contacts=contacts, replays=replays) as session:
         (info,) = await session.list()
@@ -237,7 +237,7 @@ async def test_first_message_pins_the_sender_and_replays_are_flagged(
         replayed = session.open_blob("0f8fad5b-d9cb-469f-a165-70867728950e", blob)
     assert first.verified and again.verified
     assert replayed.verification.replay and not replayed.verified
-    reloaded = ContactBook(tmp_path / "contacts.toml")
+    reloaded = ContactBook(tmp_path / "contacts", Vault(bob_id), bob)
     pinned = reloaded.get(alice)
     assert pinned is not None and pinned.key == alice_id.public
     assert pinned.how == "first message"

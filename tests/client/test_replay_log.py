@@ -100,3 +100,27 @@ def test_another_identity_cannot_read_it_and_a_log_needs_a_vault(
     with pytest.raises(TypeError, match="sealed"):
         ReplayLog(path)
     assert not ReplayLog().is_replay(message_id, server_id)  # in memory needs no vault
+
+
+def test_a_log_under_its_old_name_is_moved_or_merged_and_the_old_name_goes(
+    tmp_path: Path, vault: Vault
+) -> None:
+    """Issue 12 §2: ``seen/<address>`` becomes a keyed-hash name, losing no id."""
+    old, new = tmp_path / "seen" / "alice@example", tmp_path / "seen" / "0123abcd"
+    first, second = ids(3), ids(3)
+    log = ReplayLog(old, vault)
+    for message_id, server_id in first:
+        log.is_replay(message_id, server_id)
+    log.record_deleted(first[0][1])
+    moved = ReplayLog(new, vault, migrate_from=old)  # only the old one: renamed
+    assert not old.exists() and moved.was_deleted("", first[0][1])
+    older = ReplayLog(old, vault)  # an older version ran again and wrote the old name
+    for message_id, server_id in second:
+        older.is_replay(message_id, server_id)
+    older.record_deleted(second[1][1])
+    merged = ReplayLog(new, vault, migrate_from=old)
+    assert not old.exists()
+    for reopened in (merged, ReplayLog(new, vault)):
+        for message_id, _ in (*first, *second):
+            assert reopened.is_replay(message_id, str(uuid.uuid4()))
+        assert reopened.was_deleted("", first[0][1]) and reopened.was_deleted("", second[1][1])

@@ -13,7 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from rune_proto.client import ClientError, connect
+from rune_proto import tomlfile
+from rune_proto.client import ClientError, ReplayLog, connect
+from rune_proto.client.state import CONTACTS_FILE, account_folder_name
+from rune_proto.client.vault import Vault
 from tests.server.conftest import register_user
 from tests.server_process import RuneServerProcess, ServerFactory
 from tests.store_tools import put_back
@@ -58,9 +61,10 @@ async def test_a_state_dir_keeps_pins_and_deletions_across_sessions(
             (kept,) = db.execute("SELECT blob FROM messages WHERE id = ?", (info.id,)).fetchone()
         db.close()
         await session.delete(info.id)
-    folder = state / str(bob[0])
+    folder = state / account_folder_name(Vault(bob[1]), bob[0])
+    assert [p.name for p in state.iterdir()] == [folder.name]  # no folder named by address
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
-    assert str(alice[0]) in (folder / "contacts.toml").read_text()
+    assert str(alice[0]).encode() not in (folder / CONTACTS_FILE).read_bytes()  # sealed
     assert info.id.encode() not in (folder / "seen").read_bytes()  # sealed
     put_back(server.database, str(bob[0]), info.id, kept)  # and it comes back, same id
     async with connect(server.host, server.port, state_dir=state, **pinned(server)) as session:
@@ -82,3 +86,30 @@ async def test_ephemeral_sessions_write_nothing(
         assert await session.list() == []
         assert session.contacts.path is None and session.replays.path is None
     assert list(tmp_path.iterdir()) == []
+
+
+async def test_a_state_dir_of_an_older_version_is_moved_under_opaque_names(
+    rune_server: ServerFactory, tmp_path: Path
+) -> None:
+    """``<state>/<address>/contacts.toml`` (clear) and ``seen`` become sealed, hashed names."""
+    server = rune_server()
+    alice, bob = register_user(server), register_user(server)
+    state = tmp_path / "state"
+    old = state / str(bob[0])
+    old.mkdir(parents=True)
+    pin = {"key": alice[1].public.token(), "first_seen": "2025-03-14T09:30:00+00:00"}
+    pin |= {"how": "compared in person", "name": "Alice from work"}
+    tomlfile.write(old / "contacts.toml", {"contacts": {str(alice[0]): pin}})
+    ReplayLog(old / "seen", Vault(bob[1])).record_deleted("an-old-server-id")
+    async with connect(server.host, server.port, state_dir=state, **pinned(server)) as session:
+        await session.login(*bob)
+        contact = session.contacts.get(alice[0])
+        assert contact is not None and contact.name == "Alice from work"
+        assert contact.how == "compared in person" and contact.key == alice[1].public
+        assert session.replays.was_deleted("", "an-old-server-id")
+    assert not old.exists()
+    (folder,) = state.iterdir()
+    assert folder.name == account_folder_name(Vault(bob[1]), bob[0])
+    assert sorted(p.name for p in folder.iterdir()) == [CONTACTS_FILE, "seen"]
+    book = (folder / CONTACTS_FILE).read_bytes()
+    assert str(alice[0]).encode() not in book and b"Alice from work" not in book

@@ -203,6 +203,15 @@ def server(rune_server_session: ServerFactory) -> RuneServerProcess:
     return rune_server_session("free")
 
 
+ACCOUNT_IDS: dict[str, str] = {}  # address → its opaque name in config.toml
+
+
+def default_address(paths: Paths) -> str | None:
+    """The address config.toml's default_account names (by its opaque id)."""
+    default = load_config(paths).default_account
+    return next((a for a, i in ACCOUNT_IDS.items() if i == default), None)
+
+
 async def two_accounts(server: RuneServerProcess, profile: Path) -> tuple[Paths, list[str]]:
     paths = Paths.from_profile(profile)
     probe = await service.probe_server(server.host, server.port)
@@ -218,6 +227,7 @@ async def two_accounts(server: RuneServerProcess, profile: Path) -> tuple[Paths,
             passphrase=PASSPHRASE,
         )
         names.append(str(account.address))
+        ACCOUNT_IDS[str(account.address)] = account.id
     return paths, names
 
 
@@ -237,7 +247,7 @@ async def palette(pilot: Any, command: str) -> None:
 
 async def test_switch_account_from_the_palette(server: RuneServerProcess, tmp_path: Path) -> None:
     paths, (first, second) = await two_accounts(server, tmp_path / "p")
-    assert load_config(paths).default_account == second  # the last registered
+    assert default_address(paths) == second  # the last registered
     app = RuneApp(paths)
     async with app.run_test(size=SIZE) as pilot:
         await unlock(pilot, app)
@@ -248,14 +258,16 @@ async def test_switch_account_from_the_palette(server: RuneServerProcess, tmp_pa
         await wait_until(pilot, lambda: isinstance(app.screen, AccountsScreen))
         listing = app.screen.query_one("#accounts-list")
         prompts = [str(listing.get_option_at_index(i).prompt) for i in range(2)]  # type: ignore[attr-defined]
-        assert prompts[0].startswith(f"  {first}") and prompts[1].startswith(f"● {second}")
+        # config.toml names accounts by opaque ids: a locked one shows its id's start
+        locked = f"  account {ACCOUNT_IDS[first][:8]} on {server.host}"
+        assert prompts[0].startswith(locked) and prompts[1].startswith(f"● {second}")
         await pilot.press("up", "enter")
         await unlock(pilot, app)  # the other account's key is unlocked in its turn
         assert app.sub_title == first
         assert str(app.screen.mailbox.address) == first  # type: ignore[attr-defined]
         assert app.screen is not inbox and inbox not in app.screen_stack
         assert len(app.screen_stack) == 2  # the start view and the new inbox, nothing else
-    assert load_config(paths).default_account == first  # remembered for the next start
+    assert default_address(paths) == first  # remembered for the next start
 
 
 async def test_add_account_runs_the_wizard_and_opens_the_new_inbox(
@@ -278,8 +290,9 @@ async def test_add_account_runs_the_wizard_and_opens_the_new_inbox(
         assert app.sub_title.startswith(third + "@")
         assert len(app.screen_stack) == 2
     config = load_config(paths)
-    assert [str(a.address) for a in config.accounts][:2] == [first, second]
-    assert len(config.accounts) == 3 and config.default_account == app.sub_title
+    assert [a.id for a in config.accounts][:2] == [ACCOUNT_IDS[first], ACCOUNT_IDS[second]]
+    assert app.account is not None and str(app.account.address) == app.sub_title
+    assert len(config.accounts) == 3 and config.default_account == app.account.id
 
 
 async def test_escape_at_the_passphrase_while_switching_goes_back(
@@ -309,14 +322,14 @@ async def test_escape_at_the_passphrase_while_switching_goes_back(
         assert app.sub_title == second and app.mailbox is inbox.mailbox  # type: ignore[attr-defined]
         assert len(app.screen_stack) == 2
         assert any("stays locked" in str(n.message) for n in app._notifications)
-        assert load_config(paths).default_account == second  # nothing switched
+        assert default_address(paths) == second  # nothing switched
         # Switching again, with the passphrase, still works.
         await palette(pilot, "switch account")
         await wait_until(pilot, lambda: isinstance(app.screen, AccountsScreen))
         await pilot.press("up", "enter")
         await unlock(pilot, app)
         assert app.sub_title == first and len(app.screen_stack) == 2
-    assert load_config(paths).default_account == first
+    assert default_address(paths) == first
 
 
 async def test_escape_at_the_first_passphrase_prompt_still_quits(

@@ -186,7 +186,7 @@ async def test_no_plaintext_under_the_data_dir(rune_server: Any, tmp_path: Path)
     assert {p.name for p in cache_files} >= {"index", "marks", "server-keys"}
     assert len(cache_files) == 6
     sender_ids = [alice.messages[i].message_id or "" for i in ids]
-    assert alice.paths.replay_log(alice.address).is_file()
+    assert alice.paths.replay_log(alice.address, alice.cache.vault).is_file()
     for path in files_under(alice.paths.data_dir):
         data = path.read_bytes()
         for secret in secrets:

@@ -167,7 +167,7 @@ async def test_the_replay_log_is_sealed_and_still_refuses_a_replay_after_a_resta
     sender_id = alice.message(server_id).message_id or ""
     blob = alice.cache.stored_blob(server_id)
     assert blob is not None and sender_id
-    log = alice.paths.replay_log(alice.address)
+    log = alice.paths.replay_log(alice.address, alice.cache.vault)
     data = log.read_bytes()
     assert sender_id.encode() not in data and server_id.encode() not in data
     restarted = Mailbox(alice.paths, alice.account, alice.identity)

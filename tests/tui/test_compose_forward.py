@@ -322,4 +322,4 @@ async def test_attaching_in_compose_brings_up_the_server_key_prompt(
         await wait_until(pilot, lambda: isinstance(app.screen, ComposeScreen))
         size_line = label_text(app, "#compose-size")
         assert "the server's size limit is unknown" in size_line
-        assert load_config(paths).accounts[0] == account
+        assert load_config(paths).accounts[0] == account.as_saved()

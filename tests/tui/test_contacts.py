@@ -19,8 +19,9 @@ from textual.widgets import Button, DataTable, Input, Label, Static
 
 from rune_proto import tomlfile
 from rune_proto.address import parse_address
-from rune_proto.client import ContactBook
+from rune_proto.client import ContactBook, ReplayLog
 from rune_proto.client.contacts import COMPARED_IN_PERSON
+from rune_proto.client.vault import Vault
 from rune_proto.keys import Identity, PublicKey
 from rune_proto.tlspin import pin_text
 from rune_tui import service
@@ -52,8 +53,13 @@ def fixed_key(seed: int) -> PublicKey:
 
 
 def write_contacts(tmp_path: Path, entries: list[tuple[str, int, str]]) -> Path:
-    """A contacts file for alice@xyz (build_mailbox's account) with fixed keys and dates."""
-    path = Paths(tmp_path / "config", tmp_path / "data").contacts_file(parse_address("alice@xyz"))
+    """A contacts file for alice@xyz (build_mailbox's account) with fixed keys and dates.
+
+    Written as older versions did (clear TOML named by the address): the mailbox seals it
+    and moves it to its keyed-hash name when it first opens the book.
+    """
+    paths = Paths(tmp_path / "config", tmp_path / "data")
+    path = paths.legacy_contacts_file(parse_address("alice@xyz"))
     table = {}
     for index, (address, seed, how) in enumerate(entries):
         key = fixed_key(seed)
@@ -82,6 +88,12 @@ def contacts_app(tmp_path: Path, entries: list[tuple[str, int, str]] = SAMPLE) -
     return MailApp(lambda: ContactsScreen(mailbox))
 
 
+def reopened(mailbox: Mailbox) -> ContactBook:
+    """The mailbox's book as a later run would read it from disk."""
+    vault = mailbox.cache.vault
+    return ContactBook(mailbox.paths.contacts_file(mailbox.address, vault), vault, mailbox.address)
+
+
 def row_texts(app: Any) -> list[list[str]]:
     table = app.screen.query_one("#contacts-table", DataTable)
     return [[str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]
@@ -91,15 +103,17 @@ def row_texts(app: Any) -> list[list[str]]:
 
 
 def test_mark_compared_records_it_only_for_the_key_that_was_shown(tmp_path: Path) -> None:
-    path = tmp_path / "contacts.toml"
-    book = ContactBook(path)
+    path, vault = tmp_path / "contacts", Vault(Identity(b"\7" * 128))
+    alice = parse_address("alice@xyz")
+    book = ContactBook(path, vault, alice)
     bob = parse_address("bob@xyz")
     book.check(bob, fixed_key(1), "first message")
     with pytest.raises(ValueError, match="changed since it was shown"):
         book.mark_compared(bob, fixed_key(2))
     assert book.get(bob) is not None and book.get(bob).how == "first message"  # type: ignore[union-attr]
     book.mark_compared(bob, fixed_key(1))
-    again = ContactBook(path).get(bob)  # saved, not just in memory
+    assert b"bob@xyz" not in path.read_bytes()  # sealed
+    again = ContactBook(path, vault, alice).get(bob)  # saved, not just in memory
     assert again is not None and again.how == COMPARED_IN_PERSON
     with pytest.raises(KeyError):
         book.mark_compared(parse_address("nobody@xyz"), fixed_key(1))
@@ -136,7 +150,7 @@ async def test_contacts_list_pins_and_the_selected_fingerprint_in_full(tmp_path:
 
 
 async def test_compared_in_person_after_the_user_confirms(tmp_path: Path) -> None:
-    path = write_contacts(tmp_path, SAMPLE)
+    write_contacts(tmp_path, SAMPLE)
     mailbox = build_mailbox(tmp_path, [])
     app = MailApp(lambda: ContactsScreen(mailbox))
     bob = parse_address("bob@xyz")
@@ -148,20 +162,20 @@ async def test_compared_in_person_after_the_user_confirms(tmp_path: Path) -> Non
         assert fingerprint_block(fixed_key(1).fingerprint_text(), per_line=8) in question
         await pilot.press("n")  # not now: nothing changes
         await wait_until(pilot, lambda: isinstance(app.screen, ContactsScreen))
-        assert ContactBook(path).get(bob).how == "first message"  # type: ignore[union-attr]
+        assert reopened(mailbox).get(bob).how == "first message"  # type: ignore[union-attr]
         await pilot.press("v")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("y")
         await wait_until(pilot, lambda: isinstance(app.screen, ContactsScreen))
         await pilot.pause()
-        assert ContactBook(path).get(bob).how == COMPARED_IN_PERSON  # type: ignore[union-attr]
+        assert reopened(mailbox).get(bob).how == COMPARED_IN_PERSON  # type: ignore[union-attr]
         assert row_texts(app)[0][3] == "✓ compared in person"
         assert "2 compared in person" in label_text(app, "#contacts-status")
         assert app.screen.query_one("#detail-how").has_class("-compared")
 
 
 async def test_remove_a_contact_after_a_yes(tmp_path: Path) -> None:
-    path = write_contacts(tmp_path, SAMPLE)
+    write_contacts(tmp_path, SAMPLE)
     mailbox = build_mailbox(tmp_path, [])
     app = MailApp(lambda: ContactsScreen(mailbox))
     async with app.run_test(size=SIZE) as pilot:
@@ -171,15 +185,56 @@ async def test_remove_a_contact_after_a_yes(tmp_path: Path) -> None:
         assert "carol@xyz" in label_text(app, "#confirm-question")
         await pilot.press("n")
         await wait_until(pilot, lambda: isinstance(app.screen, ContactsScreen))
-        assert len(ContactBook(path)) == 4
+        assert len(reopened(mailbox)) == 4
         await pilot.press("delete")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("y")
         await wait_until(pilot, lambda: isinstance(app.screen, ContactsScreen))
         await pilot.pause()
-        assert [str(c.address) for c in ContactBook(path)] == ["bob@xyz", "dmitri@xyz", "erin@xyz"]
+        assert [str(c.address) for c in reopened(mailbox)] == ["bob@xyz", "dmitri@xyz", "erin@xyz"]
         assert [r[0] for r in row_texts(app)] == ["bob@xyz", "dmitri@xyz", "erin@xyz"]
         assert label_text(app, "#detail-address") == "dmitri@xyz"  # the cursor stayed put
+
+
+def test_the_mailbox_seals_an_old_clear_book_and_names_it_by_no_address(tmp_path: Path) -> None:
+    legacy = write_contacts(tmp_path, SAMPLE)
+    mailbox = build_mailbox(tmp_path, [])
+    assert [str(c.address) for c in mailbox.contacts] == [a for a, _, _ in SAMPLE]
+    assert not legacy.exists()
+    (book,) = (tmp_path / "config" / "contacts").iterdir()
+    assert book == mailbox.paths.contacts_file(mailbox.address, mailbox.cache.vault)
+    assert "alice" not in book.name
+    data = book.read_bytes()
+    for address, seed, _how in SAMPLE:
+        assert address.encode() not in data and fixed_key(seed).token().encode() not in data
+    assert reopened(mailbox).get(parse_address("erin@xyz")).how == COMPARED_IN_PERSON  # type: ignore[union-attr]
+
+
+def test_the_mailbox_moves_an_old_replay_log_to_its_keyed_hash_name(tmp_path: Path) -> None:
+    mailbox = build_mailbox(tmp_path, [])
+    legacy = mailbox.paths.legacy_replay_log(mailbox.address)
+    ReplayLog(legacy, mailbox.cache.vault).record_deleted("a-deleted-server-id")
+    assert mailbox.replays.was_deleted("", "a-deleted-server-id")
+    assert not legacy.exists()
+    assert [p.name for p in legacy.parent.iterdir()] == [mailbox.replays.path.name]  # type: ignore[union-attr]
+    assert "alice" not in mailbox.replays.path.name  # type: ignore[union-attr]
+
+
+async def test_a_book_that_does_not_open_is_kept_and_the_screen_says_so(tmp_path: Path) -> None:
+    mailbox = build_mailbox(tmp_path, [])
+    path = mailbox.paths.contacts_file(mailbox.address, mailbox.cache.vault)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"RUNEVLT1" + bytes(40))  # torn, or sealed by another identity
+    told: list[str] = []
+    mailbox.on_contacts_problem = told.append
+    app = MailApp(lambda: ContactsScreen(mailbox))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, ContactsScreen))
+        await wait_until(pilot, lambda: "does not open" in label_text(app, "#contacts-status"))
+        assert "left as it is" in label_text(app, "#contacts-status")
+    assert len(told) == 1 and "not remembered" in told[0]
+    mailbox.contacts.check(parse_address("bob@xyz"), fixed_key(1), "first message")
+    assert path.read_bytes() == b"RUNEVLT1" + bytes(40)  # never overwritten
 
 
 async def test_no_contacts_says_how_they_come(tmp_path: Path) -> None:
@@ -249,7 +304,7 @@ async def test_key_change_shows_both_fingerprints_and_needs_the_typed_word(
     contact = mailbox.contacts.get(bob)
     assert contact is not None and contact.key == fixed_key(9)
     assert contact.how == "accepted change"
-    assert ContactBook(mailbox.contacts.path).get(bob).key == fixed_key(9)  # type: ignore[union-attr]
+    assert reopened(mailbox).get(bob).key == fixed_key(9)  # type: ignore[union-attr]
 
 
 async def test_escape_keeps_the_old_key(tmp_path: Path) -> None:
@@ -383,8 +438,8 @@ async def test_a_changed_server_is_shown_and_accepting_repins_it(
         assert "intercepting" in str(screen.query_one(".key-change-meaning", Static).content)
         await pilot.press(*"accept", "enter")
         await wait_until(pilot, lambda: isinstance(app.screen, InboxScreen))
-        await wait_until(pilot, lambda: load_config(paths).accounts[0] == account)
-        assert app.mailbox is not None and app.mailbox.account == account
+        await wait_until(pilot, lambda: load_config(paths).accounts[0] == account.as_saved())
+        assert app.mailbox is not None and app.mailbox.account.as_saved() == account.as_saved()
         # The inbox refreshes with the new pins, and this time it works.
         status = app.screen.query_one("#inbox-status", Label)
         await wait_until(pilot, lambda: "unread" in str(status.content))

@@ -507,9 +507,8 @@ async def test_the_palette_offers_drafts_after_a_restart(
     from tests.tui.wizard_pilot import PASSPHRASE
 
     paths = await file_profile(small_server, tmp_path / "p", "pal-" + tmp_path.name[-6:])
-    account = load_config(paths).accounts[0]
-    identity = service.load_identity(paths, account, PASSPHRASE)
-    mailbox = Mailbox(paths, account, identity)
+    unlocked = service.unlock(paths, load_config(paths).accounts[0], PASSPHRASE)
+    mailbox = Mailbox(paths, unlocked.account, unlocked.identity)
     DraftStore.for_mailbox(mailbox).save(Draft("d" * 32, to="carol@xyz", subject="Left over"))
     app = RuneApp(paths)
     async with app.run_test(size=SIZE) as pilot:

@@ -43,4 +43,4 @@ async def test_an_existing_key_is_never_overwritten(rune_server: Any, tmp_path: 
     with pytest.raises(KeystoreError, match="already stored"):
         await register_account(paths, config, probe, "bob", keystore="file", passphrase=PASSPHRASE)
     store = EncryptedFileStore(key_file_dir(paths), PASSPHRASE)
-    assert store.load(str(account.address)) == identity.private_bytes()
+    assert store.load(account.key_name) == identity.private_bytes()

@@ -149,8 +149,9 @@ async def test_free_registration_lands_in_the_inbox(
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, InboxScreen), "the inbox")
     config = load_config(Paths.from_profile(profile))
-    account = config.current
-    assert account is not None
+    locked = config.current
+    assert locked is not None and not locked.address_known  # config.toml names no address
+    account = service.unlock(Paths.from_profile(profile), locked, PASSPHRASE).account
     assert str(account.address) == f"{username}@{free_server.domain}"
     assert (account.tls_pin, account.server_key) == (free_server.tls_pin, free_server.server_key)
     assert account.keystore == "file"
@@ -227,8 +228,9 @@ async def test_a_real_invitation_registers(
     # Registered on the server, not just shown the inbox: the saved key logs in there,
     # and the invitation is used up.
     paths = Paths.from_profile(tmp_path / "profile")
-    account = load_config(paths).current
-    assert account is not None
+    locked = load_config(paths).current
+    assert locked is not None
+    account = service.unlock(paths, locked, PASSPHRASE).account
     assert str(account.address) == f"{username}@{invite_server.domain}"
     identity = service.load_identity(paths, account, PASSPHRASE)
     assert await service.Mailbox(paths, account, identity).refresh() == []
