@@ -112,6 +112,11 @@ class MyKeyScreen(Screen[None]):
         except Exception as exc:  # the contact book cannot be read (damaged, unreadable)
             self.notify(describe_error(exc), title="Cannot open your contacts", severity="error")
             return
+        if self.mailbox.contacts_problem:  # it did not open: what is shown is not your book
+            self.notify(
+                self.mailbox.contacts_problem, title="Cannot open your contacts", severity="error"
+            )
+            return
         if not contacts:
             self.notify(
                 "No contacts yet: a contact's key is pinned the first time you write to "

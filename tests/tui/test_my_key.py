@@ -18,7 +18,6 @@ from textual.containers import ScrollableContainer
 from textual.geometry import Region
 
 from rune_proto.address import parse_address
-from rune_proto.client import ContactBook
 from rune_proto.client.contacts import COMPARED_IN_PERSON
 from rune_proto.keycard import parse_key_card
 from rune_tui.app import RuneApp
@@ -30,7 +29,15 @@ from rune_tui.screens.inbox import InboxScreen
 from rune_tui.screens.my_key import ContactPickScreen, MyKeyScreen
 from rune_tui.service import Mailbox
 from tests.server_process import RuneServerProcess, ServerFactory
-from tests.tui.test_contacts import SAMPLE, file_profile, fixed_key, palette, unlock, write_contacts
+from tests.tui.test_contacts import (
+    SAMPLE,
+    file_profile,
+    fixed_key,
+    palette,
+    reopened,
+    unlock,
+    write_contacts,
+)
 from tests.tui.test_mail_screens import SIZE, MailApp, build_mailbox, label_text, wait_until
 
 
@@ -126,7 +133,7 @@ async def test_it_fits_80x24_and_scrolls_by_keyboard_at_60x15(tmp_path: Path) ->
 
 
 async def test_marking_a_contact_compared_from_my_key_persists(tmp_path: Path) -> None:
-    path = write_contacts(tmp_path, SAMPLE)
+    write_contacts(tmp_path, SAMPLE)
     mailbox = build_mailbox(tmp_path, [])
     app = MailApp(lambda: MyKeyScreen(mailbox))
     async with app.run_test(size=SIZE) as pilot:
@@ -145,7 +152,7 @@ async def test_marking_a_contact_compared_from_my_key_persists(tmp_path: Path) -
         assert fingerprint_block(fixed_key(2).fingerprint_text(), per_line=8) in question
         await pilot.press("n")  # not now
         await wait_until(pilot, lambda: isinstance(app.screen, MyKeyScreen))
-        assert ContactBook(path).get(parse_address("carol@xyz")).how == "first send"  # type: ignore[union-attr]
+        assert reopened(mailbox).get(parse_address("carol@xyz")).how == "first send"  # type: ignore[union-attr]
 
         await pilot.press("v")
         await wait_until(pilot, lambda: isinstance(app.screen, ContactPickScreen))
@@ -154,10 +161,10 @@ async def test_marking_a_contact_compared_from_my_key_persists(tmp_path: Path) -
         await pilot.press("y")
         await wait_until(pilot, lambda: isinstance(app.screen, MyKeyScreen))
         await wait_until(pilot, lambda: "compared in person" in label_text(app, "#my-key-status"))
-    saved = ContactBook(path).get(parse_address("carol@xyz"))  # read again from the file
+    saved = reopened(mailbox).get(parse_address("carol@xyz"))  # read again from the file
     assert saved is not None and saved.how == COMPARED_IN_PERSON
     assert saved.key == fixed_key(2)
-    others = {str(c.address): c.how for c in ContactBook(path)}
+    others = {str(c.address): c.how for c in reopened(mailbox)}
     assert others["bob@xyz"] == "first message"  # nobody else was touched
 
 
