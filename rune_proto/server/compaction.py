@@ -37,6 +37,7 @@ REWRITTEN = (
     ("mailbox", ("receiver", "id")),
     ("usage", ("receiver",)),
     ("invitations", ("token_hash",)),
+    ("limits", ("key",)),
 )
 
 

@@ -32,6 +32,7 @@ MIN_MAX_LINE = 2048  # REGISTER_INVITATION with a full public key token is ~1.9 
 # A throttled verdict waits at most this long: well inside the shutdown grace period
 # and any sane client timeout.
 MAX_THROTTLE_DELAY = 20.0
+MAX_LIMIT_WINDOW = 7 * 86400  # a counter row lives at most one window (limits.py)
 PASSPHRASE_ENV = "RUNE_SERVER_PASSPHRASE"
 REGISTRATION_CHOICES = ("free", "invite", "both", "closed")
 _MODES = {"free": ("free",), "invite": ("invite",), "both": ("free", "invite"), "closed": ()}
@@ -114,6 +115,18 @@ class ServerConfig:
     throttle_max_delay: float = 8
     throttle_window: float = 900
     throttle_table: int = 10000
+    # Abuse limits (rune_proto/server/limits.py), counted in the database so that
+    # every connection and node shares them; 0 turns one off. Registrations per
+    # source address (an IPv6 /64), messages per sender, messages per receiver, each
+    # per window of that many seconds.
+    register_limit: int = 5
+    register_window: float = 3600
+    send_limit: int = 300
+    send_window: float = 3600
+    inflow_limit: int = 1000
+    inflow_window: float = 3600
+    # Bytes kept free for DELETE on a full disk (rune_proto/server/diskspace.py).
+    disk_reserve_mib: float = 16
 
     def __post_init__(self) -> None:
         try:
@@ -154,6 +167,15 @@ class ServerConfig:
             )
         if not self.throttle_window > 0:
             raise OperatorError("config: throttle_window must be positive")
+        for kind in ("register", "send", "inflow"):
+            if getattr(self, f"{kind}_limit") < 0:
+                raise OperatorError(f"config: {kind}_limit must be 0 (off) or more")
+            if not 1 <= getattr(self, f"{kind}_window") <= MAX_LIMIT_WINDOW:
+                raise OperatorError(
+                    f"config: {kind}_window must be 1 to {MAX_LIMIT_WINDOW} seconds (a week)"
+                )
+        if self.disk_reserve_mib < 0:
+            raise OperatorError("config: disk_reserve_mib must be 0 (none) or more")
 
     @property
     def modes(self) -> tuple[str, ...]:
@@ -167,6 +189,10 @@ class ServerConfig:
     @property
     def memory_budget(self) -> int:
         return int(self.memory_budget_mib * MIB)
+
+    @property
+    def disk_reserve(self) -> int:
+        return int(self.disk_reserve_mib * MIB)
 
     @property
     def mailbox_quota(self) -> int:

@@ -31,7 +31,10 @@ import sqlite3
 
 from . import slots
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+
+LIMITS_TABLE = """CREATE TABLE IF NOT EXISTS limits (
+    key BLOB PRIMARY KEY, ends INTEGER NOT NULL, count INTEGER NOT NULL) WITHOUT ROWID"""
 
 _STATEMENTS = (
     """CREATE TABLE IF NOT EXISTS accounts (
@@ -56,6 +59,8 @@ _STATEMENTS = (
     # pending (1 when something changed since the last order pass).
     """CREATE TABLE IF NOT EXISTS layout (
         name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID""",
+    # Abuse-limit counters (limits.py): keyed digests, the end of their window, a count.
+    LIMITS_TABLE,
     # Reassembles a blob from its chunks by scanning them: for operators, not the server.
     """CREATE VIEW IF NOT EXISTS messages (id, receiver, blob) AS
         SELECT m.id, m.receiver, substr(CAST((SELECT group_concat(data, '') FROM
@@ -113,13 +118,21 @@ def upgrade(db: sqlite3.Connection) -> None:
     (version,) = db.execute("PRAGMA user_version").fetchone()
     if version == SCHEMA_VERSION:
         return
-    if version not in (1, 2):
+    if version > SCHEMA_VERSION:
+        raise SchemaError(
+            f"database schema version {version} is newer than this rune-server"
+            f" ({SCHEMA_VERSION}): run the newer version, or restore a backup made for this one"
+        )
+    if version not in (1, 2, 3):
         raise SchemaError(f"database schema version {version}, expected {SCHEMA_VERSION}")
     db.execute("BEGIN IMMEDIATE")
     try:
         (version,) = db.execute("PRAGMA user_version").fetchone()
         if version in (1, 2):  # another process may have upgraded it meanwhile
             _upgrade(db, version)
+        elif version == 3:  # 3 -> 4 adds the limits table only
+            db.execute(LIMITS_TABLE)
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")

@@ -38,6 +38,7 @@ from .admission import (
 )
 from .budget import MemoryBudget, return_freed_memory_to_os
 from .config import ServerConfig
+from .diskspace import Reserve
 from .link import CLOSE_TIMEOUT, Link, log_bug, refuse
 from .session import Services
 from .store import SQLiteStore
@@ -288,7 +289,8 @@ async def serve(
     return_freed_memory_to_os()
     switch_interval = sys.getswitchinterval()
     sys.setswitchinterval(min(switch_interval, SWITCH_INTERVAL))
-    store = await SQLiteStore.open(database, order_window=config.order_window)
+    reserve = Reserve(database.parent, config.disk_reserve)
+    store = await SQLiteStore.open(database, order_window=config.order_window, reserve=reserve)
     workers = min(4, os.cpu_count() or 1)
     crypto = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rune-crypto")
     signals = (signal.SIGINT, signal.SIGTERM)

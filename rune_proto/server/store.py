@@ -45,12 +45,16 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from . import compaction, schema, slots
+from . import compaction, limits, schema, slots
+from .admission import RateLimitedLog
 from .checkpoint import Checkpointer
+from .diskspace import Reserve, is_disk_full
+from .limits import Charge, LimitReached
 
 _T = TypeVar("_T")
 log = logging.getLogger("rune_proto.server")
@@ -70,6 +74,10 @@ class StoreError(Exception):
     """The database is unusable (missing, wrong schema, I/O failure)."""
 
 
+class DiskFull(StoreError):
+    """SQLite could not write: the file system is full (nothing was stored)."""
+
+
 class Invitation(enum.Enum):
     VALID = "valid"
     INVALID = "invalid"  # unknown, used, or bound to another address: the same answer
@@ -83,6 +91,7 @@ class Outcome(enum.Enum):
     TAKEN = "taken"
     INVITATION_INVALID = "invitation invalid"
     INVITATION_EXPIRED = "invitation expired"
+    REGISTRATION_LIMIT = "registration limit reached"
 
 
 class Store(Protocol):
@@ -93,13 +102,25 @@ class Store(Protocol):
     async def invitation(self, token_hash: bytes, address: str, now: int) -> Invitation: ...
 
     async def create_account(
-        self, address: str, public_key: bytes, token_hash: bytes | None, now: int
+        self,
+        address: str,
+        public_key: bytes,
+        token_hash: bytes | None,
+        now: int,
+        charges: Sequence[Charge] = (),
     ) -> Outcome:
-        """Add an account, consuming the invitation in the same transaction."""
+        """Add an account, consuming the invitation and counting ``charges`` in the
+        same transaction (limits.py)."""
         ...
 
-    async def add_message(self, receiver: str, blob: bytes, quota: int) -> str | None:
-        """Store a blob; its new id once committed, or None if over ``quota`` bytes."""
+    async def add_message(
+        self, receiver: str, blob: bytes, quota: int, charges: Sequence[Charge] = ()
+    ) -> str | None:
+        """Store a blob; its new id once committed, or None if over ``quota`` bytes.
+
+        Raises :class:`LimitReached` if a charge is over its limit, :class:`DiskFull`
+        if the disk is full; either way nothing was stored.
+        """
         ...
 
     async def list_messages(self, receiver: str) -> list[tuple[str, int]]: ...
@@ -185,7 +206,12 @@ class Database:
         return Invitation.EXPIRED if row[1] <= now else Invitation.VALID
 
     def create_account(
-        self, address: str, public_key: bytes, token_hash: bytes | None, now: int
+        self,
+        address: str,
+        public_key: bytes,
+        token_hash: bytes | None,
+        now: int,
+        charges: Sequence[Charge] = (),
     ) -> Outcome:
         with self._transaction():
             if token_hash is not None:
@@ -196,6 +222,10 @@ class Database:
                     return Outcome.INVITATION_EXPIRED
             if self.public_key(address) is not None:
                 return Outcome.TAKEN
+            tally: limits.Tally = {}
+            if limits.check(self._db, charges, tally) is not None:
+                return Outcome.REGISTRATION_LIMIT
+            limits.write(self._db, tally)
             self._db.execute(
                 "INSERT INTO accounts (address, public_key) VALUES (?, ?)", (address, public_key)
             )
@@ -205,25 +235,37 @@ class Database:
         return Outcome.CREATED
 
     def add_message(self, receiver: str, blob: bytes, quota: int) -> str | None:
-        return self.add_messages([(receiver, blob, quota)])[0]
+        """One message, no limits (the CLI and tests)."""
+        result = self.add_messages([(receiver, blob, quota)])[0]
+        return result if isinstance(result, str) else None
 
-    def add_messages(self, items: Sequence[tuple[str, bytes, int]]) -> list[str | None]:
+    def add_messages(
+        self,
+        items: Sequence[tuple[str, bytes, int]],
+        charges: Sequence[Sequence[Charge]] | None = None,
+    ) -> list[str | limits.Kind | None]:
         """Store several ``(receiver, blob, quota)`` in one transaction: one commit.
 
         Each gets its new id, or None if it would take its receiver over ``quota``
-        bytes (counting the messages before it in ``items``). If anything fails, the
+        bytes (counting the messages before it in ``items``), or the limit its
+        ``charges`` (one sequence per item) would pass. If anything fails, the
         whole transaction is rolled back and the exception raised.
         """
-        ids: list[str | None] = []
+        ids: list[str | limits.Kind | None] = []
         used: dict[str, tuple[int, int]] = {}  # receiver: (bytes, count) as it will be
         rows: list[tuple[str, str, int, bytes]] = []
+        tally: limits.Tally = {}
         with self._transaction():
             top = slots.end(self._db)
-            for receiver, blob, quota in items:
+            for index, (receiver, blob, quota) in enumerate(items):
                 before, count = used[receiver] if receiver in used else self._usage(receiver)
+                used[receiver] = (before, count)
                 if before + len(blob) > quota:
                     ids.append(None)
-                    used[receiver] = (before, count)
+                    continue
+                over = limits.check(self._db, charges[index] if charges else (), tally)
+                if over is not None:
+                    ids.append(over)
                     continue
                 message_id = str(uuid.uuid4())
                 pieces = slots.chunks_of(blob, self._chunk_bytes)
@@ -244,7 +286,8 @@ class Database:
                    count = excluded.count""",
                 [(receiver, size, count) for receiver, (size, count) in used.items()],
             )
-            if rows:
+            limits.write(self._db, tally)
+            if rows or tally:
                 compaction.mark_pending(self._db)
         return ids
 
@@ -291,6 +334,17 @@ class Database:
             return False
         self._erase()
         return True
+
+    def sweep_limits(self, now: float) -> int:
+        """Drop the abuse-limit counters whose window has ended (limits.py)."""
+        with self._transaction():
+            return limits.sweep(self._db, now)
+
+    def clear_limits(self, keys: Sequence[bytes]) -> int:
+        with self._transaction():
+            cleared = limits.clear(self._db, keys)
+            compaction.mark_pending(self._db)
+        return cleared
 
     def order_pending(self) -> bool:
         return compaction.pending(self._db)
@@ -351,6 +405,25 @@ class Database:
         return _Transaction(self._db)
 
 
+@dataclass(slots=True)
+class _Queued:
+    """A message waiting for the next group commit, and its caller's future."""
+
+    receiver: str
+    blob: bytes
+    quota: int
+    charges: Sequence[Charge]
+    done: asyncio.Future[str | limits.Kind | None]
+
+
+_disk_full_log = RateLimitedLog()
+
+
+def _disk_full(exc: sqlite3.Error) -> DiskFull:
+    _disk_full_log.warning("disk full: a write was refused and nothing was stored")
+    return DiskFull("disk full")
+
+
 class _Transaction:
     """``BEGIN IMMEDIATE`` … ``COMMIT`` (or ``ROLLBACK`` on any exception)."""
 
@@ -373,14 +446,18 @@ class SQLiteStore:
         database: Database,
         checkpointer: Checkpointer,
         order_window: float = ORDER_WINDOW,
+        reserve: Reserve | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._executor = executor
+        self._reserve = reserve
+        self._clock = clock  # wall clock of the abuse-limit windows (tests move it)
         self._db = database
         self._checkpointer = checkpointer
         # Group commit, all on the event loop's thread: messages queue here while a
         # commit is in progress, and the next commit takes all of them.
-        self._queued: list[tuple[str, bytes, int, asyncio.Future[str | None]]] = []
-        self._commit: asyncio.Future[list[str | None]] | None = None
+        self._queued: list[_Queued] = []
+        self._commit: asyncio.Future[list[str | limits.Kind | None]] | None = None
         # The order pass (compaction.py): due ``order_window`` seconds after the first
         # change it has not covered yet.
         self._order_window = order_window
@@ -390,17 +467,31 @@ class SQLiteStore:
         self.passes = 0  # completed order passes (tests wait on it)
 
     @classmethod
-    async def open(cls, path: Path, *, order_window: float = ORDER_WINDOW) -> SQLiteStore:
+    async def open(
+        cls,
+        path: Path,
+        *,
+        order_window: float = ORDER_WINDOW,
+        reserve: Reserve | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> SQLiteStore:
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rune-store")
         loop = asyncio.get_running_loop()
+        if reserve is not None:
+            reserve.make()
         try:
-            database = await loop.run_in_executor(executor, Database, path)
+            try:
+                database = await loop.run_in_executor(executor, Database, path)
+            except StoreError as exc:  # a full disk: give SQLite the reserve and try again
+                if not (is_disk_full(exc.__cause__) and reserve and reserve.release()):
+                    raise
+                database = await loop.run_in_executor(executor, Database, path)
             await loop.run_in_executor(executor, database.defer_checkpoints)
             pending = await loop.run_in_executor(executor, database.order_pending)
         except BaseException:
             executor.shutdown(wait=False)
             raise
-        store = cls(executor, database, Checkpointer(path), order_window)
+        store = cls(executor, database, Checkpointer(path), order_window, reserve, clock)
         if pending:  # left by a crash or an upgrade: hide it now, not a window later
             store._order_timer = loop.call_soon(store._start_order_pass)  # type: ignore[assignment]
         return store
@@ -423,12 +514,15 @@ class SQLiteStore:
         progress = compaction.Progress()
         started = time.perf_counter()
         try:
+            await self._run(partial(self._db.sweep_limits, self._clock()))
             while not progress.done:
                 await self._run(partial(self._db.order_step, progress))
             async with self._checkpointer.paused():
                 covered = not self._changed_during_pass
                 await self._run(partial(self._db.order_finish, covered))
             self.passes += 1
+            if self._reserve is not None:
+                await self._run(self._reserve.remake_if_room)
             log.info(
                 "order pass: %d chunks placed, %d rows rewritten, %d steps, %.0f ms",
                 progress.chunks_placed,
@@ -445,7 +539,12 @@ class SQLiteStore:
             self._changed()
 
     async def _run(self, call: Callable[[], _T]) -> _T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        except sqlite3.Error as exc:
+            if is_disk_full(exc):
+                raise _disk_full(exc) from exc
+            raise
 
     async def public_key(self, address: str) -> bytes | None:
         return await self._run(partial(self._db.public_key, address))
@@ -454,39 +553,55 @@ class SQLiteStore:
         return await self._run(partial(self._db.invitation, token_hash, address, now))
 
     async def create_account(
-        self, address: str, public_key: bytes, token_hash: bytes | None, now: int
+        self,
+        address: str,
+        public_key: bytes,
+        token_hash: bytes | None,
+        now: int,
+        charges: Sequence[Charge] = (),
     ) -> Outcome:
         outcome = await self._run(
-            partial(self._db.create_account, address, public_key, token_hash, now)
+            partial(self._db.create_account, address, public_key, token_hash, now, charges)
         )
         self._changed()
         return outcome
 
-    async def add_message(self, receiver: str, blob: bytes, quota: int) -> str | None:
+    async def add_message(
+        self, receiver: str, blob: bytes, quota: int, charges: Sequence[Charge] = ()
+    ) -> str | None:
         """Answered once the transaction holding the message has committed."""
-        done: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
-        self._queued.append((receiver, blob, quota, done))
+        done: asyncio.Future[str | limits.Kind | None] = asyncio.get_running_loop().create_future()
+        self._queued.append(_Queued(receiver, blob, quota, charges, done))
         if self._commit is None:
             self._start_commit()
-        return await done
+        try:
+            result = await done
+        except sqlite3.Error as exc:
+            if is_disk_full(exc):
+                raise _disk_full(exc) from exc
+            raise
+        if isinstance(result, limits.Kind):
+            raise LimitReached(result)
+        return result
 
     def _start_commit(self) -> None:
         batch, self._queued = self._queued, []
-        items = [(receiver, blob, quota) for receiver, blob, quota, _ in batch]
+        items = [(q.receiver, q.blob, q.quota) for q in batch]
+        charges = [q.charges for q in batch]
         commit = asyncio.get_running_loop().run_in_executor(
-            self._executor, self._db.add_messages, items
+            self._executor, self._db.add_messages, items, charges
         )
         commit.add_done_callback(partial(self._committed, batch))
         self._commit = commit
 
     def _committed(
         self,
-        batch: list[tuple[str, bytes, int, asyncio.Future[str | None]]],
-        commit: asyncio.Future[list[str | None]],
+        batch: list[_Queued],
+        commit: asyncio.Future[list[str | limits.Kind | None]],
     ) -> None:
         self._commit = None
         failure = None if commit.cancelled() else commit.exception()
-        for index, (_, _, _, done) in enumerate(batch):
+        for index, done in enumerate(q.done for q in batch):
             if done.done():  # its caller was cancelled
                 continue
             if commit.cancelled():
@@ -511,7 +626,14 @@ class SQLiteStore:
         return await self._run(partial(self._db.message_size, receiver, message_id))
 
     async def delete_message(self, receiver: str, message_id: str) -> bool:
-        deleted = await self._run(partial(self._db.delete_message, receiver, message_id))
+        """On a full disk, the reserve (diskspace.py) is given up so a DELETE can run."""
+        delete = partial(self._db.delete_message, receiver, message_id)
+        try:
+            deleted = await self._run(delete)
+        except DiskFull:
+            if self._reserve is None or not self._reserve.release():
+                raise
+            deleted = await self._run(delete)
         if deleted:
             self._changed()
         return deleted

@@ -385,6 +385,7 @@ TABLES = {  # rune_proto/server/schema.py: nothing more, and no rowid that count
     "usage": ["receiver", "bytes", "count"],
     "invitations": ["token_hash", "address", "expires_at"],
     "layout": ["name", "value"],
+    "limits": ["key", "ends", "count"],
 }
 
 

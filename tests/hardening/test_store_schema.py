@@ -84,7 +84,7 @@ def test_a_version_1_database_is_upgraded_on_open_and_keeps_everything(tmp_path:
     path = version_1_database(tmp_path / "rune.db")
     db = Database(path)
     try:
-        assert user_version(path) == SCHEMA_VERSION == 3
+        assert user_version(path) == SCHEMA_VERSION == 4
         for message_id, receiver, blob in ROWS:
             assert db.message(receiver, message_id) == blob
             assert db.message("mallory@x.example", message_id) is None
@@ -138,7 +138,7 @@ def test_an_unknown_schema_version_is_refused_with_a_clear_error(tmp_path: Path)
     db = sqlite3.connect(path)
     db.execute("PRAGMA user_version=7")
     db.close()
-    with pytest.raises(StoreError, match="schema version 7, expected 3"):
+    with pytest.raises(StoreError, match="schema version 7 is newer than this rune-server"):
         Database(path)
 
 
