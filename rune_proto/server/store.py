@@ -394,7 +394,7 @@ class Database:
             try:
                 busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
             except sqlite3.Error as exc:
-                log.warning("checkpoint after a delete failed (%s)", type(exc).__name__)
+                log.warning("checkpoint after a delete failed (%s)", _why(exc))
                 return
             if not busy:
                 return
@@ -417,6 +417,11 @@ class _Queued:
 
 
 _disk_full_log = RateLimitedLog()
+
+
+def _why(exc: sqlite3.Error) -> str:
+    """What the log says about a failed write: "disk full", or the error's class only."""
+    return "disk full" if is_disk_full(exc) else type(exc).__name__
 
 
 def _disk_full(exc: sqlite3.Error) -> DiskFull:
@@ -531,7 +536,7 @@ class SQLiteStore:
                 (time.perf_counter() - started) * 1000,
             )
         except sqlite3.Error as exc:  # the data is whole; the next pass tries again
-            log.warning("order pass failed (%s)", type(exc).__name__)
+            log.warning("order pass failed (%s)", _why(exc))
             self._changed_during_pass = True
         finally:
             self._order_task = None
