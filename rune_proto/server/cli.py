@@ -19,6 +19,7 @@ from .. import __version__
 from ..address import AddressError, parse_address, random_part
 from ..encoding import b64encode
 from ..transport import DEFAULT_PORT
+from .backup import backup
 from .config import (
     REGISTRATION_CHOICES,
     DataDir,
@@ -34,6 +35,7 @@ from .store import Database, StoreError
 
 EXIT_USAGE = 2
 INVITATION_BYTES = 24
+MIB = 1024 * 1024
 _DURATION = re.compile(r"([0-9]{1,9})([smhd])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -116,6 +118,17 @@ def _cmd_fingerprint(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_backup(args: argparse.Namespace) -> int:
+    data = DataDir(args.data_dir)
+    data.check()
+    result = backup(data.database, args.dest)
+    print(
+        f"backed up {data.database.name} to {result.path}"
+        f" ({result.size / MIB:.1f} MiB, {result.seconds:.2f} s, mode 0600)"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rune-server", description="The Rune reference server (see docs/server.md)."
@@ -149,6 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     fingerprint = command("fingerprint", "print the TLS and server-key fingerprints")
     fingerprint.set_defaults(func=_cmd_fingerprint)
+
+    # Issue 18 (operating): at the end of the list, to ease merging.
+    copy = command("backup", "copy the store to DEST while the server runs (docs/server.md)")
+    copy.add_argument("dest", type=Path, metavar="DEST", help="a new file (not overwritten)")
+    copy.set_defaults(func=_cmd_backup)
     return parser
 
 
