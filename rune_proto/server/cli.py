@@ -19,6 +19,7 @@ from .. import __version__
 from ..address import AddressError, parse_address, random_part
 from ..encoding import b64encode
 from ..transport import DEFAULT_PORT
+from .admission import source_of
 from .backup import backup
 from .config import (
     REGISTRATION_CHOICES,
@@ -29,6 +30,7 @@ from .config import (
     read_passphrase,
 )
 from .datadir import create_data_dir, load_identity, read_fingerprints, tls_context
+from .limits import Kind, Limiter, secret_of
 from .service import serve
 from .session import hash_invitation
 from .store import Database, StoreError
@@ -129,6 +131,39 @@ def _cmd_backup(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_lift_limits(args: argparse.Namespace) -> int:
+    """Forget the current counts of some sources or addresses (limits.py says why the
+    passphrase is needed: the counters are keyed with a secret of the identity)."""
+    data = DataDir(args.data_dir)
+    data.check()
+    config = load_config(data.config)
+    if not args.source and not args.address:
+        raise OperatorError("name at least one --source IP or --address ADDRESS")
+    subjects: list[tuple[Kind, str]] = []
+    for text in args.source:
+        source = source_of((text, 0))
+        if source == "unknown":
+            raise OperatorError(f"bad --source {text!r}: give an IPv4 or IPv6 address")
+        subjects.append((Kind.REGISTER, source))
+    for text in args.address:
+        try:
+            address = parse_address(text)
+        except AddressError as exc:
+            raise OperatorError(f"bad address: {exc}") from exc
+        if address.domain != config.domain:
+            raise OperatorError(f"{address} is not on this server's domain {config.domain}")
+        subjects += [(Kind.SEND, str(address)), (Kind.INFLOW, str(address))]
+    identity = load_identity(data, read_passphrase(args.passphrase_file))
+    limiter = Limiter(secret_of(identity), {}, time.time)
+    db = Database(data.database)
+    try:
+        cleared = db.clear_limits([limiter.key(kind, subject) for kind, subject in subjects])
+    finally:
+        db.close()
+    print(f"lifted {cleared} counter(s); counting starts again from zero")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rune-server", description="The Rune reference server (see docs/server.md)."
@@ -167,6 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
     copy = command("backup", "copy the store to DEST while the server runs (docs/server.md)")
     copy.add_argument("dest", type=Path, metavar="DEST", help="a new file (not overwritten)")
     copy.set_defaults(func=_cmd_backup)
+
+    lift = command("lift-limits", "reset the abuse-limit counts of a source or an address")
+    lift.add_argument("--source", action="append", default=[], metavar="IP")
+    lift.add_argument("--address", action="append", default=[], metavar="ADDRESS")
+    lift.add_argument("--passphrase-file", type=Path, metavar="F")
+    lift.set_defaults(func=_cmd_lift_limits)
     return parser
 
 

@@ -16,10 +16,10 @@ from rune_proto.envelope import Content
 from rune_proto.events import ErrorReply, Noop, Ok, Registered, Roger
 from rune_proto.keys import Identity
 from rune_proto.server.config import ServerConfig
-from tests.server_process import RuneServerProcess, ServerFactory
+from tests.server_process import RuneServerProcess, ServerFactory, run_cli
 
 from .conftest import User, register_user
-from .wire_client import WireClient
+from .wire_client import WireClient, code_of
 
 HELLO = Content("hi", "hello")
 
@@ -100,3 +100,28 @@ def test_messages_per_receiver_are_limited(rune_server: ServerFactory) -> None:
     ]
     with _logged_in(server, senders[2]) as client:  # the same sender, another receiver
         assert client.send_message(*senders[2], senders[0][0], HELLO) == Roger()
+
+
+def test_an_operator_lifts_the_limits_of_one_address_and_one_source(
+    rune_server: ServerFactory,
+) -> None:
+    server = rune_server(send_limit=1, register_limit=2)
+    alice, bob = register_user(server), register_user(server)
+    with _logged_in(server, alice) as client:
+        assert client.send_message(*alice, bob[0], HELLO) == Roger()
+        assert code_of(client.send_message(*alice, bob[0], HELLO)) == status.SEND_LIMIT
+        lift = ("lift-limits", "--data-dir", str(server.data_dir))
+        secret = ("--passphrase-file", str(server.passphrase_file))
+        result = run_cli(*lift, "--address", str(alice[0]), *secret)
+        assert result.returncode == 0 and "lifted 1 counter" in result.stdout, result.stderr
+        assert client.send_message(*alice, bob[0], HELLO) == Roger()  # while it runs
+    with WireClient.to(server) as client:
+        assert _register(server, client) == ErrorReply(
+            status.REGISTRATION_LIMIT, status.default_text(status.REGISTRATION_LIMIT)
+        )
+    result = run_cli(*lift, "--source", "127.0.0.1", *secret)
+    assert result.returncode == 0 and "lifted 1 counter" in result.stdout, result.stderr
+    with WireClient.to(server) as client:
+        assert isinstance(_register(server, client), Registered)
+    bad = run_cli(*lift, "--source", "not-an-ip", *secret)
+    assert bad.returncode == 2 and "bad --source" in bad.stderr and "Traceback" not in bad.stderr
