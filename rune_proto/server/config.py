@@ -127,6 +127,9 @@ class ServerConfig:
     inflow_window: float = 3600
     # Bytes kept free for DELETE on a full disk (rune_proto/server/diskspace.py).
     disk_reserve_mib: float = 16
+    # Prometheus metrics (rune_proto/server/metrics.py): off while the port is 0.
+    metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
         try:
@@ -174,6 +177,8 @@ class ServerConfig:
                 raise OperatorError(
                     f"config: {kind}_window must be 1 to {MAX_LIMIT_WINDOW} seconds (a week)"
                 )
+        if not 0 <= self.metrics_port <= 65535:
+            raise OperatorError("config: metrics_port is 0 (off) to 65535")
         if self.disk_reserve_mib < 0:
             raise OperatorError("config: disk_reserve_mib must be 0 (none) or more")
 

@@ -55,6 +55,7 @@ from .admission import RateLimitedLog
 from .checkpoint import Checkpointer
 from .diskspace import Reserve, is_disk_full
 from .limits import Charge, LimitReached
+from .metrics import Histogram
 
 _T = TypeVar("_T")
 log = logging.getLogger("rune_proto.server")
@@ -96,6 +97,16 @@ class Outcome(enum.Enum):
 
 class Store(Protocol):
     """What the server needs from storage. Addresses are canonical (lower-case) text."""
+
+    # Aggregates for the metrics (metrics.py): order passes completed, group-commit
+    # latency, writes refused for a full disk.
+    passes: int
+    commit_times: Histogram
+    disk_full: int
+
+    async def totals(self) -> tuple[int, int, int]:
+        """Accounts, stored messages, stored bytes."""
+        ...
 
     async def public_key(self, address: str) -> bytes | None: ...
 
@@ -335,6 +346,13 @@ class Database:
         self._erase()
         return True
 
+    def totals(self) -> tuple[int, int, int]:
+        (accounts,) = self._db.execute("SELECT COUNT(*) FROM accounts").fetchone()
+        count, size = self._db.execute(
+            "SELECT COALESCE(SUM(count), 0), COALESCE(SUM(bytes), 0) FROM usage"
+        ).fetchone()
+        return int(accounts), int(count), int(size)
+
     def sweep_limits(self, now: float) -> int:
         """Drop the abuse-limit counters whose window has ended (limits.py)."""
         with self._transaction():
@@ -424,11 +442,6 @@ def _why(exc: sqlite3.Error) -> str:
     return "disk full" if is_disk_full(exc) else type(exc).__name__
 
 
-def _disk_full(exc: sqlite3.Error) -> DiskFull:
-    _disk_full_log.warning("disk full: a write was refused and nothing was stored")
-    return DiskFull("disk full")
-
-
 class _Transaction:
     """``BEGIN IMMEDIATE`` … ``COMMIT`` (or ``ROLLBACK`` on any exception)."""
 
@@ -470,6 +483,8 @@ class SQLiteStore:
         self._order_task: asyncio.Task[None] | None = None
         self._changed_during_pass = False
         self.passes = 0  # completed order passes (tests wait on it)
+        self.commit_times = Histogram()  # seconds per group commit (metrics.py)
+        self.disk_full = 0  # writes refused for a full disk
 
     @classmethod
     async def open(
@@ -548,8 +563,17 @@ class SQLiteStore:
             return await asyncio.get_running_loop().run_in_executor(self._executor, call)
         except sqlite3.Error as exc:
             if is_disk_full(exc):
-                raise _disk_full(exc) from exc
+                raise self._full() from exc
             raise
+
+    def _full(self) -> DiskFull:
+        self.disk_full += 1
+        _disk_full_log.warning("disk full: a write was refused and nothing was stored")
+        return DiskFull("disk full")
+
+    async def totals(self) -> tuple[int, int, int]:
+        """Accounts, stored messages, stored bytes (for metrics; sums, nobody's own)."""
+        return await self._run(self._db.totals)
 
     async def public_key(self, address: str) -> bytes | None:
         return await self._run(partial(self._db.public_key, address))
@@ -583,7 +607,7 @@ class SQLiteStore:
             result = await done
         except sqlite3.Error as exc:
             if is_disk_full(exc):
-                raise _disk_full(exc) from exc
+                raise self._full() from exc
             raise
         if isinstance(result, limits.Kind):
             raise LimitReached(result)
@@ -596,15 +620,17 @@ class SQLiteStore:
         commit = asyncio.get_running_loop().run_in_executor(
             self._executor, self._db.add_messages, items, charges
         )
-        commit.add_done_callback(partial(self._committed, batch))
+        commit.add_done_callback(partial(self._committed, batch, time.perf_counter()))
         self._commit = commit
 
     def _committed(
         self,
         batch: list[_Queued],
+        started: float,
         commit: asyncio.Future[list[str | limits.Kind | None]],
     ) -> None:
         self._commit = None
+        self.commit_times.observe(time.perf_counter() - started)
         failure = None if commit.cancelled() else commit.exception()
         for index, done in enumerate(q.done for q in batch):
             if done.done():  # its caller was cancelled
