@@ -14,6 +14,7 @@ later: keep as few as you need (docs/server.md, "Backups and restore").
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import time
@@ -23,6 +24,8 @@ from pathlib import Path
 from . import schema
 from .config import OperatorError
 from .diskspace import is_disk_full
+
+log = logging.getLogger("rune_proto.server")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,3 +72,34 @@ def backup(database: Path, dest: Path) -> BackupResult:
     finally:
         os.umask(old_umask)
     return BackupResult(dest, dest.stat().st_size, time.perf_counter() - started)
+
+
+def backup_before_upgrade(database: Path) -> Path | None:
+    """Before a start upgrades an older schema: a copy of the old database beside it.
+
+    Named ``rune.db.schema-N.backup`` (N the old version); kept if an interrupted start
+    made it already. None when no upgrade is due (a newer schema is refused by the
+    store with its own message).
+    """
+    if not database.is_file():
+        return None
+    db = sqlite3.connect(database, isolation_level=None)
+    try:
+        (version,) = db.execute("PRAGMA user_version").fetchone()
+    except sqlite3.Error as exc:
+        raise OperatorError(f"cannot read the database: {exc}") from exc
+    finally:
+        db.close()
+    if version >= schema.SCHEMA_VERSION:
+        return None
+    dest = database.with_name(f"{database.name}.schema-{version}.backup")
+    if not dest.exists():
+        result = backup(database, dest)
+        log.info(
+            "schema %d -> %d: backed up the database to %s first (%.2f s)",
+            version,
+            schema.SCHEMA_VERSION,
+            dest.name,
+            result.seconds,
+        )
+    return dest

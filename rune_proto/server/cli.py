@@ -20,7 +20,7 @@ from ..address import AddressError, parse_address, random_part
 from ..encoding import b64encode
 from ..transport import DEFAULT_PORT
 from .admission import source_of
-from .backup import backup
+from .backup import backup, backup_before_upgrade
 from .config import (
     REGISTRATION_CHOICES,
     DataDir,
@@ -72,6 +72,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     data.check()
     config = load_config(data.config)
     os.umask(0o077)  # SQLite's WAL and shared-memory files: owner only
+    backup_before_upgrade(data.database)
     passphrase = read_passphrase(args.passphrase_file)
     identity = load_identity(data, passphrase)
     context = tls_context(data, passphrase)

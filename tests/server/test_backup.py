@@ -82,3 +82,41 @@ def test_backup_while_serving_then_restore_and_read_the_old_mail(
     assert _subjects(server, bob) == ["one", "three", "two"]
     with _logged_in(server, alice) as client:  # accounts came back too
         assert client.send_message(*alice, bob[0], Content("four", "body")) == Roger()
+
+
+def _set_schema(database: Path, version: int, *, drop_limits: bool = False) -> None:
+    with sqlite3.connect(database) as db:
+        if drop_limits:
+            db.execute("DROP TABLE limits")
+        db.execute(f"PRAGMA user_version={version}")
+
+
+def test_an_upgrade_at_start_backs_up_the_old_database_first(rune_server: ServerFactory) -> None:
+    server = rune_server()
+    alice = register_user(server)
+    server.stop()
+    database = DataDir(server.data_dir).database
+    _set_schema(database, 3, drop_limits=True)  # what schema 3 looked like
+    server.start()
+    saved = database.with_name("rune.db.schema-3.backup")
+    assert saved.is_file() and stat.S_IMODE(saved.stat().st_mode) == 0o600
+    with sqlite3.connect(saved) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (3,)
+    assert "backed up the database to rune.db.schema-3.backup first" in server.stderr_text()
+    with _logged_in(server, alice) as client:  # upgraded and serving
+        assert client.send_message(*alice, alice[0], Content("s", "b")) == Roger()
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (4,)
+
+
+def test_a_newer_schema_is_refused_with_a_clear_message(rune_server: ServerFactory) -> None:
+    server = rune_server()
+    server.stop()
+    _set_schema(DataDir(server.data_dir).database, 99)
+    result = run_cli(
+        "serve", "--data-dir", str(server.data_dir), "--port", "0",
+        "--passphrase-file", str(server.passphrase_file),
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "schema version 99 is newer than this rune-server" in result.stderr
+    assert "Traceback" not in result.stderr
