@@ -127,9 +127,10 @@ class ServerConfig:
     inflow_window: float = 3600
     # Bytes kept free for DELETE on a full disk (rune_proto/server/diskspace.py).
     disk_reserve_mib: float = 16
-    # Prometheus metrics (rune_proto/server/metrics.py): off while the port is 0.
+    # Prometheus metrics (rune_proto/server/metrics.py): off while the port is 0;
+    # an empty host is loopback (127.0.0.1).
     metrics_port: int = 0
-    metrics_host: str = "127.0.0.1"
+    metrics_host: str = ""
 
     def __post_init__(self) -> None:
         try:
@@ -194,6 +195,10 @@ class ServerConfig:
     @property
     def memory_budget(self) -> int:
         return int(self.memory_budget_mib * MIB)
+
+    @property
+    def metrics_bind(self) -> str:
+        return self.metrics_host or "127.0.0.1"
 
     @property
     def disk_reserve(self) -> int:

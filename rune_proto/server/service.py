@@ -385,9 +385,9 @@ async def serve(
         metrics = None
         if config.metrics_port:
             metrics = await start_metrics(
-                config.metrics_host, config.metrics_port, server.metrics_text
+                config.metrics_bind, config.metrics_port, server.metrics_text
             )
-            log.info("metrics on http://%s:%d/metrics", config.metrics_host, config.metrics_port)
+            log.info("metrics on http://%s:%d/metrics", config.metrics_bind, config.metrics_port)
         ready(*bound)
         await server.wait_stopped()
         if metrics is not None:
