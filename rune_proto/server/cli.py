@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import re
 import sys
@@ -19,6 +18,7 @@ from .. import __version__
 from ..address import AddressError, parse_address, random_part
 from ..encoding import b64encode
 from ..transport import DEFAULT_PORT
+from . import logsetup
 from .admission import source_of
 from .backup import backup, backup_before_upgrade
 from .config import (
@@ -71,6 +71,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     data = DataDir(args.data_dir)
     data.check()
     config = load_config(data.config)
+    logsetup.configure(config.log_format, config.log_level)
     os.umask(0o077)  # SQLite's WAL and shared-memory files: owner only
     backup_before_upgrade(data.database)
     passphrase = read_passphrase(args.passphrase_file)
@@ -214,9 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        stream=sys.stderr, level=logging.INFO, format="rune-server: %(levelname)s: %(message)s"
-    )
+    logsetup.configure()
     try:
         result: int = args.func(args)
     except (OperatorError, StoreError) as exc:

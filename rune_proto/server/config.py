@@ -26,6 +26,7 @@ from ..errors import LocalProtocolError
 from ..events import Greeting
 from ..transport import DEFAULT_PORT
 from ..wire import message_line_limit
+from .logsetup import LOG_FORMATS, LOG_LEVELS
 
 MIB = 1024 * 1024
 MIN_MAX_LINE = 2048  # REGISTER_INVITATION with a full public key token is ~1.9 KiB
@@ -131,6 +132,11 @@ class ServerConfig:
     # an empty host is loopback (127.0.0.1).
     metrics_port: int = 0
     metrics_host: str = ""
+    # The log (rune_proto/server/logsetup.py): plain, timestamped or json lines; a
+    # level; and every stats_interval seconds a line of aggregate counts (0: never).
+    log_format: str = "plain"
+    log_level: str = "info"
+    stats_interval: float = 3600
 
     def __post_init__(self) -> None:
         try:
@@ -180,6 +186,13 @@ class ServerConfig:
                 )
         if not 0 <= self.metrics_port <= 65535:
             raise OperatorError("config: metrics_port is 0 (off) to 65535")
+        if self.log_format not in LOG_FORMATS or self.log_level not in LOG_LEVELS:
+            raise OperatorError(
+                f"config: log_format is one of {', '.join(LOG_FORMATS)};"
+                f" log_level one of {', '.join(LOG_LEVELS)}"
+            )
+        if self.stats_interval < 0:
+            raise OperatorError("config: stats_interval must be 0 (never) or more")
         if self.disk_reserve_mib < 0:
             raise OperatorError("config: disk_reserve_mib must be 0 (none) or more")
 

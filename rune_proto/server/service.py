@@ -21,6 +21,7 @@ import ssl
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,8 @@ from .budget import MemoryBudget, return_freed_memory_to_os
 from .config import ServerConfig
 from .diskspace import Reserve
 from .link import CLOSE_TIMEOUT, Link, log_bug, refuse
-from .metrics import Family, exposition, start_metrics
+from .metrics import start_metrics
+from .reporting import metrics_text, report_counts
 from .session import Services
 from .store import SQLiteStore
 
@@ -152,65 +154,9 @@ class RuneServer:
             codes or "none",
         )
 
-    async def metrics_text(self) -> str:
-        """What a Prometheus scrape gets (metrics.py): aggregates only."""
-        store = self.services.store
-        accounts, messages, size = await store.totals()
-        replies = [({"code": k}, float(v)) for k, v in sorted(self.stats.items()) if k.isdigit()]
-        hits = self.services.limits_hit
-        return exposition(
-            [
-                Family(
-                    "rune_connections_total",
-                    "counter",
-                    "connections accepted",
-                    [({}, self.stats["connections"])],
-                ),
-                Family(
-                    "rune_connections_refused_total",
-                    "counter",
-                    "connections refused (421)",
-                    [({}, self.stats["refused"])],
-                ),
-                Family(
-                    "rune_connections_open", "gauge", "connections open", [({}, len(self._links))]
-                ),
-                Family("rune_replies_total", "counter", "replies by status code", replies),
-                Family(
-                    "rune_limit_hits_total",
-                    "counter",
-                    "abuse limits reached, by limit",
-                    [({"limit": kind.name.lower()}, n) for kind, n in hits.items()],
-                ),
-                Family(
-                    "rune_disk_full_total",
-                    "counter",
-                    "writes refused for a full disk",
-                    [({}, store.disk_full)],
-                ),
-                Family("rune_accounts", "gauge", "registered accounts", [({}, accounts)]),
-                Family("rune_messages_stored", "gauge", "messages stored", [({}, messages)]),
-                Family("rune_stored_bytes", "gauge", "bytes of stored messages", [({}, size)]),
-                Family(
-                    "rune_order_passes_total",
-                    "counter",
-                    "order passes completed",
-                    [({}, store.passes)],
-                ),
-                Family(
-                    "rune_memory_budget_used_bytes",
-                    "gauge",
-                    "memory budget in use",
-                    [({}, self.budget.used)],
-                ),
-                Family(
-                    "rune_commit_seconds",
-                    "histogram",
-                    "group commit latency",
-                    histogram=store.commit_times,
-                ),
-            ]
-        )
+    @property
+    def open_connections(self) -> int:
+        return len(self._links)
 
     def _on_socket(self, conn: socket.socket, peer: object) -> None:
         """Judge an accepted socket at once: a dropped one never gets a transport."""
@@ -385,11 +331,16 @@ async def serve(
         metrics = None
         if config.metrics_port:
             metrics = await start_metrics(
-                config.metrics_bind, config.metrics_port, server.metrics_text
+                config.metrics_bind, config.metrics_port, partial(metrics_text, server)
             )
             log.info("metrics on http://%s:%d/metrics", config.metrics_bind, config.metrics_port)
+        reporter = None
+        if config.stats_interval > 0:
+            reporter = asyncio.create_task(report_counts(server, config.stats_interval))
         ready(*bound)
         await server.wait_stopped()
+        if reporter is not None:
+            reporter.cancel()
         if metrics is not None:
             metrics.close()
     finally:
