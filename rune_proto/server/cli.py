@@ -31,6 +31,7 @@ from .config import (
 )
 from .datadir import create_data_dir, load_identity, read_fingerprints, tls_context
 from .limits import Kind, Limiter, secret_of
+from .overview import status_lines
 from .service import serve
 from .session import hash_invitation
 from .store import Database, StoreError
@@ -166,6 +167,13 @@ def _cmd_lift_limits(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_status(args: argparse.Namespace) -> int:
+    data = DataDir(args.data_dir)
+    data.check()
+    print("\n".join(status_lines(data, load_config(data.config))))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rune-server", description="The Rune reference server (see docs/server.md)."
@@ -210,6 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     lift.add_argument("--address", action="append", default=[], metavar="ADDRESS")
     lift.add_argument("--passphrase-file", type=Path, metavar="F")
     lift.set_defaults(func=_cmd_lift_limits)
+
+    glance = command("status", "the store, the disk and live counts at a glance (aggregates)")
+    glance.set_defaults(func=_cmd_status)
     return parser
 
 

@@ -11,7 +11,7 @@ import pytest
 from rune_proto import status
 from rune_proto.envelope import Content
 from rune_proto.events import Roger
-from tests.server_process import RuneServerProcess, ServerFactory
+from tests.server_process import RuneServerProcess, ServerFactory, run_cli
 
 from .conftest import User, register_user
 from .wire_client import WireClient, code_of
@@ -74,3 +74,17 @@ def test_metrics_are_off_by_default(rune_server: ServerFactory) -> None:
     server = rune_server()
     assert server.config()["metrics_port"] == 0
     assert "metrics on" not in server.stderr_text()
+
+
+def test_status_shows_the_store_the_disk_and_live_counts(rune_server: ServerFactory) -> None:
+    port = _free_port()
+    server = rune_server(metrics_port=port)
+    alice, bob = register_user(server), register_user(server)
+    with _logged_in(server, alice) as client:
+        assert client.send_message(*alice, bob[0], Content("s", "b")) == Roger()
+    result = run_cli("status", "--data-dir", str(server.data_dir))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "schema version 4" in out and "accounts 2" in out and "messages stored 1" in out
+    assert "reserve present" in out and "live rune_connections_total" in out
+    assert str(alice[0]) not in out and "@" not in out
