@@ -137,6 +137,8 @@ class ServerConfig:
     log_format: str = "plain"
     log_level: str = "info"
     stats_interval: float = 3600
+    # Delete stored messages after max_age_days to twice that (expiry.py); 0: never.
+    max_age_days: float = 0
 
     def __post_init__(self) -> None:
         try:
@@ -191,6 +193,8 @@ class ServerConfig:
                 f"config: log_format is one of {', '.join(LOG_FORMATS)};"
                 f" log_level one of {', '.join(LOG_LEVELS)}"
             )
+        if self.max_age_days < 0:
+            raise OperatorError("config: max_age_days must be 0 (never) or more")
         if self.stats_interval < 0:
             raise OperatorError("config: stats_interval must be 0 (never) or more")
         if self.disk_reserve_mib < 0:
@@ -208,6 +212,10 @@ class ServerConfig:
     @property
     def memory_budget(self) -> int:
         return int(self.memory_budget_mib * MIB)
+
+    @property
+    def max_age(self) -> float:
+        return self.max_age_days * 86400
 
     @property
     def metrics_bind(self) -> str:

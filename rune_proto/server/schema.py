@@ -40,9 +40,11 @@ _STATEMENTS = (
     """CREATE TABLE IF NOT EXISTS accounts (
         address TEXT PRIMARY KEY, public_key BLOB NOT NULL) WITHOUT ROWID""",
     # Keys and the blob's slots only: see the module docstring.
+    # epoch: one bit, the parity of the max-age bucket it arrived in (expiry.py).
     """CREATE TABLE IF NOT EXISTS mailbox (
         receiver TEXT NOT NULL, id TEXT NOT NULL, size INTEGER NOT NULL,
-        slots BLOB NOT NULL, PRIMARY KEY (receiver, id)) WITHOUT ROWID""",
+        slots BLOB NOT NULL, epoch INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (receiver, id)) WITHOUT ROWID""",
     # One page-sized chunk a row, dense slot numbers (slots.py). The owner columns let
     # a move update the owner's slot list.
     """CREATE TABLE IF NOT EXISTS chunks (
@@ -105,7 +107,12 @@ def _create_tables(db: sqlite3.Connection) -> None:
     (page_size,) = db.execute("PRAGMA page_size").fetchone()
     db.executemany(
         "INSERT OR IGNORE INTO layout (name, value) VALUES (?, ?)",
-        [("chunk_bytes", slots.chunk_bytes(page_size)), ("shuffled", 0), ("pending", 0)],
+        [
+            ("chunk_bytes", slots.chunk_bytes(page_size)),
+            ("shuffled", 0),
+            ("pending", 0),
+            ("epoch", 0),
+        ],
     )
 
 
@@ -130,13 +137,21 @@ def upgrade(db: sqlite3.Connection) -> None:
         (version,) = db.execute("PRAGMA user_version").fetchone()
         if version in (1, 2):  # another process may have upgraded it meanwhile
             _upgrade(db, version)
-        elif version == 3:  # 3 -> 4 adds the limits table only
-            db.execute(LIMITS_TABLE)
-            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        elif version == 3:  # 3 -> 4: the limits table, the expiry bit
+            _upgrade_3(db)
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")
         raise
+
+
+def _upgrade_3(db: sqlite3.Connection) -> None:
+    db.execute(LIMITS_TABLE)
+    columns = [row[1] for row in db.execute("PRAGMA table_info(mailbox)")]
+    if "epoch" not in columns:
+        db.execute("ALTER TABLE mailbox ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0")
+    db.execute("INSERT OR IGNORE INTO layout (name, value) VALUES ('epoch', 0)")
+    db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 
 def _upgrade(db: sqlite3.Connection, version: int) -> None:

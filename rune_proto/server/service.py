@@ -48,6 +48,7 @@ from .store import SQLiteStore
 
 log = logging.getLogger("rune_proto.server")
 
+EXPIRY_INTERVAL = 3600.0  # seconds between two checks for messages past max_age_days
 SHUTDOWN_GRACE = 30.0  # how long in-flight commands may run after SIGTERM
 # How long the event loop's thread may keep the GIL while another thread waits for it
 # (Python's default: 5 ms). The store thread needs it back after each SQLite call,
@@ -334,11 +335,13 @@ async def serve(
                 config.metrics_bind, config.metrics_port, partial(metrics_text, server)
             )
             log.info("metrics on http://%s:%d/metrics", config.metrics_bind, config.metrics_port)
+        expirer = asyncio.create_task(store.expire_every(config.max_age, EXPIRY_INTERVAL))
         reporter = None
         if config.stats_interval > 0:
             reporter = asyncio.create_task(report_counts(server, config.stats_interval))
         ready(*bound)
         await server.wait_stopped()
+        expirer.cancel()
         if reporter is not None:
             reporter.cancel()
         if metrics is not None:

@@ -50,7 +50,7 @@ from functools import partial
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from . import compaction, limits, schema, slots
+from . import compaction, expiry, limits, schema, slots
 from .admission import RateLimitedLog
 from .checkpoint import Checkpointer
 from .diskspace import Reserve, is_disk_full
@@ -264,10 +264,11 @@ class Database:
         """
         ids: list[str | limits.Kind | None] = []
         used: dict[str, tuple[int, int]] = {}  # receiver: (bytes, count) as it will be
-        rows: list[tuple[str, str, int, bytes]] = []
+        rows: list[tuple[str, str, int, bytes, int]] = []
         tally: limits.Tally = {}
         with self._transaction():
             top = slots.end(self._db)
+            epoch = expiry.current(self._db)
             for index, (receiver, blob, quota) in enumerate(items):
                 before, count = used[receiver] if receiver in used else self._usage(receiver)
                 used[receiver] = (before, count)
@@ -282,13 +283,13 @@ class Database:
                 pieces = slots.chunks_of(blob, self._chunk_bytes)
                 placed = slots.append(self._db, top, receiver, message_id, pieces)
                 top += len(pieces)
-                rows.append((receiver, message_id, len(blob), slots.encode(placed)))
+                rows.append((receiver, message_id, len(blob), slots.encode(placed), epoch))
                 used[receiver] = (before + len(blob), count + 1)
                 ids.append(message_id)
             for start in range(0, len(rows), INSERT_ROWS):
                 batch = rows[start : start + INSERT_ROWS]
                 self._db.execute(
-                    schema.insert_rows("mailbox (receiver, id, size, slots)", 4, len(batch)),
+                    schema.insert_rows("mailbox (receiver, id, size, slots, epoch)", 5, len(batch)),
                     [value for row in batch for value in row],
                 )
             self._db.executemany(
@@ -352,6 +353,24 @@ class Database:
             "SELECT COALESCE(SUM(count), 0), COALESCE(SUM(bytes), 0) FROM usage"
         ).fetchone()
         return int(accounts), int(count), int(size)
+
+    def expire(self, now: float, max_age: float) -> int:
+        """Delete the messages past ``max_age`` seconds (expiry.py); how many.
+
+        ``max_age`` 0: expiry is off (its bucket is forgotten).
+        """
+        if max_age <= 0:
+            with self._transaction():
+                expiry.reset(self._db)
+            return 0
+        deleted, finished = 0, False
+        while not finished:
+            with self._transaction():
+                count, finished = expiry.sweep_step(self._db, now, max_age)
+            deleted += count
+        if deleted:
+            self._erase()
+        return deleted
 
     def sweep_limits(self, now: float) -> int:
         """Drop the abuse-limit counters whose window has ended (limits.py)."""
@@ -574,6 +593,27 @@ class SQLiteStore:
     async def totals(self) -> tuple[int, int, int]:
         """Accounts, stored messages, stored bytes (for metrics; sums, nobody's own)."""
         return await self._run(self._db.totals)
+
+    async def expire(self, max_age: float) -> int:
+        """Delete messages past the maximum age (expiry.py) by the store's clock."""
+        deleted = await self._run(partial(self._db.expire, self._clock(), max_age))
+        if deleted:
+            self._changed()
+            log.info("expiry: %d messages past the maximum age deleted", deleted)
+        return deleted
+
+    async def expire_every(self, max_age: float, interval: float) -> None:
+        """At start, then every ``interval`` seconds while expiry is on."""
+        while True:
+            try:
+                await self.expire(max_age)
+            except (StoreError, sqlite3.Error) as exc:  # the next round tries again
+                log.warning(
+                    "expiry failed (%s)", _why(exc) if isinstance(exc, sqlite3.Error) else exc
+                )
+            if max_age <= 0:
+                return
+            await asyncio.sleep(interval)
 
     async def public_key(self, address: str) -> bytes | None:
         return await self._run(partial(self._db.public_key, address))

@@ -379,7 +379,7 @@ def check_senders(files: dict[str, bytes], load: Workload, exact: bool) -> dict[
 
 TABLES = {  # rune_proto/server/schema.py: nothing more, and no rowid that counts up
     "accounts": ["address", "public_key"],
-    "mailbox": ["receiver", "id", "size", "slots"],
+    "mailbox": ["receiver", "id", "size", "slots", "epoch"],
     "chunks": ["slot", "receiver", "id", "seq", "data"],
     "holes": ["slot"],
     "usage": ["receiver", "bytes", "count"],

@@ -18,7 +18,7 @@ import pytest
 from rune_proto import status
 from rune_proto.address import random_address
 from rune_proto.envelope import Content
-from rune_proto.events import ErrorReply, Registered, Roger
+from rune_proto.events import ErrorReply, Listing, ListMessages, Registered, Roger
 from rune_proto.keys import Identity
 from rune_proto.server.admission import fit_limits
 from rune_proto.server.config import DataDir, ServerConfig
@@ -112,3 +112,43 @@ async def test_a_new_window_lifts_the_send_limit_and_the_order_pass_forgets_old_
     await server.store.close()  # its order pass sweeps every ended window
     assert _counters(server.database) == 0
     server.store = await SQLiteStore.open(server.database)  # for the fixture's close
+
+
+DAY = 86400.0
+
+
+async def _listed(server: Server, user: User) -> int:
+    def count() -> int:
+        with WireClient(server.host, server.port) as client:
+            assert client.login(*user, server.server_key).code == status.AUTHENTICATED  # type: ignore[arg-type]
+            listing = client.request(ListMessages())
+            assert isinstance(listing, Listing)
+            return len(listing.entries)
+
+    return await asyncio.to_thread(count)
+
+
+async def test_messages_expire_after_the_maximum_age_without_a_stored_time(
+    server: Server,
+) -> None:
+    """max_age_days = 1: a message lives one to two days (rune_proto/server/expiry.py)."""
+    alice = await asyncio.to_thread(_register, server)
+    bob = await asyncio.to_thread(_register, server)
+    assert await server.store.expire(DAY) == 0  # turned on: counting starts, nothing goes
+    assert await asyncio.to_thread(_send, server, alice, bob) == Roger()  # the old one
+    server.clock.now += DAY  # a new bucket: the old one is one bucket old, and stays
+    assert await server.store.expire(DAY) == 0
+    assert await _listed(server, bob) == 1
+    server.clock.now += 0.5 * WINDOW  # the send limit's window is long past by now
+    assert await asyncio.to_thread(_send, server, alice, bob) == Roger()  # the new one
+    server.clock.now += DAY
+    assert await server.store.expire(DAY) == 1  # the old one, two buckets old, goes
+    assert await _listed(server, bob) == 1
+    with sqlite3.connect(server.database) as db:
+        tags = {row[0] for row in db.execute("SELECT epoch FROM mailbox")}
+        usage = db.execute("SELECT count FROM usage WHERE receiver = ?", (str(bob[0]),)).fetchone()
+    assert tags <= {0, 1} and usage == (1,)  # one bit per message; the quota stays right
+    server.clock.now += 5 * DAY  # idle for long: everything is past the age
+    assert await server.store.expire(DAY) == 1
+    assert await _listed(server, bob) == 0
+    assert await server.store.expire(0) == 0  # turned off: nothing more is deleted

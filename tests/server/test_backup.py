@@ -88,6 +88,8 @@ def _set_schema(database: Path, version: int, *, drop_limits: bool = False) -> N
     with sqlite3.connect(database) as db:
         if drop_limits:
             db.execute("DROP TABLE limits")
+            db.execute("ALTER TABLE mailbox DROP COLUMN epoch")
+            db.execute("DELETE FROM layout WHERE name = 'epoch'")
         db.execute(f"PRAGMA user_version={version}")
 
 

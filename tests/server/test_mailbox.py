@@ -194,7 +194,7 @@ def test_the_store_holds_no_plaintext_sender_subject_or_body(
     db.close()
     assert tables == {
         "accounts": ["address", "public_key"],
-        "mailbox": ["receiver", "id", "size", "slots"],  # keys only (server/schema.py)
+        "mailbox": ["receiver", "id", "size", "slots", "epoch"],  # keys only (server/schema.py)
         "chunks": ["slot", "receiver", "id", "seq", "data"],  # blob pieces (server/slots.py)
         "holes": ["slot"],
         "usage": ["receiver", "bytes", "count"],
