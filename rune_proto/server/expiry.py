@@ -23,10 +23,15 @@ BATCH = 500  # messages deleted in one transaction
 DOOMED = 2  # the tag of a message marked for deletion by the sweep under way
 
 
+def current_bucket(db: sqlite3.Connection) -> int:
+    """The current bucket's number; 0 while expiry is off."""
+    row = db.execute("SELECT value FROM layout WHERE name = 'epoch'").fetchone()
+    return int(row[0]) if row else 0
+
+
 def current(db: sqlite3.Connection) -> int:
     """The tag for a message stored now: the parity of the current bucket."""
-    row = db.execute("SELECT value FROM layout WHERE name = 'epoch'").fetchone()
-    return int(row[0]) % 2 if row else 0
+    return current_bucket(db) % 2
 
 
 def sweep_step(db: sqlite3.Connection, now: float, bucket_seconds: float) -> tuple[int, bool]:

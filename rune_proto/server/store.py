@@ -360,8 +360,9 @@ class Database:
         ``max_age`` 0: expiry is off (its bucket is forgotten).
         """
         if max_age <= 0:
-            with self._transaction():
-                expiry.reset(self._db)
+            if expiry.current_bucket(self._db):  # no write when there is nothing to forget
+                with self._transaction():
+                    expiry.reset(self._db)
             return 0
         deleted, finished = 0, False
         while not finished:
@@ -457,8 +458,11 @@ _disk_full_log = RateLimitedLog()
 
 
 def _why(exc: sqlite3.Error) -> str:
-    """What the log says about a failed write: "disk full", or the error's class only."""
-    return "disk full" if is_disk_full(exc) else type(exc).__name__
+    """What the log says about a failed write: "disk full", or SQLite's name for the
+    error (``SQLITE_IOERR_WRITE``…): never its message, which may quote data."""
+    if is_disk_full(exc):
+        return "disk full"
+    return str(getattr(exc, "sqlite_errorname", None) or type(exc).__name__)
 
 
 class _Transaction:
@@ -471,7 +475,10 @@ class _Transaction:
         self._db.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, kind: object, exc: object, tb: object) -> None:
-        self._db.execute("COMMIT" if kind is None else "ROLLBACK")
+        if kind is None:
+            self._db.execute("COMMIT")
+        elif self._db.in_transaction:  # SQLite may have rolled back already (a full disk)
+            self._db.execute("ROLLBACK")
 
 
 class SQLiteStore:
@@ -569,8 +576,10 @@ class SQLiteStore:
                 progress.steps,
                 (time.perf_counter() - started) * 1000,
             )
-        except sqlite3.Error as exc:  # the data is whole; the next pass tries again
-            log.warning("order pass failed (%s)", _why(exc))
+        except (sqlite3.Error, DiskFull) as exc:  # the data is whole; the next pass tries again
+            log.warning(
+                "order pass failed (%s)", _why(exc) if isinstance(exc, sqlite3.Error) else exc
+            )
             self._changed_during_pass = True
         finally:
             self._order_task = None

@@ -107,5 +107,9 @@ def test_a_full_disk_is_451_keeps_every_acknowledged_message_and_deletes_work(
                 assert isinstance(listing, Listing) and len(listing.entries) == acknowledged - 1
                 second, _ = listing.entries[0]
                 assert isinstance(client.request(Retrieve(second)), Retrieved)
+            assert server.stop() == 0
+            log = server.stderr_text()
+            assert "Traceback" not in log and "order pass failed (disk full)" in log
         finally:
-            server.stop()
+            if server.process is not None:
+                server.stop()
