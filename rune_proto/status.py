@@ -49,6 +49,9 @@ _TABLE = (
     Status(421, "service closing connection", closes=True),
     Status(429, "too many failures", closes=True),
     Status(451, "local error, nothing stored; try again"),
+    Status(452, "registration limit reached for your network; try later"),
+    Status(453, "sending limit reached; try later"),
+    Status(454, "receiver is getting too many messages; try later"),
     Status(500, "internal server error", closes=True),
 )
 
@@ -87,6 +90,9 @@ ACCOUNT_BLOCKED = 416
 CLOSING = 421
 TOO_MANY_FAILURES = 429
 TRY_AGAIN = 451
+REGISTRATION_LIMIT = 452
+SEND_LIMIT = 453
+INFLOW_LIMIT = 454
 INTERNAL_ERROR = 500
 
 

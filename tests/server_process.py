@@ -34,6 +34,15 @@ from rune_proto.server.datadir import read_fingerprints
 HOST = "127.0.0.1"
 READY_TIMEOUT = 15.0
 STOP_TIMEOUT = 15.0
+# Tests of other things register many accounts and send many messages from one
+# loopback address: the abuse limits (on by default) are off unless a test sets them,
+# and the disk reserve is small (rune_proto/server/limits.py, diskspace.py).
+TEST_DEFAULTS: dict[str, Any] = {
+    "register_limit": 0,
+    "send_limit": 0,
+    "inflow_limit": 0,
+    "disk_reserve_mib": 1,
+}
 _READY = re.compile(r"rune-server listening on (\S+):(\d+)")
 
 
@@ -189,6 +198,7 @@ def create_server(
     )
     if result.returncode != 0:
         raise RuntimeError(f"rune-server init failed: {result.stderr.strip()}")
+    overrides = {**TEST_DEFAULTS, **overrides}
     if overrides:
         current = load_config(data.config)
         write_config(data.config, replace(current, **overrides))

@@ -124,4 +124,9 @@ _EXPLANATIONS = {
     status.CLOSING: "The server closed the connection.",
     status.TOO_MANY_FAILURES: "Too many failed attempts; the server closed the connection.",
     status.TRY_AGAIN: "The server could not store the message; try again.",
+    status.REGISTRATION_LIMIT: (
+        "Too many accounts were registered from your network recently; try again later."
+    ),
+    status.SEND_LIMIT: "You have sent too many messages recently; try again later.",
+    status.INFLOW_LIMIT: "The receiver is getting too many messages right now; try again later.",
 }

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import re
 import sys
@@ -19,7 +18,10 @@ from .. import __version__
 from ..address import AddressError, parse_address, random_part
 from ..encoding import b64encode
 from ..transport import DEFAULT_PORT
+from . import logsetup
 from .admin_cli import add_commands
+from .admission import source_of
+from .backup import backup, backup_before_upgrade
 from .config import (
     REGISTRATION_CHOICES,
     DataDir,
@@ -29,12 +31,15 @@ from .config import (
     read_passphrase,
 )
 from .datadir import create_data_dir, load_identity, read_fingerprints, tls_context
+from .limits import Kind, Limiter, secret_of
+from .overview import status_lines
 from .service import serve
 from .session import hash_invitation
 from .store import Database, StoreError
 
 EXIT_USAGE = 2
 INVITATION_BYTES = 24
+MIB = 1024 * 1024
 _DURATION = re.compile(r"([0-9]{1,9})([smhd])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -68,7 +73,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     data = DataDir(args.data_dir)
     data.check()
     config = load_config(data.config)
+    logsetup.configure(config.log_format, config.log_level)
     os.umask(0o077)  # SQLite's WAL and shared-memory files: owner only
+    backup_before_upgrade(data.database)
     passphrase = read_passphrase(args.passphrase_file)
     identity = load_identity(data, passphrase)
     context = tls_context(data, passphrase)
@@ -117,6 +124,57 @@ def _cmd_fingerprint(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_backup(args: argparse.Namespace) -> int:
+    data = DataDir(args.data_dir)
+    data.check()
+    result = backup(data.database, args.dest)
+    print(
+        f"backed up {data.database.name} to {result.path}"
+        f" ({result.size / MIB:.1f} MiB, {result.seconds:.2f} s, mode 0600)"
+    )
+    return 0
+
+
+def _cmd_lift_limits(args: argparse.Namespace) -> int:
+    """Forget the current counts of some sources or addresses (limits.py says why the
+    passphrase is needed: the counters are keyed with a secret of the identity)."""
+    data = DataDir(args.data_dir)
+    data.check()
+    config = load_config(data.config)
+    if not args.source and not args.address:
+        raise OperatorError("name at least one --source IP or --address ADDRESS")
+    subjects: list[tuple[Kind, str]] = []
+    for text in args.source:
+        source = source_of((text, 0))
+        if source == "unknown":
+            raise OperatorError(f"bad --source {text!r}: give an IPv4 or IPv6 address")
+        subjects.append((Kind.REGISTER, source))
+    for text in args.address:
+        try:
+            address = parse_address(text)
+        except AddressError as exc:
+            raise OperatorError(f"bad address: {exc}") from exc
+        if address.domain != config.domain:
+            raise OperatorError(f"{address} is not on this server's domain {config.domain}")
+        subjects += [(Kind.SEND, str(address)), (Kind.INFLOW, str(address))]
+    identity = load_identity(data, read_passphrase(args.passphrase_file))
+    limiter = Limiter(secret_of(identity), {}, time.time)
+    db = Database(data.database)
+    try:
+        cleared = db.clear_limits([limiter.key(kind, subject) for kind, subject in subjects])
+    finally:
+        db.close()
+    print(f"lifted {cleared} counter(s); counting starts again from zero")
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    data = DataDir(args.data_dir)
+    data.check()
+    print("\n".join(status_lines(data, load_config(data.config))))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rune-server", description="The Rune reference server (see docs/server.md)."
@@ -152,14 +210,26 @@ def build_parser() -> argparse.ArgumentParser:
     fingerprint = command("fingerprint", "print the TLS and server-key fingerprints")
     fingerprint.set_defaults(func=_cmd_fingerprint)
     add_commands(command)
+
+    # Issue 18 (operating): at the end of the list, to ease merging.
+    copy = command("backup", "copy the store to DEST while the server runs (docs/server.md)")
+    copy.add_argument("dest", type=Path, metavar="DEST", help="a new file (not overwritten)")
+    copy.set_defaults(func=_cmd_backup)
+
+    lift = command("lift-limits", "reset the abuse-limit counts of a source or an address")
+    lift.add_argument("--source", action="append", default=[], metavar="IP")
+    lift.add_argument("--address", action="append", default=[], metavar="ADDRESS")
+    lift.add_argument("--passphrase-file", type=Path, metavar="F")
+    lift.set_defaults(func=_cmd_lift_limits)
+
+    glance = command("status", "the store, the disk and live counts at a glance (aggregates)")
+    glance.set_defaults(func=_cmd_status)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        stream=sys.stderr, level=logging.INFO, format="rune-server: %(levelname)s: %(message)s"
-    )
+    logsetup.configure()
     try:
         result: int = args.func(args)
     except (OperatorError, StoreError) as exc:

@@ -38,6 +38,7 @@ REWRITTEN = (
     ("usage", ("receiver",)),
     ("invitations", ("token_hash",)),
     ("holds", ("address",)),
+    ("limits", ("key",)),
 )
 
 
@@ -93,7 +94,8 @@ def step(db: sqlite3.Connection, progress: Progress, randbelow: slots.Randbelow)
                 progress.after = last
         db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:  # SQLite already rolled back after a full disk
+            db.execute("ROLLBACK")
         raise
     finally:
         db.execute("PRAGMA synchronous=FULL")

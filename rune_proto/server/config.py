@@ -26,6 +26,7 @@ from ..errors import LocalProtocolError
 from ..events import Greeting
 from ..transport import DEFAULT_PORT
 from ..wire import message_line_limit
+from .logsetup import LOG_FORMATS, LOG_LEVELS
 
 MIB = 1024 * 1024
 MIN_MAX_LINE = 2048  # REGISTER_INVITATION with a full public key token is ~1.9 KiB
@@ -33,6 +34,7 @@ MIN_MAX_LINE = 2048  # REGISTER_INVITATION with a full public key token is ~1.9 
 # and any sane client timeout.
 MAX_THROTTLE_DELAY = 20.0
 MAX_ADMIN_POLL = 60.0  # seconds: a block must not wait longer than this to bite
+MAX_LIMIT_WINDOW = 7 * 86400  # a counter row lives at most one window (limits.py)
 PASSPHRASE_ENV = "RUNE_SERVER_PASSPHRASE"
 REGISTRATION_CHOICES = ("free", "invite", "both", "closed")
 _MODES = {"free": ("free",), "invite": ("invite",), "both": ("free", "invite"), "closed": ()}
@@ -118,6 +120,29 @@ class ServerConfig:
     # How often (seconds) the server looks whether an operator blocked or deleted an
     # account (one row read; rune_proto/server/admin.py), and ends its sessions.
     admin_poll_interval: float = 0.5
+    # Abuse limits (rune_proto/server/limits.py), counted in the database so that
+    # every connection and node shares them; 0 turns one off. Registrations per
+    # source address (an IPv6 /64), messages per sender, messages per receiver, each
+    # per window of that many seconds.
+    register_limit: int = 5
+    register_window: float = 3600
+    send_limit: int = 300
+    send_window: float = 3600
+    inflow_limit: int = 1000
+    inflow_window: float = 3600
+    # Bytes kept free for DELETE on a full disk (rune_proto/server/diskspace.py).
+    disk_reserve_mib: float = 16
+    # Prometheus metrics (rune_proto/server/metrics.py): off while the port is 0;
+    # an empty host is loopback (127.0.0.1).
+    metrics_port: int = 0
+    metrics_host: str = ""
+    # The log (rune_proto/server/logsetup.py): plain, timestamped or json lines; a
+    # level; and every stats_interval seconds a line of aggregate counts (0: never).
+    log_format: str = "plain"
+    log_level: str = "info"
+    stats_interval: float = 3600
+    # Delete stored messages after max_age_days to twice that (expiry.py); 0: never.
+    max_age_days: float = 0
 
     def __post_init__(self) -> None:
         try:
@@ -162,6 +187,26 @@ class ServerConfig:
             )
         if not self.throttle_window > 0:
             raise OperatorError("config: throttle_window must be positive")
+        for kind in ("register", "send", "inflow"):
+            if getattr(self, f"{kind}_limit") < 0:
+                raise OperatorError(f"config: {kind}_limit must be 0 (off) or more")
+            if not 1 <= getattr(self, f"{kind}_window") <= MAX_LIMIT_WINDOW:
+                raise OperatorError(
+                    f"config: {kind}_window must be 1 to {MAX_LIMIT_WINDOW} seconds (a week)"
+                )
+        if not 0 <= self.metrics_port <= 65535:
+            raise OperatorError("config: metrics_port is 0 (off) to 65535")
+        if self.log_format not in LOG_FORMATS or self.log_level not in LOG_LEVELS:
+            raise OperatorError(
+                f"config: log_format is one of {', '.join(LOG_FORMATS)};"
+                f" log_level one of {', '.join(LOG_LEVELS)}"
+            )
+        if self.max_age_days < 0:
+            raise OperatorError("config: max_age_days must be 0 (never) or more")
+        if self.stats_interval < 0:
+            raise OperatorError("config: stats_interval must be 0 (never) or more")
+        if self.disk_reserve_mib < 0:
+            raise OperatorError("config: disk_reserve_mib must be 0 (none) or more")
 
     @property
     def modes(self) -> tuple[str, ...]:
@@ -175,6 +220,18 @@ class ServerConfig:
     @property
     def memory_budget(self) -> int:
         return int(self.memory_budget_mib * MIB)
+
+    @property
+    def max_age(self) -> float:
+        return self.max_age_days * 86400
+
+    @property
+    def metrics_bind(self) -> str:
+        return self.metrics_host or "127.0.0.1"
+
+    @property
+    def disk_reserve(self) -> int:
+        return int(self.disk_reserve_mib * MIB)
 
     @property
     def mailbox_quota(self) -> int:

@@ -146,7 +146,7 @@ class Link:
         self._conn = Connection(
             Role.SERVER, max_line=self._config.max_line, max_payload=self._config.max_payload
         )
-        self._session = ServerSession(server.services, self._conn)
+        self._session = ServerSession(server.services, self._conn, source=ticket.source)
         self._loop = asyncio.get_running_loop()
         self._deadline = 0.0
         self._timeout_reason = "idle timeout"  # what a read past the deadline is told

@@ -33,13 +33,18 @@ from . import slots
 
 SCHEMA_VERSION = 4
 
+LIMITS_TABLE = """CREATE TABLE IF NOT EXISTS limits (
+    key BLOB PRIMARY KEY, ends INTEGER NOT NULL, count INTEGER NOT NULL) WITHOUT ROWID"""
+
 _STATEMENTS = (
     """CREATE TABLE IF NOT EXISTS accounts (
         address TEXT PRIMARY KEY, public_key BLOB NOT NULL) WITHOUT ROWID""",
     # Keys and the blob's slots only: see the module docstring.
+    # epoch: one bit, the parity of the max-age bucket it arrived in (expiry.py).
     """CREATE TABLE IF NOT EXISTS mailbox (
         receiver TEXT NOT NULL, id TEXT NOT NULL, size INTEGER NOT NULL,
-        slots BLOB NOT NULL, PRIMARY KEY (receiver, id)) WITHOUT ROWID""",
+        slots BLOB NOT NULL, epoch INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (receiver, id)) WITHOUT ROWID""",
     # One page-sized chunk a row, dense slot numbers (slots.py). The owner columns let
     # a move update the owner's slot list.
     """CREATE TABLE IF NOT EXISTS chunks (
@@ -60,6 +65,8 @@ _STATEMENTS = (
     # number drawn again at each block or delete: running servers poll it, admin.py).
     """CREATE TABLE IF NOT EXISTS layout (
         name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID""",
+    # Abuse-limit counters (limits.py): keyed digests, the end of their window, a count.
+    LIMITS_TABLE,
     # Reassembles a blob from its chunks by scanning them: for operators, not the server.
     """CREATE VIEW IF NOT EXISTS messages (id, receiver, blob) AS
         SELECT m.id, m.receiver, substr(CAST((SELECT group_concat(data, '') FROM
@@ -109,6 +116,7 @@ def _create_tables(db: sqlite3.Connection) -> None:
             ("shuffled", 0),
             ("pending", 0),
             ("holds", 0),
+            ("epoch", 0),
         ],
     )
 
@@ -122,6 +130,11 @@ def upgrade(db: sqlite3.Connection) -> None:
     (version,) = db.execute("PRAGMA user_version").fetchone()
     if version == SCHEMA_VERSION:
         return
+    if version > SCHEMA_VERSION:
+        raise SchemaError(
+            f"database schema version {version} is newer than this rune-server"
+            f" ({SCHEMA_VERSION}): run the newer version, or restore a backup made for this one"
+        )
     if version not in (1, 2, 3):
         raise SchemaError(f"database schema version {version}, expected {SCHEMA_VERSION}")
     db.execute("BEGIN IMMEDIATE")
@@ -129,13 +142,21 @@ def upgrade(db: sqlite3.Connection) -> None:
         (version,) = db.execute("PRAGMA user_version").fetchone()
         if version in (1, 2):  # another process may have upgraded it meanwhile
             _upgrade(db, version)
-        elif version == 3:  # version 4 only adds the holds table and its layout row
-            _create_tables(db)
-            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        elif version == 3:  # 3 -> 4: the holds and limits tables, the expiry bit
+            _upgrade_3(db)
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")
         raise
+
+
+def _upgrade_3(db: sqlite3.Connection) -> None:
+    _create_tables(db)  # holds, limits and their layout rows
+    columns = [row[1] for row in db.execute("PRAGMA table_info(mailbox)")]
+    if "epoch" not in columns:
+        db.execute("ALTER TABLE mailbox ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0")
+    db.execute("INSERT OR IGNORE INTO layout (name, value) VALUES ('epoch', 0)")
+    db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 
 def _upgrade(db: sqlite3.Connection, version: int) -> None:

@@ -22,6 +22,7 @@ import ssl
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +40,16 @@ from .admission import (
 )
 from .budget import MemoryBudget, return_freed_memory_to_os
 from .config import ServerConfig
+from .diskspace import Reserve
 from .link import CLOSE_TIMEOUT, Link, log_bug, refuse
+from .metrics import start_metrics
+from .reporting import metrics_text, report_counts
 from .session import Services
 from .store import SQLiteStore
 
 log = logging.getLogger("rune_proto.server")
 
+EXPIRY_INTERVAL = 3600.0  # seconds between two checks for messages past max_age_days
 SHUTDOWN_GRACE = 30.0  # how long in-flight commands may run after SIGTERM
 # How long the event loop's thread may keep the GIL while another thread waits for it
 # (Python's default: 5 ms). The store thread needs it back after each SQLite call,
@@ -179,6 +184,10 @@ class RuneServer:
             stats["handshake failed"],
             codes or "none",
         )
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._links)
 
     def _on_socket(self, conn: socket.socket, peer: object) -> None:
         """Judge an accepted socket at once: a dropped one never gets a transport."""
@@ -323,7 +332,8 @@ async def serve(
     return_freed_memory_to_os()
     switch_interval = sys.getswitchinterval()
     sys.setswitchinterval(min(switch_interval, SWITCH_INTERVAL))
-    store = await SQLiteStore.open(database, order_window=config.order_window)
+    reserve = Reserve(database.parent, config.disk_reserve)
+    store = await SQLiteStore.open(database, order_window=config.order_window, reserve=reserve)
     workers = min(4, os.cpu_count() or 1)
     crypto = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rune-crypto")
     signals = (signal.SIGINT, signal.SIGTERM)
@@ -357,8 +367,23 @@ async def serve(
             )
         loop.add_signal_handler(signal.SIGHUP, _hangup)
         watcher = loop.create_task(server.watch_holds())
+        metrics = None
+        if config.metrics_port:
+            metrics = await start_metrics(
+                config.metrics_bind, config.metrics_port, partial(metrics_text, server)
+            )
+            log.info("metrics on http://%s:%d/metrics", config.metrics_bind, config.metrics_port)
+        expirer = asyncio.create_task(store.expire_every(config.max_age, EXPIRY_INTERVAL))
+        reporter = None
+        if config.stats_interval > 0:
+            reporter = asyncio.create_task(report_counts(server, config.stats_interval))
         ready(*bound)
         await server.wait_stopped()
+        expirer.cancel()
+        if reporter is not None:
+            reporter.cancel()
+        if metrics is not None:
+            metrics.close()
     finally:
         if watcher is not None:
             watcher.cancel()

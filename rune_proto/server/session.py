@@ -57,8 +57,10 @@ from ..events import (
 from ..handshake import check_answer, check_login_proof, make_challenge, new_nonce
 from ..keys import Identity, PublicKey
 from ..suite import EnvelopeError
+from .admission import RateLimitedLog
 from .config import ServerConfig
-from .store import Invitation, Outcome, Store
+from .limits import Kind, Limiter, LimitReached, Rule, secret_of
+from .store import DiskFull, Invitation, Outcome, Store
 from .throttle import Throttle, backoff
 
 VERSIONS = ("rune/1",)
@@ -67,9 +69,13 @@ VERSIONS = ("rune/1",)
 # inline crypto stalls the loop; above it inline crypto stalls every other client.
 OFFLOAD_BYTES = 64 * 1024
 SENDER_MISMATCH = "sender is not the logged-in address"
+DISK_FULL = "disk full, nothing stored; try later"
 RECEIVER_KEY_CACHE = 1024  # parsed receiver keys kept for SEND (~3 KB each)
 
 _T = TypeVar("_T")
+
+
+limit_log = RateLimitedLog()
 
 
 def hash_invitation(token: str) -> bytes:
@@ -97,12 +103,29 @@ class Services:
     register_throttle: Throttle = field(init=False)
     # Parsed receiver keys for SEND, by address (see receiver_key).
     receiver_keys: dict[str, PublicKey] = field(default_factory=dict)
-    # Wall-clock seconds for invitation expiry; tests pass their own to move time on.
+    # Wall-clock seconds for invitation expiry and the abuse limits' windows; tests
+    # pass their own to move time on.
     clock: Callable[[], float] = time.time
+    limiter: Limiter = field(init=False)
+    # Limits reached since start, by kind (aggregate counts for the log and metrics).
+    limits_hit: dict[Kind, int] = field(default_factory=lambda: dict.fromkeys(Kind, 0))
 
     def __post_init__(self) -> None:
         self.login_throttle = self.new_throttle()
         self.register_throttle = self.new_throttle()
+        config = self.config
+        rules = {
+            Kind.REGISTER: Rule(config.register_limit, config.register_window),
+            Kind.SEND: Rule(config.send_limit, config.send_window),
+            Kind.INFLOW: Rule(config.inflow_limit, config.inflow_window),
+        }
+        self.limiter = Limiter(secret_of(self.identity), rules, self.clock)
+
+    def limit_reached(self, kind: Kind) -> ErrorReply:
+        """Count and log a limit hit (its kind only: never who), and the answer."""
+        self.limits_hit[kind] += 1
+        limit_log.warning(f"limit reached: {kind.value}")
+        return error(kind.code)
 
     def new_throttle(self) -> Throttle:
         config = self.config
@@ -153,6 +176,7 @@ class ServerSession:
 
     services: Services
     conn: Connection
+    source: str = ""  # the peer's address or IPv6 /64 (admission.source_of), for limits
     _registration: _Registration | None = None
     _login: tuple[Address, bytes] | None = None
     _account_key: PublicKey | None = None
@@ -184,7 +208,10 @@ class ServerSession:
                 blob = await self.services.store.message(self._me, m)
                 return error(status.NOT_FOUND) if blob is None else Retrieved(m, blob)
             case Delete(message_id=m):
-                found = await self.services.store.delete_message(self._me, m)
+                try:
+                    found = await self.services.store.delete_message(self._me, m)
+                except DiskFull:
+                    return error(status.TRY_AGAIN, DISK_FULL)
                 return Deleted(m) if found else error(status.NOT_FOUND)
             case Lookup(address=a):
                 raw = await self.services.store.public_key(str(a))
@@ -247,12 +274,22 @@ class ServerSession:
             )
         except EnvelopeError:
             return self._registration_failed(pending.address, status.CHALLENGE_FAILED)
-        outcome = await self.services.store.create_account(
-            str(pending.address), pending.key.raw, pending.token_hash, int(self.services.clock())
-        )
+        services = self.services
+        try:
+            outcome = await services.store.create_account(
+                str(pending.address),
+                pending.key.raw,
+                pending.token_hash,
+                int(services.clock()),
+                services.limiter.registration(self.source),
+            )
+        except DiskFull:
+            return error(status.TRY_AGAIN, DISK_FULL)
         match outcome:
             case Outcome.CREATED:
                 return Registered(pending.address)
+            case Outcome.REGISTRATION_LIMIT:
+                return services.limit_reached(Kind.REGISTER)
             case Outcome.TAKEN:
                 return self._registration_failed(pending.address, status.ADDRESS_TAKEN)
             case Outcome.INVITATION_EXPIRED:
@@ -342,9 +379,15 @@ class ServerSession:
             len(payload),
             partial(seal_stored_message, services.identity, receiver, receiver_key, sender, sealed),
         )
-        stored = await services.store.add_message(
-            str(receiver), blob, services.config.mailbox_quota
-        )
+        charges = services.limiter.message(str(sender), str(receiver))
+        try:
+            stored = await services.store.add_message(
+                str(receiver), blob, services.config.mailbox_quota, charges
+            )
+        except LimitReached as exc:
+            return services.limit_reached(exc.kind)
+        except DiskFull:
+            return error(status.TRY_AGAIN, DISK_FULL)
         return Roger() if stored is not None else error(status.MAILBOX_FULL)
 
 

@@ -45,12 +45,17 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from . import admin, compaction, schema, slots
+from . import admin, compaction, expiry, limits, schema, slots
+from .admission import RateLimitedLog
 from .checkpoint import Checkpointer
+from .diskspace import Reserve, is_disk_full
+from .limits import Charge, LimitReached
+from .metrics import Histogram
 
 _T = TypeVar("_T")
 log = logging.getLogger("rune_proto.server")
@@ -70,6 +75,10 @@ class StoreError(Exception):
     """The database is unusable (missing, wrong schema, I/O failure)."""
 
 
+class DiskFull(StoreError):
+    """SQLite could not write: the file system is full (nothing was stored)."""
+
+
 class Invitation(enum.Enum):
     VALID = "valid"
     INVALID = "invalid"  # unknown, used, or bound to another address: the same answer
@@ -83,23 +92,46 @@ class Outcome(enum.Enum):
     TAKEN = "taken"
     INVITATION_INVALID = "invitation invalid"
     INVITATION_EXPIRED = "invitation expired"
+    REGISTRATION_LIMIT = "registration limit reached"
 
 
 class Store(Protocol):
     """What the server needs from storage. Addresses are canonical (lower-case) text."""
+
+    # Aggregates for the metrics (metrics.py): order passes completed, group-commit
+    # latency, writes refused for a full disk.
+    passes: int
+    commit_times: Histogram
+    disk_full: int
+
+    async def totals(self) -> tuple[int, int, int]:
+        """Accounts, stored messages, stored bytes."""
+        ...
 
     async def public_key(self, address: str) -> bytes | None: ...
 
     async def invitation(self, token_hash: bytes, address: str, now: int) -> Invitation: ...
 
     async def create_account(
-        self, address: str, public_key: bytes, token_hash: bytes | None, now: int
+        self,
+        address: str,
+        public_key: bytes,
+        token_hash: bytes | None,
+        now: int,
+        charges: Sequence[Charge] = (),
     ) -> Outcome:
-        """Add an account, consuming the invitation in the same transaction."""
+        """Add an account, consuming the invitation and counting ``charges`` in the
+        same transaction (limits.py)."""
         ...
 
-    async def add_message(self, receiver: str, blob: bytes, quota: int) -> str | None:
-        """Store a blob; its new id once committed, or None if over ``quota`` bytes."""
+    async def add_message(
+        self, receiver: str, blob: bytes, quota: int, charges: Sequence[Charge] = ()
+    ) -> str | None:
+        """Store a blob; its new id once committed, or None if over ``quota`` bytes.
+
+        Raises :class:`LimitReached` if a charge is over its limit, :class:`DiskFull`
+        if the disk is full; either way nothing was stored.
+        """
         ...
 
     async def list_messages(self, receiver: str) -> list[tuple[str, int]]: ...
@@ -199,7 +231,12 @@ class Database:
         return Invitation.EXPIRED if row[1] <= now else Invitation.VALID
 
     def create_account(
-        self, address: str, public_key: bytes, token_hash: bytes | None, now: int
+        self,
+        address: str,
+        public_key: bytes,
+        token_hash: bytes | None,
+        now: int,
+        charges: Sequence[Charge] = (),
     ) -> Outcome:
         with self._transaction():
             if token_hash is not None:
@@ -210,6 +247,10 @@ class Database:
                     return Outcome.INVITATION_EXPIRED
             if not self.registrable(address):
                 return Outcome.TAKEN
+            tally: limits.Tally = {}
+            if limits.check(self._db, charges, tally) is not None:
+                return Outcome.REGISTRATION_LIMIT
+            limits.write(self._db, tally)
             self._db.execute(
                 "INSERT INTO accounts (address, public_key) VALUES (?, ?)", (address, public_key)
             )
@@ -243,37 +284,50 @@ class Database:
         self._erase()
 
     def add_message(self, receiver: str, blob: bytes, quota: int) -> str | None:
-        return self.add_messages([(receiver, blob, quota)])[0]
+        """One message, no limits (the CLI and tests)."""
+        result = self.add_messages([(receiver, blob, quota)])[0]
+        return result if isinstance(result, str) else None
 
-    def add_messages(self, items: Sequence[tuple[str, bytes, int]]) -> list[str | None]:
+    def add_messages(
+        self,
+        items: Sequence[tuple[str, bytes, int]],
+        charges: Sequence[Sequence[Charge]] | None = None,
+    ) -> list[str | limits.Kind | None]:
         """Store several ``(receiver, blob, quota)`` in one transaction: one commit.
 
         Each gets its new id, or None if it would take its receiver over ``quota``
-        bytes (counting the messages before it in ``items``). If anything fails, the
+        bytes (counting the messages before it in ``items``), or the limit its
+        ``charges`` (one sequence per item) would pass. If anything fails, the
         whole transaction is rolled back and the exception raised.
         """
-        ids: list[str | None] = []
+        ids: list[str | limits.Kind | None] = []
         used: dict[str, tuple[int, int]] = {}  # receiver: (bytes, count) as it will be
-        rows: list[tuple[str, str, int, bytes]] = []
+        rows: list[tuple[str, str, int, bytes, int]] = []
+        tally: limits.Tally = {}
         with self._transaction():
             top = slots.end(self._db)
-            for receiver, blob, quota in items:
+            epoch = expiry.current(self._db)
+            for index, (receiver, blob, quota) in enumerate(items):
                 before, count = used[receiver] if receiver in used else self._usage(receiver)
+                used[receiver] = (before, count)
                 if before + len(blob) > quota:
                     ids.append(None)
-                    used[receiver] = (before, count)
+                    continue
+                over = limits.check(self._db, charges[index] if charges else (), tally)
+                if over is not None:
+                    ids.append(over)
                     continue
                 message_id = str(uuid.uuid4())
                 pieces = slots.chunks_of(blob, self._chunk_bytes)
                 placed = slots.append(self._db, top, receiver, message_id, pieces)
                 top += len(pieces)
-                rows.append((receiver, message_id, len(blob), slots.encode(placed)))
+                rows.append((receiver, message_id, len(blob), slots.encode(placed), epoch))
                 used[receiver] = (before + len(blob), count + 1)
                 ids.append(message_id)
             for start in range(0, len(rows), INSERT_ROWS):
                 batch = rows[start : start + INSERT_ROWS]
                 self._db.execute(
-                    schema.insert_rows("mailbox (receiver, id, size, slots)", 4, len(batch)),
+                    schema.insert_rows("mailbox (receiver, id, size, slots, epoch)", 5, len(batch)),
                     [value for row in batch for value in row],
                 )
             self._db.executemany(
@@ -282,7 +336,8 @@ class Database:
                    count = excluded.count""",
                 [(receiver, size, count) for receiver, (size, count) in used.items()],
             )
-            if rows:
+            limits.write(self._db, tally)
+            if rows or tally:
                 compaction.mark_pending(self._db)
         return ids
 
@@ -329,6 +384,43 @@ class Database:
             return False
         self._erase()
         return True
+
+    def totals(self) -> tuple[int, int, int]:
+        (accounts,) = self._db.execute("SELECT COUNT(*) FROM accounts").fetchone()
+        count, size = self._db.execute(
+            "SELECT COALESCE(SUM(count), 0), COALESCE(SUM(bytes), 0) FROM usage"
+        ).fetchone()
+        return int(accounts), int(count), int(size)
+
+    def expire(self, now: float, max_age: float) -> int:
+        """Delete the messages past ``max_age`` seconds (expiry.py); how many.
+
+        ``max_age`` 0: expiry is off (its bucket is forgotten).
+        """
+        if max_age <= 0:
+            if expiry.current_bucket(self._db):  # no write when there is nothing to forget
+                with self._transaction():
+                    expiry.reset(self._db)
+            return 0
+        deleted, finished = 0, False
+        while not finished:
+            with self._transaction():
+                count, finished = expiry.sweep_step(self._db, now, max_age)
+            deleted += count
+        if deleted:
+            self._erase()
+        return deleted
+
+    def sweep_limits(self, now: float) -> int:
+        """Drop the abuse-limit counters whose window has ended (limits.py)."""
+        with self._transaction():
+            return limits.sweep(self._db, now)
+
+    def clear_limits(self, keys: Sequence[bytes]) -> int:
+        with self._transaction():
+            cleared = limits.clear(self._db, keys)
+            compaction.mark_pending(self._db)
+        return cleared
 
     def order_pending(self) -> bool:
         return compaction.pending(self._db)
@@ -378,7 +470,7 @@ class Database:
             try:
                 busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
             except sqlite3.Error as exc:
-                log.warning("checkpoint after a delete failed (%s)", type(exc).__name__)
+                log.warning("checkpoint after a delete failed (%s)", _why(exc))
                 return
             if not busy:
                 return
@@ -387,6 +479,28 @@ class Database:
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
+
+
+@dataclass(slots=True)
+class _Queued:
+    """A message waiting for the next group commit, and its caller's future."""
+
+    receiver: str
+    blob: bytes
+    quota: int
+    charges: Sequence[Charge]
+    done: asyncio.Future[str | limits.Kind | None]
+
+
+_disk_full_log = RateLimitedLog()
+
+
+def _why(exc: sqlite3.Error) -> str:
+    """What the log says about a failed write: "disk full", or SQLite's name for the
+    error (``SQLITE_IOERR_WRITE``…): never its message, which may quote data."""
+    if is_disk_full(exc):
+        return "disk full"
+    return str(getattr(exc, "sqlite_errorname", None) or type(exc).__name__)
 
 
 class _Transaction:
@@ -399,7 +513,10 @@ class _Transaction:
         self._db.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, kind: object, exc: object, tb: object) -> None:
-        self._db.execute("COMMIT" if kind is None else "ROLLBACK")
+        if kind is None:
+            self._db.execute("COMMIT")
+        elif self._db.in_transaction:  # SQLite may have rolled back already (a full disk)
+            self._db.execute("ROLLBACK")
 
 
 class SQLiteStore:
@@ -411,14 +528,18 @@ class SQLiteStore:
         database: Database,
         checkpointer: Checkpointer,
         order_window: float = ORDER_WINDOW,
+        reserve: Reserve | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._executor = executor
+        self._reserve = reserve
+        self._clock = clock  # wall clock of the abuse-limit windows (tests move it)
         self._db = database
         self._checkpointer = checkpointer
         # Group commit, all on the event loop's thread: messages queue here while a
         # commit is in progress, and the next commit takes all of them.
-        self._queued: list[tuple[str, bytes, int, asyncio.Future[str | None]]] = []
-        self._commit: asyncio.Future[list[str | None]] | None = None
+        self._queued: list[_Queued] = []
+        self._commit: asyncio.Future[list[str | limits.Kind | None]] | None = None
         # The order pass (compaction.py): due ``order_window`` seconds after the first
         # change it has not covered yet.
         self._order_window = order_window
@@ -426,19 +547,35 @@ class SQLiteStore:
         self._order_task: asyncio.Task[None] | None = None
         self._changed_during_pass = False
         self.passes = 0  # completed order passes (tests wait on it)
+        self.commit_times = Histogram()  # seconds per group commit (metrics.py)
+        self.disk_full = 0  # writes refused for a full disk
 
     @classmethod
-    async def open(cls, path: Path, *, order_window: float = ORDER_WINDOW) -> SQLiteStore:
+    async def open(
+        cls,
+        path: Path,
+        *,
+        order_window: float = ORDER_WINDOW,
+        reserve: Reserve | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> SQLiteStore:
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rune-store")
         loop = asyncio.get_running_loop()
+        if reserve is not None:
+            reserve.make()
         try:
-            database = await loop.run_in_executor(executor, Database, path)
+            try:
+                database = await loop.run_in_executor(executor, Database, path)
+            except StoreError as exc:  # a full disk: give SQLite the reserve and try again
+                if not (is_disk_full(exc.__cause__) and reserve and reserve.release()):
+                    raise
+                database = await loop.run_in_executor(executor, Database, path)
             await loop.run_in_executor(executor, database.defer_checkpoints)
             pending = await loop.run_in_executor(executor, database.order_pending)
         except BaseException:
             executor.shutdown(wait=False)
             raise
-        store = cls(executor, database, Checkpointer(path), order_window)
+        store = cls(executor, database, Checkpointer(path), order_window, reserve, clock)
         if pending:  # left by a crash or an upgrade: hide it now, not a window later
             store._order_timer = loop.call_soon(store._start_order_pass)  # type: ignore[assignment]
         return store
@@ -461,12 +598,15 @@ class SQLiteStore:
         progress = compaction.Progress()
         started = time.perf_counter()
         try:
+            await self._run(partial(self._db.sweep_limits, self._clock()))
             while not progress.done:
                 await self._run(partial(self._db.order_step, progress))
             async with self._checkpointer.paused():
                 covered = not self._changed_during_pass
                 await self._run(partial(self._db.order_finish, covered))
             self.passes += 1
+            if self._reserve is not None:
+                await self._run(self._reserve.remake_if_room)
             log.info(
                 "order pass: %d chunks placed, %d rows rewritten, %d steps, %.0f ms",
                 progress.chunks_placed,
@@ -474,8 +614,10 @@ class SQLiteStore:
                 progress.steps,
                 (time.perf_counter() - started) * 1000,
             )
-        except sqlite3.Error as exc:  # the data is whole; the next pass tries again
-            log.warning("order pass failed (%s)", type(exc).__name__)
+        except (sqlite3.Error, DiskFull) as exc:  # the data is whole; the next pass tries again
+            log.warning(
+                "order pass failed (%s)", _why(exc) if isinstance(exc, sqlite3.Error) else exc
+            )
             self._changed_during_pass = True
         finally:
             self._order_task = None
@@ -483,7 +625,42 @@ class SQLiteStore:
             self._changed()
 
     async def _run(self, call: Callable[[], _T]) -> _T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        except sqlite3.Error as exc:
+            if is_disk_full(exc):
+                raise self._full() from exc
+            raise
+
+    def _full(self) -> DiskFull:
+        self.disk_full += 1
+        _disk_full_log.warning("disk full: a write was refused and nothing was stored")
+        return DiskFull("disk full")
+
+    async def totals(self) -> tuple[int, int, int]:
+        """Accounts, stored messages, stored bytes (for metrics; sums, nobody's own)."""
+        return await self._run(self._db.totals)
+
+    async def expire(self, max_age: float) -> int:
+        """Delete messages past the maximum age (expiry.py) by the store's clock."""
+        deleted = await self._run(partial(self._db.expire, self._clock(), max_age))
+        if deleted:
+            self._changed()
+            log.info("expiry: %d messages past the maximum age deleted", deleted)
+        return deleted
+
+    async def expire_every(self, max_age: float, interval: float) -> None:
+        """At start, then every ``interval`` seconds while expiry is on."""
+        while True:
+            try:
+                await self.expire(max_age)
+            except (StoreError, sqlite3.Error) as exc:  # the next round tries again
+                log.warning(
+                    "expiry failed (%s)", _why(exc) if isinstance(exc, sqlite3.Error) else exc
+                )
+            if max_age <= 0:
+                return
+            await asyncio.sleep(interval)
 
     async def public_key(self, address: str) -> bytes | None:
         return await self._run(partial(self._db.public_key, address))
@@ -492,39 +669,57 @@ class SQLiteStore:
         return await self._run(partial(self._db.invitation, token_hash, address, now))
 
     async def create_account(
-        self, address: str, public_key: bytes, token_hash: bytes | None, now: int
+        self,
+        address: str,
+        public_key: bytes,
+        token_hash: bytes | None,
+        now: int,
+        charges: Sequence[Charge] = (),
     ) -> Outcome:
         outcome = await self._run(
-            partial(self._db.create_account, address, public_key, token_hash, now)
+            partial(self._db.create_account, address, public_key, token_hash, now, charges)
         )
         self._changed()
         return outcome
 
-    async def add_message(self, receiver: str, blob: bytes, quota: int) -> str | None:
+    async def add_message(
+        self, receiver: str, blob: bytes, quota: int, charges: Sequence[Charge] = ()
+    ) -> str | None:
         """Answered once the transaction holding the message has committed."""
-        done: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
-        self._queued.append((receiver, blob, quota, done))
+        done: asyncio.Future[str | limits.Kind | None] = asyncio.get_running_loop().create_future()
+        self._queued.append(_Queued(receiver, blob, quota, charges, done))
         if self._commit is None:
             self._start_commit()
-        return await done
+        try:
+            result = await done
+        except sqlite3.Error as exc:
+            if is_disk_full(exc):
+                raise self._full() from exc
+            raise
+        if isinstance(result, limits.Kind):
+            raise LimitReached(result)
+        return result
 
     def _start_commit(self) -> None:
         batch, self._queued = self._queued, []
-        items = [(receiver, blob, quota) for receiver, blob, quota, _ in batch]
+        items = [(q.receiver, q.blob, q.quota) for q in batch]
+        charges = [q.charges for q in batch]
         commit = asyncio.get_running_loop().run_in_executor(
-            self._executor, self._db.add_messages, items
+            self._executor, self._db.add_messages, items, charges
         )
-        commit.add_done_callback(partial(self._committed, batch))
+        commit.add_done_callback(partial(self._committed, batch, time.perf_counter()))
         self._commit = commit
 
     def _committed(
         self,
-        batch: list[tuple[str, bytes, int, asyncio.Future[str | None]]],
-        commit: asyncio.Future[list[str | None]],
+        batch: list[_Queued],
+        started: float,
+        commit: asyncio.Future[list[str | limits.Kind | None]],
     ) -> None:
         self._commit = None
+        self.commit_times.observe(time.perf_counter() - started)
         failure = None if commit.cancelled() else commit.exception()
-        for index, (_, _, _, done) in enumerate(batch):
+        for index, done in enumerate(q.done for q in batch):
             if done.done():  # its caller was cancelled
                 continue
             if commit.cancelled():
@@ -549,7 +744,14 @@ class SQLiteStore:
         return await self._run(partial(self._db.message_size, receiver, message_id))
 
     async def delete_message(self, receiver: str, message_id: str) -> bool:
-        deleted = await self._run(partial(self._db.delete_message, receiver, message_id))
+        """On a full disk, the reserve (diskspace.py) is given up so a DELETE can run."""
+        delete = partial(self._db.delete_message, receiver, message_id)
+        try:
+            deleted = await self._run(delete)
+        except DiskFull:
+            if self._reserve is None or not self._reserve.release():
+                raise
+            deleted = await self._run(delete)
         if deleted:
             self._changed()
         return deleted

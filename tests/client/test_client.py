@@ -330,3 +330,19 @@ async def test_server_going_away_mid_session_is_connection_failed(rune_server: A
         server.stop()
         with pytest.raises(ConnectionFailed):
             await session.list()
+
+
+async def test_the_send_limit_reaches_the_user_as_plain_words(rune_server: Any) -> None:
+    """453 through the real client library: what rune-tui shows (ServerError.explain)."""
+    server = rune_server(send_limit=1)
+    alice, alice_id = await new_user(server, "alice")
+    bob, _ = await new_user(server, "bob")
+    async with logged_in(server, alice, alice_id) as session:
+        await session.send(str(bob), "one", "fits")
+        with pytest.raises(ServerError) as caught:
+            await session.send(str(bob), "two", "over the limit")
+        assert caught.value.code == status.SEND_LIMIT and not caught.value.closes
+        assert caught.value.explain() == (
+            "You have sent too many messages recently; try again later."
+        )
+        await session.noop()  # the session goes on

@@ -379,13 +379,14 @@ def check_senders(files: dict[str, bytes], load: Workload, exact: bool) -> dict[
 
 TABLES = {  # rune_proto/server/schema.py: nothing more, and no rowid that counts up
     "accounts": ["address", "public_key"],
-    "mailbox": ["receiver", "id", "size", "slots"],
+    "mailbox": ["receiver", "id", "size", "slots", "epoch"],
     "chunks": ["slot", "receiver", "id", "seq", "data"],
     "holes": ["slot"],
     "usage": ["receiver", "bytes", "count"],
     "invitations": ["token_hash", "address", "expires_at"],
     "holds": ["address", "kind"],  # blocked or deleted by the operator (server/admin.py)
     "layout": ["name", "value"],
+    "limits": ["key", "ends", "count"],
 }
 
 

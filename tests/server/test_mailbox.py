@@ -194,13 +194,14 @@ def test_the_store_holds_no_plaintext_sender_subject_or_body(
     db.close()
     assert tables == {
         "accounts": ["address", "public_key"],
-        "mailbox": ["receiver", "id", "size", "slots"],  # keys only (server/schema.py)
+        "mailbox": ["receiver", "id", "size", "slots", "epoch"],  # keys only (server/schema.py)
         "chunks": ["slot", "receiver", "id", "seq", "data"],  # blob pieces (server/slots.py)
         "holes": ["slot"],
         "usage": ["receiver", "bytes", "count"],
         "invitations": ["token_hash", "address", "expires_at"],
         "holds": ["address", "kind"],  # blocked or deleted by the operator (server/admin.py)
         "layout": ["name", "value"],
+        "limits": ["key", "ends", "count"],  # abuse-limit counters (server/limits.py)
     }
     assert len(blobs) == 1
     for needle in (subject.encode(), body.encode(), str(alice[0]).encode()):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,9 +34,9 @@ async def test_concurrent_messages_share_commits_and_all_are_stored(database: Pa
     batches: list[int] = []
     real = store._db.add_messages
 
-    def counting(items: list[tuple[str, bytes, int]]) -> list[str | None]:
+    def counting(items: list[tuple[str, bytes, int]], charges: Any) -> list[Any]:
         batches.append(len(items))
-        return real(items)
+        return real(items, charges)
 
     store._db.add_messages = counting  # type: ignore[method-assign]
     try:
