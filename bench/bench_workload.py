@@ -164,6 +164,19 @@ async def start_peer(workdir: Path) -> Server:
     return Server("peer", proc, port, data / "peer.db", "messages")
 
 
+def _override_config(path: Path, settings: str) -> None:
+    """Replace or add ``key = value`` lines (``;``-separated) in a flat config.toml."""
+    wanted = dict(
+        (part.split("=", 1)[0].strip(), part.strip()) for part in settings.split(";") if "=" in part
+    )
+    lines = [
+        line
+        for line in path.read_text().splitlines()
+        if line.split("=", 1)[0].strip() not in wanted
+    ]
+    path.write_text("\n".join([*lines, *wanted.values()]) + "\n")
+
+
 async def start_rune(workdir: Path, code: Path = ROOT) -> Server:
     data, secret = workdir / "rune", workdir / "passphrase"
     secret.write_text(PASSPHRASE + "\n")
@@ -194,10 +207,9 @@ async def start_rune(workdir: Path, code: Path = ROOT) -> Server:
     pin = re.search(r"tls fingerprint:\s*(sha256:[0-9a-f]+)", init.stdout)
     if pin is None:
         raise RuntimeError(f"rune-server init printed no TLS fingerprint:\n{init.stdout}")
-    extra = os.environ.get("RUNE_BENCH_SERVER_CONFIG", "")  # TOML lines, this code only
+    extra = os.environ.get("RUNE_BENCH_SERVER_CONFIG", "")  # "key = value; …", this code only
     if extra and code == ROOT:
-        with (data / "config.toml").open("a") as config:
-            config.write("\n" + extra.replace(";", "\n") + "\n")
+        _override_config(data / "config.toml", extra)
     proc = await asyncio.create_subprocess_exec(
         *server,
         "serve",
