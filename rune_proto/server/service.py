@@ -37,8 +37,9 @@ from .admission import (
     raise_descriptor_limit,
 )
 from .budget import MemoryBudget, return_freed_memory_to_os
+from .closing import CLOSE_TIMEOUT, refuse
 from .config import ServerConfig
-from .link import CLOSE_TIMEOUT, Link, log_bug, refuse
+from .link import Link, log_bug
 from .session import Services
 from .store import SQLiteStore
 

@@ -58,6 +58,7 @@ from ..handshake import check_answer, check_login_proof, make_challenge, new_non
 from ..keys import Identity, PublicKey
 from ..suite import EnvelopeError
 from .config import ServerConfig
+from .notifier import LocalNotifier, MailNotifier
 from .store import Invitation, Outcome, Store
 from .throttle import Throttle, backoff
 
@@ -99,6 +100,8 @@ class Services:
     receiver_keys: dict[str, PublicKey] = field(default_factory=dict)
     # Wall-clock seconds for invitation expiry; tests pass their own to move time on.
     clock: Callable[[], float] = time.time
+    # Tells connections waiting on an address (WAIT) that mail was stored for it.
+    notifier: MailNotifier = field(default_factory=LocalNotifier)
 
     def __post_init__(self) -> None:
         self.login_throttle = self.new_throttle()
@@ -209,6 +212,7 @@ class ServerSession:
             config.max_payload,
             config.max_line,
             self.services.identity.public,
+            config.wait_seconds,
         )
 
     async def _register(self, address: Address, key: PublicKey, token: str | None) -> Reply:
@@ -341,7 +345,10 @@ class ServerSession:
         stored = await services.store.add_message(
             str(receiver), blob, services.config.mailbox_quota
         )
-        return Roger() if stored is not None else error(status.MAILBOX_FULL)
+        if stored is None:
+            return error(status.MAILBOX_FULL)
+        services.notifier.publish(str(receiver))  # committed: wake whoever waits for it
+        return Roger()
 
 
 def _key(raw: bytes) -> PublicKey:
