@@ -34,7 +34,7 @@ async def test_new_mail_appears_without_polling(rune_server: Any, tmp_path: Path
         await wait_until(pilot, lambda: not app.screen.refreshing)
         for count in (1, 2):  # and again: the wait is renewed after each notice
             await bob.send(str(alice.address), f"Live {count}", "You did not press R.")
-            await wait_until(pilot, lambda: listing.row_count == count, DEADLINE)
+            await wait_until(pilot, lambda n=count: listing.row_count == n, DEADLINE)
         assert app.screen.title == f"{alice.address} — 2 unread"
 
 
