@@ -74,6 +74,11 @@ class Settings:
     poll_seconds: int = DEFAULT_POLL_SECONDS
     date_format: str = DEFAULT_DATE_FORMAT
     theme: str = DEFAULT_THEME
+    # New-mail notices (rune_tui/notify.py; docs/settings.md): each on its own.
+    notify_bell: bool = False
+    notify_terminal: str = "off"  # "off", "osc9" or "osc777"
+    notify_desktop: bool = True  # only where notify-send and a display exist
+    notify_sender: bool = False  # name the sender in notices (others may see them)
     keymap: dict[str, str] = field(default_factory=dict)  # binding id -> keys
 
 
@@ -107,7 +112,17 @@ class Config:
         return replace(self, accounts=accounts)
 
 
-_SETTINGS = ("poll_seconds", "date_format", "theme")
+_SETTINGS = (
+    "poll_seconds",
+    "date_format",
+    "theme",
+    "notify_bell",
+    "notify_terminal",
+    "notify_desktop",
+    "notify_sender",
+)
+_SWITCHES = ("notify_bell", "notify_desktop", "notify_sender")
+_TERMINAL_NOTICES = ("off", "osc9", "osc777")
 _KEYSTORES = ("keyring", "file")
 
 
@@ -142,7 +157,30 @@ def _read_settings(raw: object, problems: list[str]) -> Settings:
     if not isinstance(theme, str) or not theme.strip():
         problems.append(f"settings.theme must be a theme's name, not {theme!r}; using the default")
         theme = DEFAULT_THEME
-    return Settings(poll_seconds=poll, date_format=date_format, theme=theme)
+    defaults = Settings()
+    switches: dict[str, bool] = {}
+    for name in _SWITCHES:
+        value = raw.get(name, getattr(defaults, name))
+        if not isinstance(value, bool):
+            problems.append(f"settings.{name} must be true or false, not {value!r}; ignored")
+            value = getattr(defaults, name)
+        switches[name] = value
+    terminal = raw.get("notify_terminal", "off")
+    if terminal not in _TERMINAL_NOTICES:
+        problems.append(
+            f"settings.notify_terminal is one of {', '.join(_TERMINAL_NOTICES)},"
+            f" not {terminal!r}; using 'off'"
+        )
+        terminal = "off"
+    return Settings(
+        poll_seconds=poll,
+        date_format=date_format,
+        theme=theme,
+        notify_bell=switches["notify_bell"],
+        notify_terminal=terminal,
+        notify_desktop=switches["notify_desktop"],
+        notify_sender=switches["notify_sender"],
+    )
 
 
 def _check_date_format(value: object) -> str | None:
@@ -251,6 +289,10 @@ def save_config(paths: Paths, config: Config) -> None:
         "poll_seconds": s.poll_seconds,
         "date_format": s.date_format,
         "theme": s.theme,
+        "notify_bell": s.notify_bell,
+        "notify_terminal": s.notify_terminal,
+        "notify_desktop": s.notify_desktop,
+        "notify_sender": s.notify_sender,
     }
     if s.keymap:
         doc["keymap"] = dict(s.keymap)
