@@ -4,7 +4,9 @@
 ``wait_for_mail``, which polls with ``LIST`` against a server without it) and calls
 ``on_mail`` whenever new mail may be there. When the connection drops it says so
 through ``on_status`` and tries again after 1, 2, 4 … seconds (at most a minute),
-then says when it is back. Nothing here touches Textual: the inbox runs it in a worker.
+then says when it is back. A link that never came up is not reported: the inbox's
+own refresh has already said why the server cannot be reached, and when it can be
+again the first notice refreshes the list. Nothing here touches Textual: the inbox runs it in a worker.
 """
 
 from __future__ import annotations
@@ -53,19 +55,20 @@ async def watch_mailbox(
 ) -> None:
     """Run until cancelled: wait for mail, reconnecting with backoff when the link drops."""
     delay = first_delay
-    down = False
+    down = ever_up = False
     while True:
         try:
             async with mailbox.session() as session:
                 on_status(LinkUp(again=down, live=session.can_wait))
-                down, delay = False, first_delay
+                down, ever_up, delay = False, True, first_delay
                 async for _ in session.wait_for_mail(poll_seconds=poll_seconds):
                     on_mail()
         except (ClientError, OSError) as exc:
             reason = describe_error(exc)
         else:  # pragma: no cover - wait_for_mail only ends by raising
             reason = "The connection ended."
-        down = True
-        on_status(LinkDown(reason, delay))
+        if ever_up:
+            down = True
+            on_status(LinkDown(reason, delay))
         await sleep(delay)
         delay = min(delay * 2, max_delay)
