@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import resource
 import statistics
@@ -121,7 +122,7 @@ class Server:
         )
 
 
-_CLK_TCK = __import__("os").sysconf("SC_CLK_TCK")
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 async def register(server: Server, count: int) -> list[tuple[Any, Identity]]:
@@ -164,6 +165,9 @@ async def idle(clients: int, window: float) -> dict[str, Any]:
                 sessions += opened
             await asyncio.sleep(2)  # let the server settle: a measurement window, not a wait
             logged_in = server.rss_mib()
+            idle_cpu0, idle_t0 = server.cpu_seconds(), time.monotonic()
+            await asyncio.sleep(window)  # the same quiet window, without waits: the baseline
+            idle_cpu = (server.cpu_seconds() - idle_cpu0) / (time.monotonic() - idle_t0)
             waits = [asyncio.create_task(s.wait()) for s in sessions]
             await asyncio.sleep(2)  # every WAIT is on the wire and held
             assert not any(w.done() for w in waits), "a wait ended early"
@@ -184,6 +188,7 @@ async def idle(clients: int, window: float) -> dict[str, Any]:
                 "rss_mib_waiting": round(waiting, 1),
                 "kib_per_connection": round((logged_in - base) * 1024 / clients, 1),
                 "kib_per_wait": round((waiting - logged_in) * 1024 / clients, 2),
+                "cpu_seconds_per_second_logged_in_idle": round(idle_cpu, 5),
                 "cpu_seconds_per_second_waiting": round((cpu1 - cpu0) / (t1 - t0), 5),
                 "window_s": round(t1 - t0, 1),
             }
@@ -257,10 +262,14 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=30.0)
     parser.add_argument("--samples", type=int, default=300)
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     if args.what == "idle":
         result = asyncio.run(idle(args.clients, args.window))
     else:
         result = asyncio.run(latency(args.samples))
+    # The machine is often shared: a load well above 1 means the figures are pessimistic.
+    result["load_1min_before_after"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+    result["cpus"] = os.cpu_count()
     print(json.dumps(result, indent=2))
 
 

@@ -34,6 +34,7 @@ from ..events import (
     Retrieve,
     Retrieved,
     Wait,
+    WaitEnded,
     WaitOver,
 )
 from ..wire import format_reply
@@ -362,7 +363,7 @@ class Link:
             if self._failures > self._config.max_failures and not status.closes(reply.status):
                 reply = error(status.TOO_MANY_FAILURES)
             self._server.stats[str(reply.status)] += 1
-        elif not isinstance(reply, Greeting):
+        elif not isinstance(reply, Greeting | WaitEnded):  # waits are not counted: §10.7
             self._server.stats[str(reply.code)] += 1
             if isinstance(reply, Authenticated) and self._unsubscribe is None:
                 notifier = self._server.services.notifier
