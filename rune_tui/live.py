@@ -6,7 +6,8 @@
 through ``on_status`` and tries again after 1, 2, 4 … seconds (at most a minute),
 then says when it is back. A link that never came up is not reported: the inbox's
 own refresh has already said why the server cannot be reached, and when it can be
-again the first notice refreshes the list. Nothing here touches Textual: the inbox runs it in a worker.
+again the first notice refreshes the list. Nothing here touches Textual: the inbox
+runs it in a worker.
 """
 
 from __future__ import annotations
