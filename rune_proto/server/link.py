@@ -146,7 +146,10 @@ class Link:
             self._writer.write(format_reply(error(status.INTERNAL_ERROR)))
         finally:
             if self._unsubscribe is not None:
+                # and drop it: it holds this link (a cycle would keep the TLS buffers of
+                # every finished connection until the garbage collector ran)
                 self._unsubscribe()
+                self._unsubscribe = None
             if self._watchdog is not None:
                 self._watchdog.cancel()
             self._budget.give_all(self)
