@@ -23,7 +23,7 @@ from rune_proto.events import (
 from tests.server_process import RuneServerProcess, ServerFactory
 
 from .conftest import User, register_user
-from .wire_client import WireClient
+from .wire_client import WireClient, code_of
 
 PROMPTLY = 5.0  # seconds: generous on a loaded machine; the bench measures the real figure
 
@@ -115,3 +115,24 @@ def test_the_lifetime_ends_the_wait_and_a_late_done_is_dropped(
     log = server.stderr_text()
     assert str(bob[0]) not in log and "wait" not in log.lower(), log
     assert "280" not in log and "281" not in log, log  # not even counted
+
+
+def test_a_wait_outlives_the_idle_timeout(rune_server: ServerFactory) -> None:
+    server = rune_server("free", wait_lifetime=3, idle_timeout=1)
+    bob = register_user(server)
+    with _logged_in(server, bob) as waiting:
+        started = time.monotonic()
+        _start_wait(waiting)
+        assert waiting._next() == WaitOver()  # not 421 idle timeout after 1 s
+        assert time.monotonic() - started >= 2.5
+        assert waiting.request(Noop()) == Ok()
+
+
+def test_shutdown_tells_a_waiting_client_421(rune_server: ServerFactory) -> None:
+    server = rune_server("free")
+    bob = register_user(server)
+    with _logged_in(server, bob) as waiting:
+        _start_wait(waiting)
+        assert server.stop() == 0
+        reply = waiting._next()
+    assert code_of(reply) == status.CLOSING
