@@ -13,10 +13,17 @@ States::
                          └──LOGIN/220──▶ AWAIT_PROOF ──PROOF/230──▶ AUTHENTICATED
     AUTHENTICATED ──SEND/201──▶ SENDING ──MESSAGE/202──▶ AUTHENTICATED
                                        └──NOOP/200 (abandon: e.g. the receiver's key changed)
+    AUTHENTICATED ──WAIT──▶ WAITING ──280 / 281 (after DONE or the lifetime)──▶ AUTHENTICATED
     any state ──QUIT/221, or a closing status (407 408 410 412 421 429 5xx)──▶ CLOSED
 
 An error reply in AWAIT_ANSWER, AWAIT_PROOF or SENDING falls back to IDLE or
 AUTHENTICATED: the exchange is abandoned, the session is not.
+
+WAIT is the one command whose reply may come much later. It enters WAITING when it
+is sent (not when answered), and there the client may send one more line, ``DONE``,
+which gets no reply of its own: the WAIT's ``281`` answers it. A DONE that crosses a
+``280`` or a lifetime's ``281`` on the wire arrives when the server is back in
+AUTHENTICATED; the server drops that one DONE without a reply.
 """
 
 from __future__ import annotations
@@ -32,36 +39,21 @@ from .events import (
     PAUSED,
     REPLY_TYPE,
     Authenticated,
-    Bye,
-    Capa,
     Capabilities,
-    Challenge,
-    ChallengeAccepted,
     Command,
     ConnectionClosed,
-    Delete,
+    Done,
     ErrorReply,
     Event,
     Greeting,
-    ListMessages,
-    Login,
-    LoginNonce,
-    Lookup,
-    Message,
-    Noop,
-    Ok,
-    Proof,
-    Quit,
-    Register,
-    Registered,
-    RegisterInvitation,
     Reply,
     Retrieve,
     Retrieved,
-    Roger,
-    Send,
     SendReady,
+    Wait,
+    WaitEnded,
 )
+from .states import ALLOWED, NEEDS_LOGIN, TRANSITIONS, State, next_state, rejection
 from .wire import (
     LineBuffer,
     TooLong,
@@ -83,70 +75,21 @@ MAX_BODY_BYTES = 64 * 1024 * 1024  # a hostile server cannot make a client hold 
 _REPLY_LINE_LIMIT = 16 * 1024  # longest non-RETRIEVE reply (201 with two keys) is ~3.4 KiB
 
 
+__all__ = [
+    "ALLOWED",
+    "NEEDS_LOGIN",
+    "TRANSITIONS",
+    "Connection",
+    "Role",
+    "State",
+    "next_state",
+    "rejection",
+]
+
+
 class Role(Enum):
     CLIENT = "client"
     SERVER = "server"
-
-
-class State(Enum):
-    GREETING = "greeting"
-    IDLE = "idle"
-    AWAIT_ANSWER = "await-answer"
-    AWAIT_PROOF = "await-proof"
-    AUTHENTICATED = "authenticated"
-    SENDING = "sending"
-    CLOSED = "closed"
-
-
-ALLOWED: dict[State, frozenset[type[Command]]] = {
-    State.IDLE: frozenset({Capa, Register, RegisterInvitation, Login, Noop, Quit}),
-    State.AWAIT_ANSWER: frozenset({ChallengeAccepted, Quit}),
-    State.AWAIT_PROOF: frozenset({Proof, Quit}),
-    State.AUTHENTICATED: frozenset(
-        {Capa, Send, ListMessages, Retrieve, Delete, Lookup, Noop, Quit}
-    ),
-    State.SENDING: frozenset({Message, Noop, Quit}),
-}
-NEEDS_LOGIN: frozenset[type[Command]] = frozenset({Send, ListMessages, Retrieve, Delete, Lookup})
-
-# (state, command, reply type) -> next state. Anything not listed keeps the state,
-# except that errors leave the sub-states and closing replies close.
-TRANSITIONS: dict[tuple[State, type[Command], type[Reply]], State] = {
-    (State.IDLE, Register, Challenge): State.AWAIT_ANSWER,
-    (State.IDLE, RegisterInvitation, Challenge): State.AWAIT_ANSWER,
-    (State.AWAIT_ANSWER, ChallengeAccepted, Registered): State.IDLE,
-    (State.IDLE, Login, LoginNonce): State.AWAIT_PROOF,
-    (State.AWAIT_PROOF, Proof, Authenticated): State.AUTHENTICATED,
-    (State.AUTHENTICATED, Send, SendReady): State.SENDING,
-    (State.SENDING, Message, Roger): State.AUTHENTICATED,
-    (State.SENDING, Noop, Ok): State.AUTHENTICATED,
-}
-_FALLBACK = {
-    State.AWAIT_ANSWER: State.IDLE,
-    State.AWAIT_PROOF: State.IDLE,
-    State.SENDING: State.AUTHENTICATED,
-}
-
-
-def rejection(state: State, command: type[Command]) -> int | None:
-    """The status for a command that is not legal in ``state``, or None if it is."""
-    if state in ALLOWED and command in ALLOWED[state]:
-        return None
-    if command in NEEDS_LOGIN and state not in (State.AUTHENTICATED, State.SENDING):
-        return status.LOGIN_REQUIRED
-    return status.BAD_SEQUENCE
-
-
-def next_state(state: State, command: type[Command] | None, reply: Reply) -> State:
-    if isinstance(reply, Bye):
-        return State.CLOSED
-    if isinstance(reply, ErrorReply):
-        if status.closes(reply.status):
-            return State.CLOSED
-        return _FALLBACK.get(state, state)
-    if command is None:
-        return state
-    return TRANSITIONS.get((state, command, type(reply)), state)
 
 
 def _refusal(line: bytes) -> ErrorReply | None:
@@ -156,6 +99,13 @@ def _refusal(line: bytes) -> ErrorReply | None:
     except RemoteProtocolError:
         return None
     return ErrorReply(code, rest) if code >= 400 and status.closes(code) else None
+
+
+def _parse_quietly(line: bytes, max_payload: int) -> Command | None:
+    try:
+        return parse_command(line, max_payload=max_payload)
+    except RemoteProtocolError:
+        return None
 
 
 class _OwedError:
@@ -185,6 +135,15 @@ class Connection:
         self._pending: Command | _OwedError | None = None
         self._body: tuple[int, str, list[str]] | None = None
         self._body_bytes = 0
+        # Server side: DONE was read, so the WAIT's reply is owed now ...
+        self._wait_done = False
+        # ... or the server ended the wait itself: a DONE now in flight is dropped.
+        self._stray_done = False
+
+    @property
+    def wait_done(self) -> bool:
+        """Server side: the client sent DONE, so the pending WAIT is answered ``281`` now."""
+        return self._wait_done
 
     # --- receiving ------------------------------------------------------------
 
@@ -225,7 +184,8 @@ class Connection:
             return ConnectionClosed()
         if self.state is State.GREETING:
             raise LocalProtocolError("the server must send its greeting first")
-        if self._pending is not None:
+        waiting = self.state is State.WAITING and not self._wait_done
+        if self._pending is not None and not waiting:
             return PAUSED
         sending = self.state is State.SENDING
         limit = message_line_limit(self.max_payload) if sending else self.max_line
@@ -234,6 +194,9 @@ class Connection:
             return NEED_DATA
         if isinstance(line, ConnectionClosed):
             return line
+        stray_done, self._stray_done = self._stray_done, False
+        if waiting:
+            return self._line_while_waiting(line)
         self._pending = _OWED_ERROR
         if isinstance(line, TooLong):
             if sending:
@@ -242,12 +205,26 @@ class Connection:
                 f"line too long (limit {self.max_line} bytes)", status.LINE_TOO_LONG
             )
         command = parse_command(line, max_payload=self.max_payload)
+        if stray_done and isinstance(command, Done):
+            self._pending = None
+            return self._next_command()
         refused = rejection(self.state, type(command))
         if refused is not None:
             what = "log in first" if refused == status.LOGIN_REQUIRED else "not now"
             raise RemoteProtocolError(f"{command.verb}: {what}", refused)
         self._pending = command
+        if isinstance(command, Wait):
+            self.state = State.WAITING
+            self._wait_done = False
         return command
+
+    def _line_while_waiting(self, line: bytes | TooLong) -> Event:
+        """In WAITING only DONE may come; anything else ends the wait with ``402``."""
+        command = None if isinstance(line, TooLong) else _parse_quietly(line, self.max_payload)
+        self._wait_done = True
+        if isinstance(command, Done):
+            return command
+        raise RemoteProtocolError("only DONE may be sent while waiting", status.BAD_SEQUENCE)
 
     def _reply_limit(self) -> int:
         if isinstance(self._pending, Retrieve):
@@ -315,6 +292,10 @@ class Connection:
 
     def _finish(self, command: Command, reply: Reply) -> Reply:
         self._pending = None
+        if isinstance(command, Wait):
+            server = self.role is Role.SERVER
+            self._stray_done = server and not self._wait_done and isinstance(reply, WaitEnded)
+            self._wait_done = False
         self._apply(type(command), reply)
         return reply
 
@@ -372,14 +353,25 @@ class Connection:
     def _send_command(self, command: Command) -> bytes:
         if self.state is State.GREETING:
             raise LocalProtocolError("wait for the server's greeting first")
-        if self._pending is not None:
-            raise LocalProtocolError("wait for the reply to the last command first")
+        if isinstance(command, Done):
+            if self.state is not State.WAITING or self._wait_done:
+                raise LocalProtocolError("DONE ends a WAIT, and only once", status.BAD_SEQUENCE)
+            self._wait_done = True
+            return format_command(command)
         refused = rejection(self.state, type(command))
+        if self._pending is not None:
+            waiting = self.state is State.WAITING
+            if waiting:
+                raise LocalProtocolError("only DONE may be sent while waiting", refused or 400)
+            raise LocalProtocolError("wait for the reply to the last command first")
         if refused is not None:
             raise LocalProtocolError(
                 f"{command.verb} is not allowed in state {self.state.value}", refused
             )
         self._pending = command
+        if isinstance(command, Wait):
+            self.state = State.WAITING
+            self._wait_done = False
         return format_command(command)
 
     def _apply(self, command: type[Command] | None, reply: Reply) -> None:

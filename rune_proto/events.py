@@ -173,6 +173,20 @@ class Quit(Command):
     verb: ClassVar[str] = "QUIT"
 
 
+@dataclass(frozen=True, slots=True)
+class Wait(Command):
+    """Hold the connection until new mail is stored for this address (like IMAP IDLE)."""
+
+    verb: ClassVar[str] = "WAIT"
+
+
+@dataclass(frozen=True, slots=True)
+class Done(Command):
+    """Ends a WAIT early. It gets no reply of its own: the WAIT's reply answers it."""
+
+    verb: ClassVar[str] = "DONE"
+
+
 # --- replies ---------------------------------------------------------------
 
 
@@ -201,6 +215,8 @@ class Capabilities(Reply):
     max_payload: int
     max_line: int
     server_key: PublicKey
+    # The longest WAIT in seconds; None: the server does not offer WAIT (§10.7).
+    wait_seconds: int | None = None
 
     def __post_init__(self) -> None:
         if not all(VERSION_PATTERN.fullmatch(v) for v in self.versions):
@@ -209,6 +225,8 @@ class Capabilities(Reply):
             raise LocalProtocolError(f"registration modes are {REGISTRATION_MODES}")
         if self.max_payload <= 0 or self.max_line <= 0:
             raise LocalProtocolError("limits are positive")
+        if self.wait_seconds is not None and self.wait_seconds <= 0:
+            raise LocalProtocolError("a wait's lifetime is positive")
         _check_text(self.domain, "the domain")
         if not self.domain or " " in self.domain:
             raise LocalProtocolError("the domain is one token")
@@ -302,6 +320,26 @@ class KeyFound(Reply):
     public_key: PublicKey
 
 
+class WaitEnded(Reply):
+    """How a WAIT ended: :class:`NewMail` or :class:`WaitOver`."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True, slots=True)
+class NewMail(WaitEnded):
+    """``280``: a message was stored for this address. Says nothing of whom or how big."""
+
+    code: ClassVar[int] = 280
+
+
+@dataclass(frozen=True, slots=True)
+class WaitOver(WaitEnded):
+    """``281``: the wait ended without new mail (the client's DONE, or its lifetime)."""
+
+    code: ClassVar[int] = 281
+
+
 @dataclass(frozen=True, slots=True)
 class Ok(Reply):
     code: ClassVar[int] = 200
@@ -365,6 +403,8 @@ COMMANDS: tuple[type[Command], ...] = (
     Lookup,
     Noop,
     Quit,
+    Wait,
+    Done,
 )
 
 REPLY_TYPE: dict[type[Command], type[Reply]] = {
@@ -382,5 +422,6 @@ REPLY_TYPE: dict[type[Command], type[Reply]] = {
     Lookup: KeyFound,
     Noop: Ok,
     Quit: Bye,
+    Wait: WaitEnded,
 }
 """The success reply each command expects (any command may get an ErrorReply)."""

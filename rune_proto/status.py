@@ -29,6 +29,8 @@ _TABLE = (
     Status(250, "message follows"),
     Status(260, "deleted"),
     Status(270, "public key"),
+    Status(280, "new mail"),
+    Status(281, "wait over"),
     Status(400, "syntax error"),
     Status(401, "log in first"),
     Status(402, "bad sequence of commands"),
@@ -70,6 +72,8 @@ LISTING = 240
 RETRIEVED = 250
 DELETED = 260
 KEY_FOUND = 270
+NEW_MAIL = 280
+WAIT_OVER = 281
 SYNTAX_ERROR = 400
 LOGIN_REQUIRED = 401
 BAD_SEQUENCE = 402

@@ -30,6 +30,7 @@ from .events import (
     Command,
     Delete,
     Deleted,
+    Done,
     ErrorReply,
     Event,
     Greeting,
@@ -40,6 +41,7 @@ from .events import (
     LoginNonce,
     Lookup,
     Message,
+    NewMail,
     Noop,
     Ok,
     Proof,
@@ -53,6 +55,8 @@ from .events import (
     Roger,
     Send,
     SendReady,
+    Wait,
+    WaitOver,
 )
 from .keys import InvalidKey, PublicKey
 
@@ -140,6 +144,10 @@ def _build(factory: Callable[[], _E]) -> _E:
 
 # --- commands --------------------------------------------------------------
 
+_BARE_COMMANDS: dict[str, type[Command]] = {
+    c.verb: c for c in (Capa, ListMessages, Noop, Quit, Wait, Done)
+}
+
 
 def parse_command(line: bytes, *, max_payload: int) -> Command:
     """Parse one command line (without its ending). Raises RemoteProtocolError."""
@@ -148,9 +156,9 @@ def parse_command(line: bytes, *, max_payload: int) -> Command:
     if not verb.isascii() or (separator and not rest):
         raise RemoteProtocolError(f"malformed command {verb[:40]!r}", status.SYNTAX_ERROR)
     verb = verb.upper()
-    if verb in ("CAPA", "LIST", "NOOP", "QUIT"):
+    if verb in _BARE_COMMANDS:
         _tokens(rest, 0, verb)
-        return {"CAPA": Capa, "LIST": ListMessages, "NOOP": Noop, "QUIT": Quit}[verb]()
+        return _BARE_COMMANDS[verb]()
     if verb == "REGISTER":
         address, key = _tokens(rest, 2, verb)
         return Register(_address(address), _key(key))
@@ -222,10 +230,11 @@ def parse_reply(command: Command, code: int, rest: str, body: Sequence[str] = ()
     """Build the typed reply to ``command`` from a reply line (and body, if multi-line)."""
     if code >= 400:
         return ErrorReply(code, rest)
-    expected = _EXPECTED.get(type(command))
-    if expected != code:
+    expected = _EXPECTED.get(type(command), frozenset())
+    if code not in expected:
         raise RemoteProtocolError(
-            f"server answered {code} to {command.verb}, expected {expected}", fatal=True
+            f"server answered {code} to {command.verb}, expected {'/'.join(map(str, expected))}",
+            fatal=True,
         )
     try:
         return _PARSERS[code](rest, body)
@@ -245,9 +254,11 @@ def _parse_capabilities(rest: str, body: Sequence[str]) -> Reply:
         (domain,) = values["DOMAIN"]
         (key,) = values["SERVER_KEY"]
         versions = tuple(v for v in values["VERSIONS"] if VERSION_PATTERN.fullmatch(v))
+        (wait,) = values.get("WAIT", ["0"])
     except (KeyError, ValueError) as exc:
         raise RemoteProtocolError(f"capabilities are incomplete: {exc}") from exc
     server_key = _reply_key(key)
+    wait_seconds = _int(wait, "WAIT") or None  # absent (an older server): no WAIT
     return _build(
         lambda: Capabilities(
             versions,
@@ -256,6 +267,7 @@ def _parse_capabilities(rest: str, body: Sequence[str]) -> Reply:
             _int(max_payload, "MAX_PAYLOAD"),
             _int(max_line, "MAX_LINE"),
             server_key,
+            wait_seconds,
         )
     )
 
@@ -294,6 +306,8 @@ _PARSERS: dict[int, Callable[[str, Sequence[str]], Reply]] = {
         _address(_two(rest, "270")[0]),
         _reply_key(_two(rest, "270")[1]),
     ),
+    status.NEW_MAIL: lambda rest, _: NewMail(),
+    status.WAIT_OVER: lambda rest, _: WaitOver(),
     status.OK: lambda rest, _: Ok(),
     status.BYE: lambda rest, _: Bye(),
 }
@@ -306,9 +320,12 @@ def _send_ready(rest: str) -> Reply:
     return _build(lambda: SendReady(max_payload, receiver_key, server_key))
 
 
-_EXPECTED: dict[type[Command], int] = {c: r.code for c, r in REPLY_TYPE.items()}
+_EXPECTED: dict[type[Command], frozenset[int]] = {
+    c: frozenset({r.code}) for c, r in REPLY_TYPE.items() if c is not Wait
+}
+_EXPECTED[Wait] = frozenset({status.NEW_MAIL, status.WAIT_OVER})
 
 
 def expects_body(command: Command, code: int) -> bool:
     """Whether a reply line with ``code`` to ``command`` is followed by body lines."""
-    return code in MULTILINE_CODES and _EXPECTED.get(type(command)) == code
+    return code in MULTILINE_CODES and code in _EXPECTED.get(type(command), ())

@@ -22,6 +22,7 @@ from .events import (
     Command,
     Delete,
     Deleted,
+    Done,
     ErrorReply,
     Greeting,
     KeyFound,
@@ -31,6 +32,7 @@ from .events import (
     LoginNonce,
     Lookup,
     Message,
+    NewMail,
     Noop,
     Ok,
     Proof,
@@ -44,6 +46,8 @@ from .events import (
     Roger,
     Send,
     SendReady,
+    Wait,
+    WaitOver,
 )
 
 
@@ -63,7 +67,7 @@ def format_command(command: Command) -> bytes:
             args = [str(a), b64encode(payload)]
         case Retrieve(message_id=m) | Delete(message_id=m):
             args = [m]
-        case Capa() | ListMessages() | Noop() | Quit():
+        case Capa() | ListMessages() | Noop() | Quit() | Wait() | Done():
             args = []
         case _:
             raise LocalProtocolError(f"not a command: {command!r}")
@@ -88,6 +92,7 @@ def format_reply(reply: Reply) -> bytes:
                 f"MAX_PAYLOAD {reply.max_payload}",
                 f"MAX_LINE {reply.max_line}",
                 f"SERVER_KEY {reply.server_key.token()}",
+                *([f"WAIT {reply.wait_seconds}"] if reply.wait_seconds else []),
                 ".",
             ]
         case Challenge(challenge=c, server_key=k):
@@ -110,6 +115,10 @@ def format_reply(reply: Reply) -> bytes:
             lines = [f"260 deleted {m}"]
         case KeyFound(address=a, public_key=k):
             lines = [f"270 {a} {k.token()}"]
+        case NewMail():
+            lines = ["280 new mail"]
+        case WaitOver():
+            lines = ["281 wait over"]
         case Ok():
             lines = ["200 OK"]
         case Bye():

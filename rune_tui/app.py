@@ -29,6 +29,7 @@ from textual.screen import Screen
 from textual.theme import Theme
 from textual.widgets import Button, LoadingIndicator, Static
 
+from .app_notices import NewMailNotices
 from .app_trust import ServerTrust
 from .commands import NOT_MAIL_SCREENS, ScreenCommands, system_commands
 from .config import Account, Config, Paths, load_config, save_config
@@ -49,7 +50,7 @@ SETTINGS_DOC = Path(__file__).parent / "settings.md"
 __all__ = ["RuneApp", "ScreenCommands"]
 
 
-class RuneApp(ServerTrust):
+class RuneApp(ServerTrust, NewMailNotices):
     """Rune's terminal client."""
 
     TITLE = "Rune"

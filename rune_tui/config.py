@@ -127,6 +127,11 @@ class Settings:
     poll_seconds: int = DEFAULT_POLL_SECONDS
     date_format: str = DEFAULT_DATE_FORMAT
     theme: str = DEFAULT_THEME
+    # New-mail notices (rune_tui/notify.py; docs/settings.md): each on its own.
+    notify_bell: bool = False
+    notify_terminal: str = "off"  # "off", "osc9" or "osc777"
+    notify_desktop: bool = True  # only where notify-send and a display exist
+    notify_sender: bool = False  # name the sender in notices (others may see them)
     keymap: dict[str, str] = field(default_factory=dict)  # binding id -> keys
     # Sent keeps a message's attachments when together they are at most this many MiB.
     sent_attachment_limit_mib: int = DEFAULT_SENT_ATTACHMENT_LIMIT_MIB
@@ -179,8 +184,14 @@ _SETTINGS = (
     "sent_attachment_limit_mib",
     "confirm_quit",
     "save_folder",
+    "notify_bell",
+    "notify_terminal",
+    "notify_desktop",
+    "notify_sender",
 )
 _ACCOUNT_ID = re.compile(r"[0-9a-f]{32}")
+_SWITCHES = ("notify_bell", "notify_desktop", "notify_sender")
+_TERMINAL_NOTICES = ("off", "osc9", "osc777")
 _KEYSTORES = ("keyring", "file")
 
 
@@ -235,6 +246,21 @@ def _read_settings(raw: object, problems: list[str]) -> Settings:
             "using the download folder"
         )
         save_folder = ""
+    defaults = Settings()
+    switches: dict[str, bool] = {}
+    for name in _SWITCHES:
+        value = raw.get(name, getattr(defaults, name))
+        if not isinstance(value, bool):
+            problems.append(f"settings.{name} must be true or false, not {value!r}; ignored")
+            value = getattr(defaults, name)
+        switches[name] = value
+    terminal = raw.get("notify_terminal", "off")
+    if terminal not in _TERMINAL_NOTICES:
+        problems.append(
+            f"settings.notify_terminal is one of {', '.join(_TERMINAL_NOTICES)},"
+            f" not {terminal!r}; using 'off'"
+        )
+        terminal = "off"
     return Settings(
         poll_seconds=poll,
         date_format=date_format,
@@ -242,6 +268,10 @@ def _read_settings(raw: object, problems: list[str]) -> Settings:
         sent_attachment_limit_mib=limit,
         confirm_quit=confirm_quit,
         save_folder=save_folder,
+        notify_bell=switches["notify_bell"],
+        notify_terminal=terminal,
+        notify_desktop=switches["notify_desktop"],
+        notify_sender=switches["notify_sender"],
     )
 
 
@@ -363,6 +393,10 @@ def save_config(paths: Paths, config: Config) -> None:
         "date_format": s.date_format,
         "theme": s.theme,
         "sent_attachment_limit_mib": s.sent_attachment_limit_mib,
+        "notify_bell": s.notify_bell,
+        "notify_terminal": s.notify_terminal,
+        "notify_desktop": s.notify_desktop,
+        "notify_sender": s.notify_sender,
     }
     # Written only when changed, so a config file stays as short as the user left it.
     if not s.confirm_quit:

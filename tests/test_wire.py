@@ -31,6 +31,7 @@ from rune_proto.events import (
     Command,
     Delete,
     Deleted,
+    Done,
     ErrorReply,
     Greeting,
     KeyFound,
@@ -40,6 +41,7 @@ from rune_proto.events import (
     LoginNonce,
     Lookup,
     Message,
+    NewMail,
     Noop,
     Ok,
     Proof,
@@ -53,6 +55,8 @@ from rune_proto.events import (
     Roger,
     Send,
     SendReady,
+    Wait,
+    WaitOver,
 )
 from rune_proto.keys import Identity, PublicKey
 from rune_proto.wire import (
@@ -649,6 +653,8 @@ commands = st.one_of(
     st.builds(Lookup, addresses),
     st.just(Noop()),
     st.just(Quit()),
+    st.just(Wait()),
+    st.just(Done()),
 )
 
 
@@ -706,6 +712,8 @@ NEEDS: dict[type[Command], State] = {
     Lookup: State.AUTHENTICATED,
     Noop: State.IDLE,
     Quit: State.IDLE,
+    Wait: State.AUTHENTICATED,
+    Done: State.AUTHENTICATED,  # then WAIT, see client_after
 }
 SAMPLE_COMMAND: dict[type[Reply], Command] = {
     Capabilities: Capa(),
@@ -721,6 +729,8 @@ SAMPLE_COMMAND: dict[type[Reply], Command] = {
     KeyFound: Lookup(BOB),
     Ok: Noop(),
     Bye: Quit(),
+    NewMail: Wait(),
+    WaitOver: Wait(),
 }
 
 
@@ -734,6 +744,8 @@ def client_after(command: Command) -> Connection:
         client.receive_data(format_reply(reply))
         assert client.next_event() == reply
     assert client.state is NEEDS[type(command)]
+    if isinstance(command, Done):
+        client.send(Wait())
     client.send(command)
     return client
 
@@ -747,6 +759,7 @@ replies = st.one_of(
         positive,
         positive,
         keys,
+        st.none() | positive,
     ),
     st.builds(Challenge, st.binary(min_size=1, max_size=4096), keys),
     st.builds(Registered, addresses),
@@ -760,6 +773,8 @@ replies = st.one_of(
     st.builds(KeyFound, addresses, keys),
     st.just(Ok()),
     st.just(Bye()),
+    st.just(NewMail()),
+    st.just(WaitOver()),
 )
 
 

@@ -78,7 +78,7 @@ class Channel:
     def closed(self) -> bool:
         return self._conn.state is State.CLOSED
 
-    async def _next_event(self, budget: int = 2 * _LINE) -> Event:
+    async def _next_event(self, budget: int = 2 * _LINE, timeout: float | None = None) -> Event:
         """The next event from the server, within bounds of time and size.
 
         The whole reply must arrive within the timeout (extended only while data keeps
@@ -87,7 +87,8 @@ class Channel:
         ProtocolViolation instead.
         """
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._timeout
+        timeout = self._timeout if timeout is None else timeout
+        deadline = loop.time() + timeout
         received = 0
         while True:
             try:
@@ -107,9 +108,7 @@ class Channel:
                     await self._closing_reason()
             except TimeoutError as exc:
                 self._abort()
-                raise ConnectionFailed(
-                    f"the server did not answer within {self._timeout:g} s"
-                ) from exc
+                raise ConnectionFailed(f"the server did not answer within {timeout:g} s") from exc
             except (OSError, ssl.SSLError) as exc:
                 self._abort()
                 raise ConnectionFailed(f"the connection broke: {exc}") from exc
@@ -159,6 +158,11 @@ class Channel:
         self._writer.close()
 
     async def _exchange(self, command: Command, expected: type[_R]) -> _R:
+        await self._transmit(command)
+        return await self._reply(command, expected)
+
+    async def _transmit(self, command: Command) -> None:
+        """Write one command (no reply awaited: WAIT's DONE has none of its own)."""
         if self.closed:
             raise ConnectionFailed("the connection is closed")
         if self._conn.buffered:  # nothing may arrive between a reply and our next command
@@ -177,7 +181,12 @@ class Channel:
         except (OSError, ssl.SSLError, TimeoutError) as exc:
             self._abort()
             raise ConnectionFailed(f"could not send to the server: {exc}") from exc
-        reply = await self._next_event(self._budget(command))
+
+    async def _reply(
+        self, command: Command, expected: type[_R], timeout: float | None = None
+    ) -> _R:
+        """The reply to ``command``, as ``expected``; errors become typed exceptions."""
+        reply = await self._next_event(self._budget(command), timeout)
         if isinstance(reply, ConnectionClosed):
             self._abort()
             raise ConnectionFailed("the server closed the connection")

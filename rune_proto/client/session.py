@@ -63,7 +63,7 @@ from ..keys import Identity, InvalidKey, PublicKey
 from ..suite import EnvelopeError
 from ..tlspin import normalise_pin
 from ..transport import DEFAULT_PORT
-from .channel import LARGEST_PAYLOAD, Channel
+from .channel import LARGEST_PAYLOAD
 from .contacts import ContactBook, ReplayLog
 from .errors import (
     ClientError,
@@ -75,6 +75,7 @@ from .errors import (
 from .messages import ReceivedMessage, open_retrieved
 from .state import StateDir, choose_state
 from .tls import open_pinned
+from .waiting import MailWaiter
 
 __all__ = [
     "DEFAULT_PORT",
@@ -115,7 +116,7 @@ def _as_key(value: str | PublicKey | None) -> PublicKey | None:
         raise ClientError(f"the pinned server key is malformed: {exc}") from exc
 
 
-class Session(Channel):
+class Session(MailWaiter):
     """One logged-in (or not yet logged-in) connection to a Rune server."""
 
     def __init__(

@@ -35,6 +35,7 @@ MIN_MAX_LINE = 2048  # REGISTER_INVITATION with a full public key token is ~1.9 
 MAX_THROTTLE_DELAY = 20.0
 MAX_ADMIN_POLL = 60.0  # seconds: a block must not wait longer than this to bite
 MAX_LIMIT_WINDOW = 7 * 86400  # a counter row lives at most one window (limits.py)
+MAX_WAIT_LIFETIME = 3600  # a wait lives at most an hour; clients re-WAIT after it
 PASSPHRASE_ENV = "RUNE_SERVER_PASSPHRASE"
 REGISTRATION_CHOICES = ("free", "invite", "both", "closed")
 _MODES = {"free": ("free",), "invite": ("invite",), "both": ("free", "invite"), "closed": ()}
@@ -93,6 +94,10 @@ class ServerConfig:
     max_payload_mib: float = 16
     max_line: int = 4096
     idle_timeout: float = 300
+    # The longest a WAIT is held before 281 (the client then waits again); announced in
+    # CAPA. While waiting, it replaces the idle timeout (docs/protocol.md §10.7).
+    # 0: WAIT is not offered (not in CAPA, an unknown command); clients poll.
+    wait_lifetime: float = 240
     max_connections: int = 256
     # Connection floods (see rune_proto/server/admission.py): the TLS handshake and the
     # time to log in (or register) are bounded from accept, NOOP does not extend the
@@ -160,6 +165,10 @@ class ServerConfig:
         if self.max_line < MIN_MAX_LINE:
             raise OperatorError(f"config: max_line must be at least {MIN_MAX_LINE}")
         positive = ("max_payload_mib", "idle_timeout", "mailbox_quota_mib", "memory_budget_mib")
+        if self.wait_lifetime != 0 and not 1 <= self.wait_lifetime <= MAX_WAIT_LIFETIME:
+            raise OperatorError(
+                f"config: wait_lifetime is 1 to {MAX_WAIT_LIFETIME} seconds, or 0 for no WAIT"
+            )
         for name in (*positive, "handshake_timeout", "login_timeout", "order_window"):
             if not getattr(self, name) > 0:
                 raise OperatorError(f"config: {name} must be positive")
@@ -207,6 +216,11 @@ class ServerConfig:
             raise OperatorError("config: stats_interval must be 0 (never) or more")
         if self.disk_reserve_mib < 0:
             raise OperatorError("config: disk_reserve_mib must be 0 (none) or more")
+
+    @property
+    def wait_seconds(self) -> int | None:
+        """The WAIT lifetime as CAPA announces it (whole seconds), None if not offered."""
+        return int(self.wait_lifetime) or None
 
     @property
     def modes(self) -> tuple[str, ...]:

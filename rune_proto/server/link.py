@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import traceback
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import status
@@ -20,17 +21,25 @@ from ..connection import Connection, Role, State
 from ..errors import RemoteProtocolError
 from ..events import (
     NEED_DATA,
+    Authenticated,
     Command,
     ConnectionClosed,
+    Done,
     ErrorReply,
     Event,
     Greeting,
+    ListMessages,
+    NewMail,
     Reply,
     Retrieve,
     Retrieved,
+    Wait,
+    WaitEnded,
+    WaitOver,
 )
 from ..wire import format_reply
 from .budget import GRANT_STEP
+from .closing import close_link
 from .session import VERSIONS, ServerSession, error
 
 if TYPE_CHECKING:
@@ -50,12 +59,18 @@ FREE_INPUT = 2 * READ_CHUNK
 # written in pieces of REPLY_PIECE bytes, each once the last has left the transport.
 LARGE_REPLY = 64 * 1024
 REPLY_PIECE = 256 * 1024
-CLOSE_TIMEOUT = 5.0  # for the peer's TLS close_notify, then the socket is just dropped
-SHUTDOWN_CLOSE_TIMEOUT = 1.0  # the same while stopping, so exit is not held up by peers
-# Before closing, what the peer still sends is read and dropped until it pauses this
-# long, or for LINGER_MAX at most (see _linger).
-LINGER_QUIET = 0.2
-LINGER_MAX = 2.0
+
+
+# Why a waiting read was interrupted when the answer is the WAIT's, not a 421.
+_NEW_MAIL = "new mail"
+_WAIT_OVER = "wait over"
+
+
+class _Woken:
+    """Returned by a read that a WAIT's end interrupted (see Link._read)."""
+
+
+_WOKEN = _Woken()
 
 
 class _Gone(Exception):
@@ -71,53 +86,6 @@ def log_bug(where: str, exc: BaseException) -> None:
         frames,
         type(exc).__name__,
     )
-
-
-async def refuse(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, reason: str, stopping: bool
-) -> None:
-    """Sent in place of the greeting (as SMTP does), so the client is told, not left hanging."""
-    writer.write(format_reply(error(status.CLOSING, reason)))
-    try:
-        async with asyncio.timeout(CLOSE_TIMEOUT):
-            await writer.drain()
-    except (OSError, TimeoutError):
-        pass
-    await _close(reader, writer, stopping)
-
-
-async def _linger(reader: asyncio.StreamReader, limit: float) -> None:
-    """Read and drop what the peer still sends: until EOF, a pause, or ``limit`` seconds.
-
-    Closing a socket that holds unread received data makes the kernel send a TCP reset,
-    and a reset makes the peer's kernel discard what it received but has not read yet:
-    our last replies. A client that pipelined commands past a closing one (a 429, a
-    412, a QUIT) would lose them, even the ``202`` of a MESSAGE that was stored.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while (remaining := deadline - loop.time()) > 0:
-        try:
-            async with asyncio.timeout(min(LINGER_QUIET, remaining)):
-                if not await reader.read(READ_CHUNK):
-                    return
-        except (OSError, TimeoutError):
-            return
-
-
-async def _close(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stopping: bool
-) -> None:
-    """Linger (see :func:`_linger`), then close TLS and the socket, bounded in time."""
-    if not writer.transport.is_closing():
-        await _linger(reader, min(LINGER_MAX, SHUTDOWN_CLOSE_TIMEOUT) if stopping else LINGER_MAX)
-    timeout = SHUTDOWN_CLOSE_TIMEOUT if stopping else CLOSE_TIMEOUT
-    writer.close()
-    try:
-        async with asyncio.timeout(timeout):
-            await writer.wait_closed()
-    except (OSError, TimeoutError):
-        writer.transport.abort()
 
 
 class Link:
@@ -161,6 +129,11 @@ class Link:
         self._awaiting_budget = False  # a read waits for budget (see _charge_input)
         self._held_budget = False  # whether it ever did
         self._ended: str | None = None  # why an operator ended the session (end_session)
+        # WAIT (docs/protocol.md §10.7): mail stored for this address since login, the
+        # last LIST or the last 280; whether a WAIT is being held; how to stop hearing.
+        self._new_mail = False
+        self._waiting = False
+        self._unsubscribe: Callable[[], None] | None = None
 
     async def run(self) -> None:
         try:
@@ -173,13 +146,18 @@ class Link:
             self._server.stats["500"] += 1
             self._writer.write(format_reply(error(status.INTERNAL_ERROR)))
         finally:
+            if self._unsubscribe is not None:
+                # and drop it: it holds this link (a cycle would keep the TLS buffers of
+                # every finished connection until the garbage collector ran)
+                self._unsubscribe()
+                self._unsubscribe = None
             if self._watchdog is not None:
                 self._watchdog.cancel()
             self._budget.give_all(self)
             self._input_charge = self._reply_charge = 0
             # A displaced connection closes as briskly as on shutdown: its newcomer waits.
             hurry = self._server.stopping.done() or self._ticket.evicted
-            await _close(self._reader, self._writer, hurry)
+            await close_link(self._reader, self._writer, hurry)
             if self._held_budget:  # it freed large buffers: give them back to the OS
                 self._budget.trim_soon()
 
@@ -194,17 +172,29 @@ class Link:
                 await self._send(ErrorReply(exc.status, str(exc)))
                 continue
             if event is NEED_DATA:
+                if self._waiting and self._new_mail:  # stored while we were busy
+                    await self._end_wait()
+                    continue
                 data = await self._read()
                 if data is None:
                     return
+                if isinstance(data, _Woken):
+                    await self._end_wait()
+                    continue
                 self._newline = b"\n" in data
                 conn.receive_data(data)
             elif isinstance(event, ConnectionClosed):
                 return
+            elif isinstance(event, Wait):
+                await self._wait()
+            elif isinstance(event, Done):
+                await self._end_wait()
             elif isinstance(event, Command):
                 if self._ended is not None:  # not even a command already pipelined
                     await self._send(error(status.CLOSING, self._ended))
                     return
+                if isinstance(event, ListMessages):
+                    self._new_mail = False  # the listing shows what is there now
                 await self._send(await self._handle(event))
             else:
                 raise AssertionError(f"unexpected event {event!r}")
@@ -229,6 +219,36 @@ class Link:
                 self._reply_charge = need
             self._held_budget = self._held_budget or large
         return reply
+
+    async def _wait(self) -> None:
+        """Hold the WAIT: answer 280 now if mail came since, else read on (for DONE)
+        until a notice or the lifetime interrupts the read. No task, no extra timer:
+        the link's one watchdog now watches the wait's end instead of the idle time."""
+        if not self._config.wait_seconds:  # not offered: as a server that never heard of it
+            await self._send(error(status.SYNTAX_ERROR, "unknown command 'WAIT'"))
+            return
+        if self._new_mail:
+            await self._end_wait()
+            return
+        self._waiting = True
+        self._deadline = self._loop.time() + self._config.wait_lifetime
+        self._timeout_reason = _WAIT_OVER
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        self._watchdog = self._loop.call_at(self._deadline, self._watch)
+
+    async def _end_wait(self) -> None:
+        """Answer the WAIT: 280 if mail was stored since, else 281 (DONE or lifetime)."""
+        self._waiting = False
+        reply: Reply = NewMail() if self._new_mail else WaitOver()
+        self._new_mail = False
+        await self._send(reply)
+
+    def _on_mail(self) -> None:
+        """The notifier's callback: remember, and wake a waiting read at once."""
+        self._new_mail = True
+        if self._waiting:
+            self._interrupt(_NEW_MAIL)
 
     def _release_reply(self) -> None:
         self._budget.give(self, self._reply_charge)
@@ -287,8 +307,9 @@ class Link:
             )
         return self._conn.next_event()
 
-    async def _read(self) -> bytes | None:
-        """The next chunk; ``b""`` at EOF; None after answering a timeout or shutdown.
+    async def _read(self) -> bytes | _Woken | None:
+        """The next chunk; ``b""`` at EOF; None after answering a timeout or shutdown;
+        ``_WOKEN`` when a WAIT ends by a notice or its lifetime.
 
         On shutdown a connection between commands is told 421 at once, but one in the
         middle of a command line (say a long MESSAGE upload) may finish sending it.
@@ -311,6 +332,8 @@ class Link:
                 reason, self._interrupted = self._interrupted, None
             finally:
                 self._reading = False
+        if self._waiting and reason in (_NEW_MAIL, _WAIT_OVER):
+            return _WOKEN
         await self._send(error(status.CLOSING, reason))
         return None
 
@@ -359,8 +382,11 @@ class Link:
             if self._failures > self._config.max_failures and not status.closes(reply.status):
                 reply = error(status.TOO_MANY_FAILURES)
             self._server.stats[str(reply.status)] += 1
-        elif not isinstance(reply, Greeting):
+        elif not isinstance(reply, Greeting | WaitEnded):  # waits are not counted: §10.7
             self._server.stats[str(reply.code)] += 1
+            if isinstance(reply, Authenticated) and self._unsubscribe is None:
+                notifier = self._server.services.notifier
+                self._unsubscribe = notifier.subscribe(str(reply.address), self._on_mail)
         writer = self._writer
         try:
             if isinstance(reply, Retrieved) and len(reply.blob) >= LARGE_REPLY:

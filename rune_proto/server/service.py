@@ -39,9 +39,10 @@ from .admission import (
     raise_descriptor_limit,
 )
 from .budget import MemoryBudget, return_freed_memory_to_os
+from .closing import CLOSE_TIMEOUT, refuse
 from .config import ServerConfig
 from .diskspace import Reserve
-from .link import CLOSE_TIMEOUT, Link, log_bug, refuse
+from .link import Link, log_bug
 from .metrics import start_metrics
 from .reporting import metrics_text, report_counts
 from .session import Services

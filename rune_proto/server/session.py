@@ -60,6 +60,7 @@ from ..suite import EnvelopeError
 from .admission import RateLimitedLog
 from .config import ServerConfig
 from .limits import Kind, Limiter, LimitReached, Rule, secret_of
+from .notifier import LocalNotifier, MailNotifier
 from .store import DiskFull, Invitation, Outcome, Store
 from .throttle import Throttle, backoff
 
@@ -109,6 +110,8 @@ class Services:
     limiter: Limiter = field(init=False)
     # Limits reached since start, by kind (aggregate counts for the log and metrics).
     limits_hit: dict[Kind, int] = field(default_factory=lambda: dict.fromkeys(Kind, 0))
+    # Tells connections waiting on an address (WAIT) that mail was stored for it.
+    notifier: MailNotifier = field(default_factory=LocalNotifier)
 
     def __post_init__(self) -> None:
         self.login_throttle = self.new_throttle()
@@ -237,6 +240,7 @@ class ServerSession:
             config.max_payload,
             config.max_line,
             self.services.identity.public,
+            config.wait_seconds,
         )
 
     async def _register(self, address: Address, key: PublicKey, token: str | None) -> Reply:
@@ -388,7 +392,10 @@ class ServerSession:
             return services.limit_reached(exc.kind)
         except DiskFull:
             return error(status.TRY_AGAIN, DISK_FULL)
-        return Roger() if stored is not None else error(status.MAILBOX_FULL)
+        if stored is None:
+            return error(status.MAILBOX_FULL)
+        services.notifier.publish(str(receiver))  # committed: wake whoever waits for it
+        return Roger()
 
 
 def _key(raw: bytes) -> PublicKey:

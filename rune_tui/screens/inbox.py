@@ -44,6 +44,7 @@ from ..threads import conversations
 from . import STYLES
 from .inbox_actions import InboxActions
 from .inbox_base import PendingDelete, _subject
+from .inbox_live import InboxLive
 from .inbox_search import InboxSearch
 
 PREVIEW_LINES = 8
@@ -54,7 +55,7 @@ EXIT_DELETE_SECONDS = 5.0  # leaving without q: how long pending deletes may tak
 _THREADED: WeakKeyDictionary[App[Any], bool] = WeakKeyDictionary()
 
 
-class InboxScreen(InboxSearch, InboxActions):
+class InboxScreen(InboxSearch, InboxActions, InboxLive):
     """Pushed by the app once it has a Mailbox and Settings (see InboxBase for its state)."""
 
     CSS_PATH = STYLES
@@ -119,7 +120,7 @@ class InboxScreen(InboxSearch, InboxActions):
             self._recover()
         if self.refresh_on_mount:
             self.action_refresh()
-            self.set_interval(self.settings.poll_seconds, self._poll)
+            self._watch()  # new mail the moment it is stored (or by polling, see live.py)
         else:
             self._status_ready()
 
@@ -134,6 +135,7 @@ class InboxScreen(InboxSearch, InboxActions):
             self.query_one("#inbox-status", Label).remove_class("-error")
             self.action_refresh()
         self._sync()
+        self._catch_up()
 
     # -- what the list shows -------------------------------------------------------
 
@@ -184,11 +186,6 @@ class InboxScreen(InboxSearch, InboxActions):
         if not self.refreshing:
             self._refresh()
 
-    def _poll(self) -> None:
-        """Check for new mail on a timer; failures only show in the status line."""
-        if not self.refreshing and self.is_current:
-            self._refresh(quiet=True)
-
     @work(group="refresh", exclusive=True, exit_on_error=False)
     async def _refresh(self, quiet: bool = False) -> None:
         self.refreshing = True
@@ -212,6 +209,7 @@ class InboxScreen(InboxSearch, InboxActions):
             return
         finally:
             self.refreshing = False
+            self.call_later(self._catch_up)
         self._failed_at_login = None
         self.search_index.forget(self.mailbox.messages)  # no plaintext outlives its message
         self._sync()
