@@ -18,6 +18,7 @@ from rune_proto.envelope import Attachment
 from rune_tui.filenames import safe_filename, save_new_file
 from rune_tui.screens import reader as reader_module
 from rune_tui.screens.reader import ReaderScreen
+from rune_tui.screens.save_dialog import SaveDialog
 from tests.tui.test_daily_inbox import mailbox_of
 from tests.tui.test_mail_screens import SIZE, MailApp, make_message, wait_until
 
@@ -112,6 +113,8 @@ async def test_the_reader_saves_a_lying_caches_names_inside_the_folder(
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         await pilot.press("s")
+        await wait_until(pilot, lambda: isinstance(app.screen, SaveDialog))
+        await pilot.press("enter")  # the download folder, as offered
         await wait_until(pilot, lambda: len(os.listdir(downloads)) == 1 + len(names))
     created = files_under(tmp_path) - before - files_under(tmp_path / "box")
     assert {path.parent for path in created} == {downloads}
