@@ -16,12 +16,8 @@ from pathlib import Path
 import pytest
 
 from rune_proto.server.checkpoint import CHECKPOINT_EVERY, Checkpointer
-from rune_proto.server.store import (
-    AUTOCHECKPOINT_PAGES,
-    INSERT_ROWS,
-    Database,
-    SQLiteStore,
-)
+from rune_proto.server.database import AUTOCHECKPOINT_PAGES, INSERT_ROWS, Database
+from rune_proto.server.store import SQLiteStore
 
 BLOB = b"\x02" * 18_000  # about one stored 4 KiB message
 
