@@ -24,8 +24,8 @@ What keeps a MESSAGE cheap (measured in bench/server_throughput.py):
   commits go on. The automatic one is kept only as a safety valve, far out
   (``AUTOCHECKPOINT_PAGES``).
 - The mailbox quota check reads one ``usage`` row, kept in the same transactions
-  as the messages (and summed afresh by every order pass), so it never scans a
-  mailbox on the commit path and stays right whoever else writes the database.
+  as the messages, so it never scans a mailbox on the commit path and stays right
+  whoever else writes the database.
 - A blob is appended to the slot array (slots.py) as page-sized chunks; the work of
   hiding when it arrived is left to the order pass (compaction.py), which runs on
   this thread at most ``order_window`` seconds later.
