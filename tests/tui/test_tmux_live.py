@@ -69,4 +69,6 @@ async def test_two_instances_see_each_others_mail_without_a_key(
     terms["bob"].wait_for(rf"{re.escape(alice)}\s+And again", timeout=LIVE)
     for term in terms.values():
         term.keys("q")
+        term.wait_for("Quit rune-tui?")  # q asks first (settings.confirm_quit)
+        term.keys("y")
         term.wait_until_gone()
