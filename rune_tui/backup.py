@@ -102,6 +102,8 @@ def export_account(
     target = Path(target).expanduser()
     if target.is_dir():
         raise BackupError(f"{target} is a folder; name the backup file to write.")
+    if target.exists():
+        raise BackupError(f"{target} already exists; choose another name (nothing is replaced).")
     vault = Vault(identity)
     files: dict[str, str] = {}
     for name, path in _carried_files(paths, account.address, vault).items():

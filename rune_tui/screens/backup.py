@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
     from ..service_mailbox import Mailbox
 
+MIN_KEY_PASSPHRASE = 8  # as the wizard asks for a new key file
 SECOND_DEVICE = (
     "A second device with the same address reads the same mailbox: what you delete on "
     "one is deleted on the server, so it is gone for both."
@@ -222,6 +223,10 @@ class ImportBackupScreen(BackupDialog):
             return
         passphrase = self.value("#backup-passphrase")
         key_passphrase = self.value("#backup-key-passphrase") or passphrase
+        if self.keystore[0] == "file" and len(key_passphrase) < MIN_KEY_PASSPHRASE:
+            self.say(f"The key file's passphrase needs at least {MIN_KEY_PASSPHRASE} characters.")
+            self.query_one("#backup-key-passphrase", Input).focus()
+            return
         self.restore(Path(source).expanduser(), passphrase, self.keystore[0], key_passphrase)
 
     @work(exclusive=True, group="backup")

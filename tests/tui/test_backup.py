@@ -100,6 +100,9 @@ async def test_export_wipe_import_keeps_mail_contacts_and_pins(
     )
     assert code == 0, capsys.readouterr().err
     assert stat.S_IMODE(backup.stat().st_mode) == 0o600
+    again = (PASSPHRASE, BACKUP_PASSPHRASE, BACKUP_PASSPHRASE)
+    assert run_cli(monkeypatch, profile, "export", backup, *again) == 1
+    assert "already exists" in capsys.readouterr().err  # an older backup is never replaced
 
     # Nothing in the clear: no address, contact, name, fingerprint or key.
     raw = backup.read_bytes()
