@@ -32,6 +32,7 @@ from rune_proto.keystore import KeystoreError
 from rune_proto.secretbox import SecretBoxError, WrongPassphrase, open_secret, seal_secret
 
 from .config import Account, Config, Paths, Settings, save_config, settings_from_table
+from .service_contacts import open_contact_book, open_replay_log
 from .service_registration import key_store, opaque_account_id, seal_address
 
 FORMAT = 1
@@ -105,6 +106,9 @@ def export_account(
     if target.exists():
         raise BackupError(f"{target} already exists; choose another name (nothing is replaced).")
     vault = Vault(identity)
+    # Opening them moves files an older version named by the address to where we read.
+    open_contact_book(paths, account.address, vault)
+    open_replay_log(paths, account.address, vault)
     files: dict[str, str] = {}
     for name, path in _carried_files(paths, account.address, vault).items():
         try:

@@ -11,6 +11,7 @@ import base64
 import shutil
 import stat
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from rune_tui.app import RuneApp
 from rune_tui.backup import BackupError, read_backup
 from rune_tui.cli import main
 from rune_tui.components.message_list import MessageList
-from rune_tui.config import Paths, load_config
+from rune_tui.config import Paths, load_config, save_config
 from rune_tui.service import Mailbox, unlock
 from tests.server_process import RuneServerProcess, ServerFactory
 from tests.tui.test_app import registered_profile
@@ -91,6 +92,10 @@ async def test_export_wipe_import_keeps_mail_contacts_and_pins(
     identity, address = alice.identity, alice.address
     alice.stop()
 
+    paths = Paths.from_profile(profile)
+    config = load_config(paths)
+    settings = replace(config.settings, poll_seconds=30, keymap={"inbox.compose": "w"})
+    save_config(paths, replace(config, settings=settings))
     backup = tmp_path / "elsewhere" / "alice.runebackup"
     assert run_cli(monkeypatch, profile, "export", backup, PASSPHRASE, *["short"] * 6) == 1
     assert "at least 12 characters" in capsys.readouterr().err
@@ -139,6 +144,7 @@ async def test_export_wipe_import_keeps_mail_contacts_and_pins(
         listing = app.screen.query_one(MessageList)
         await wait_until(pilot, lambda: listing.row_count == 2)
 
+    assert load_config(paths).settings == settings  # a fresh profile takes them
     restored = open_mailbox(profile)
     assert restored.address == address
     assert restored.account.tls_pin == server.tls_pin
