@@ -222,16 +222,18 @@ def import_account(
     account_id = opaque_account_id(vault, backup.address)
     if any(a.config_key in (account_id, str(backup.address)) for a in config.accounts):
         raise BackupError(f"{backup.address} is already on this computer; nothing was changed.")
-    store = key_store(paths, keystore, passphrase)
-    for name, path in _carried_files(paths, backup.address, vault).items():
-        blob = backup.files.get(name)
-        if blob is not None and not path.exists():
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            write_atomically(path, blob)
     try:
+        store = key_store(paths, keystore, passphrase)
+        for name, path in _carried_files(paths, backup.address, vault).items():
+            blob = backup.files.get(name)
+            if blob is not None and not path.exists():
+                path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                write_atomically(path, blob)
         store.save(account_id, identity.private_bytes())
-    except KeystoreError as exc:
+    except (KeystoreError, ValueError) as exc:
         raise BackupError(f"The key could not be stored: {exc}.") from exc
+    except OSError as exc:
+        raise BackupError(f"Cannot write to this profile: {exc.strerror or exc}.") from exc
     account = Account(
         backup.address,
         backup.host,
@@ -245,7 +247,10 @@ def import_account(
     updated = config.with_account(account)
     if not config.accounts:
         updated = replace(updated, settings=backup.settings)
-    save_config(paths, updated)
+    try:
+        save_config(paths, updated)
+    except OSError as exc:
+        raise BackupError(f"Cannot save the config: {exc.strerror or exc}.") from exc
     return updated, account, identity
 
 

@@ -59,7 +59,7 @@ def export_command(paths: Paths, config: Config, target: Path, ask: Ask) -> int:
         written = export_account(
             paths, config, unlocked.account, unlocked.identity, target, passphrase
         )
-    except (KeystoreError, BackupError) as exc:
+    except (KeystoreError, BackupError, OSError) as exc:
         _say(f"rune-tui: {exc}")
         return 1
     _say(
@@ -81,7 +81,7 @@ def import_command(paths: Paths, config: Config, source: Path, ask: Ask) -> int:
         _, account, _ = import_account(
             paths, config, backup, keystore=keystore, passphrase=key_passphrase
         )
-    except (KeystoreError, BackupError) as exc:
+    except (KeystoreError, BackupError, OSError) as exc:
         _say(f"rune-tui: {exc}")
         return 1
     for problem in backup.problems:

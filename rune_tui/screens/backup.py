@@ -145,9 +145,9 @@ class ExportBackupScreen(BackupDialog):
                 target,
                 passphrase,
             )
-        except BackupError as exc:
+        except Exception as exc:  # the boundary: every failure becomes words here
             self.busy(False)
-            self.say(str(exc))
+            self.say(service.describe_error(exc))
             return
         self.dismiss(written)
 
@@ -242,9 +242,9 @@ class ImportBackupScreen(BackupDialog):
                 keystore=keystore,
                 passphrase=key if keystore == "file" else None,
             )
-        except BackupError as exc:
+        except Exception as exc:  # the boundary: every failure becomes words here
             self.busy(False)
-            self.say(str(exc))
+            self.say(service.describe_error(exc))
             focus = "#backup-passphrase" if "passphrase" in str(exc) else "#backup-file"
             self.query_one(focus, Input).focus()
             return

@@ -20,10 +20,10 @@ from rune_proto.address import random_part
 from rune_proto.client.contact_book import COMPARED_IN_PERSON
 from rune_tui import backup_cli
 from rune_tui.app import RuneApp
-from rune_tui.backup import BackupError, read_backup
+from rune_tui.backup import BackupError, import_account, read_backup
 from rune_tui.cli import main
 from rune_tui.components.message_list import MessageList
-from rune_tui.config import Paths, load_config, save_config
+from rune_tui.config import Config, Paths, load_config, save_config
 from rune_tui.service import Mailbox, unlock
 from tests.server_process import RuneServerProcess, ServerFactory
 from tests.tui.test_app import registered_profile
@@ -236,3 +236,22 @@ async def test_a_second_device_reads_the_same_mailbox_and_a_delete_is_gone_for_b
     assert [m.subject for m in second.ordered()] == ["Keep"]
     first.stop()
     second.stop()
+
+
+async def test_a_profile_that_cannot_be_written_is_said_in_words(
+    server: RuneServerProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    profile = tmp_path / "profile"
+    await registered_profile(server, profile)
+    backup = tmp_path / "b.runebackup"
+    again = (PASSPHRASE, BACKUP_PASSPHRASE, BACKUP_PASSPHRASE)
+    assert run_cli(monkeypatch, profile, "export", backup, *again) == 0
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "data").write_text("a file where the data folder should be")
+    opened = read_backup(backup, BACKUP_PASSPHRASE)
+    with pytest.raises(BackupError, match=r"Cannot write to this profile|could not be stored"):
+        import_account(
+            Paths.from_profile(broken), Config(), opened, keystore="file", passphrase=PASSPHRASE
+        )
+    assert not (broken / "config" / "config.toml").exists()
