@@ -99,6 +99,7 @@ class ExportBackupScreen(BackupDialog):
             yield Label("The same passphrase again", classes="backup-label")
             yield Input(password=True, id="backup-again")
             yield Label("", id="backup-error", markup=False)
+            yield Label("Enter moves on, then backs up · Esc cancels · nothing is replaced")
             with Horizontal(id="backup-buttons"):
                 yield Button("Cancel", id="backup-cancel")
                 yield Button("Back up", id="backup-ok", variant="primary")
@@ -176,6 +177,7 @@ class ImportBackupScreen(BackupDialog):
             yield Label("", id="backup-keystore", classes="backup-label")
             yield Input(password=True, id="backup-key-passphrase")
             yield Label("", id="backup-error", markup=False)
+            yield Label("Enter moves on, then adds the account · Esc cancels")
             with Horizontal(id="backup-buttons"):
                 yield Button("Cancel", id="backup-cancel")
                 yield Button("Add the account", id="backup-ok", variant="primary")
