@@ -313,15 +313,7 @@ class RuneApp(ServerTrust, NewMailNotices):
 
         if self.mailbox is not None:
             folder = Path(self.config.settings.save_folder or "~").expanduser()
-            screen = ExportBackupScreen(self.mailbox, self.config, folder)
-            self.push_screen(screen, callback=self._exported)
-
-    def _exported(self, written: object) -> None:
-        if written is not None:
-            self.notify(
-                f"Backed up to {written}. It holds your private key: keep it somewhere safe.",
-                title="Backup",
-            )
+            self.push_screen(ExportBackupScreen(self.mailbox, self.config, folder))
 
     def action_sent(self) -> None:
         from .screens.sent import SentScreen

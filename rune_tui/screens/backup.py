@@ -150,6 +150,10 @@ class ExportBackupScreen(BackupDialog):
             self.busy(False)
             self.say(service.describe_error(exc))
             return
+        self.app.notify(
+            f"Backed up to {written}. It holds your private key: keep it somewhere safe.",
+            title="Backup",
+        )
         self.dismiss(written)
 
 
