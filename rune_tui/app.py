@@ -291,7 +291,7 @@ class RuneApp(ServerTrust, NewMailNotices):
     # -- contacts, drafts, accounts ----------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("contacts", "my_key", "drafts", "check_server", "sent"):
+        if action in ("contacts", "my_key", "drafts", "check_server", "sent", "export_backup"):
             return self.mailbox is not None and type(self.screen).__name__ not in NOT_MAIL_SCREENS
         return True
 
@@ -307,6 +307,13 @@ class RuneApp(ServerTrust, NewMailNotices):
 
         if self.mailbox is not None:
             self.push_screen(MyKeyScreen(self.mailbox))
+
+    def action_export_backup(self) -> None:
+        from .screens.backup import ExportBackupScreen
+
+        if self.mailbox is not None:
+            folder = Path(self.config.settings.save_folder or "~").expanduser()
+            self.push_screen(ExportBackupScreen(self.mailbox, self.config, folder))
 
     def action_sent(self) -> None:
         from .screens.sent import SentScreen

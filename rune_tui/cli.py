@@ -83,6 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help=f"pre-fill the setup wizard with this server (port defaults to {DEFAULT_PORT})",
     )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    export = commands.add_parser(
+        "export", help="back up the account (key, contacts, pins, settings) to a sealed file"
+    )
+    export.add_argument("file", type=Path, metavar="FILE")
+    restore = commands.add_parser(
+        "import", help="add an account from a backup file (a second device, or a new disk)"
+    )
+    restore.add_argument("file", type=Path, metavar="FILE")
     return parser
 
 
@@ -101,6 +110,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError) as exc:  # TomlError is a ValueError
         print(f"rune-tui: cannot read the config: {exc}", file=sys.stderr)
         return 2
+    if args.command:
+        from .backup_cli import run
+
+        return run(args.command, paths, config, args.file)
 
     os.environ.setdefault("TEXTUAL_FPS", str(FRAME_RATE))  # read when Textual is imported
     from .app import RuneApp

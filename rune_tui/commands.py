@@ -77,6 +77,11 @@ def system_commands(app: RuneApp, screen: Screen[Any]) -> Iterator[SystemCommand
         yield SystemCommand(
             "Sent", f"The messages you sent, kept on this computer ({keys})", app.action_sent
         )
+        yield SystemCommand(
+            "Export / back up this account",
+            "Your key, contacts, pins and settings in one passphrase-sealed file",
+            app.action_export_backup,
+        )
         yield SystemCommand("Drafts", "Resume a message you have not sent yet", app.action_drafts)
         yield SystemCommand(
             "Check the server",

@@ -275,6 +275,13 @@ def _read_settings(raw: object, problems: list[str]) -> Settings:
     )
 
 
+def settings_from_table(raw: dict[str, Any], problems: list[str]) -> Settings:
+    """Settings from a [settings]-like table with its ``keymap`` in it (a backup's)."""
+    table = dict(raw)
+    keymap = _read_keymap(table.pop("keymap", {}), problems)
+    return replace(_read_settings(table, problems), keymap=keymap)
+
+
 def _check_date_format(value: object) -> str | None:
     if not isinstance(value, str) or not value.strip():
         return f"must be a strftime pattern such as {DEFAULT_DATE_FORMAT!r}, not {value!r}"

@@ -116,6 +116,15 @@ async def photograph(server: LocalServer, profile: Path, rsvg: str | None) -> li
         wizard = app.screen
         await pilot.pause(0.3)
         shoot("wizard-1-server")
+        await pilot.click("#import-backup")  # "I already have an address"
+        await until(pilot, lambda: app.screen.query("#backup-file"), "the import dialog")
+        await until(pilot, lambda: app.screen.keystore is not None, "its keystore line")
+        await pilot.press(*"~/rune-account-3f2a91c0.runebackup")
+        await pilot.pause(0.3)
+        shoot("backup-import")
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is wizard, "the wizard again")
+        wizard.query_one("#connect").focus()
         await pilot.press("enter")
         await until(pilot, lambda: at("trust"), "the trust step")
         await pilot.pause(0.3)
@@ -176,6 +185,16 @@ async def photograph(server: LocalServer, profile: Path, rsvg: str | None) -> li
         await until(pilot, lambda: app.screen is not inbox, "help")
         await pilot.pause(0.5)
         shoot("help")
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is inbox, "the inbox again")
+
+        await pilot.press("ctrl+p")
+        await pilot.press(*"back up")
+        await pilot.pause(0.5)  # the palette batches its matches
+        await pilot.press("enter")
+        await until(pilot, lambda: app.screen.query("#backup-again"), "the export dialog")
+        await pilot.pause(0.3)
+        shoot("backup-export")
         await pilot.press("escape")
         await until(pilot, lambda: app.screen is inbox, "the inbox again")
 

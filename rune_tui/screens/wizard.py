@@ -236,6 +236,17 @@ class WizardScreen(Screen[Registered | None]):
         self._preview_address()
         self.go("trust")
 
+    @on(Button.Pressed, "#import-backup")
+    def action_import_backup(self) -> None:
+        """An address made elsewhere: add it from its backup instead of registering."""
+        from .backup import ImportBackupScreen
+
+        self.app.push_screen(ImportBackupScreen(self.paths, self.config), self._imported)
+
+    def _imported(self, added: object) -> None:
+        if isinstance(added, tuple):
+            self.dismiss(Registered(*added))
+
     # -- 2. trust -------------------------------------------------------------------------
 
     @on(Button.Pressed, "#trust")

@@ -116,6 +116,7 @@ class ServerStep(Step):
         yield Static("", classes="status", markup=False)
         with Horizontal(classes="buttons"):
             yield Button("Connect", id="connect", variant="primary")
+            yield Button("I already have an address", id="import-backup")
 
     def read(self) -> tuple[str, int] | None:
         """Host and port, or None after saying what is wrong.

@@ -17,6 +17,7 @@ from textual.widgets import Input
 from rune_proto.address import parse_address
 from rune_tui.app import RuneApp
 from rune_tui.config import Account, Config, Paths
+from rune_tui.screens.backup import ImportBackupScreen
 from rune_tui.screens.wizard import WizardScreen
 from rune_tui.screens.wizard_steps import AddressStep
 from tests.tui.wizard_pilot import SIZE, sample_probe, until, wizard
@@ -138,3 +139,20 @@ def test_passphrase_prompt(snap_compare: Any) -> None:
 def test_wizard_step_at_60x15(step: str, snap_compare: Any) -> None:
     """A short, narrow terminal: no title, one-row fields, the fields of the step in view."""
     assert snap_compare(wizard_app(), terminal_size=(60, 15), run_before=at_step(STEPS[step]))
+
+
+def test_import_backup_dialog(snap_compare: Any) -> None:
+    """ "I already have an address": the file, its passphrase, and the key file's."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        await until(pilot, lambda: isinstance(app.screen, WizardScreen), "the wizard")
+        await pilot.click("#import-backup")
+        await until(pilot, lambda: isinstance(app.screen, ImportBackupScreen), "the dialog")
+        screen = app.screen
+        await until(pilot, lambda: screen.keystore is not None, "the keystore")  # type: ignore[attr-defined]
+        app.screen.query_one("#backup-file", Input).value = "~/rune-account-3f2a91c0.runebackup"
+        still(pilot)
+        await pilot.pause()
+
+    assert snap_compare(wizard_app(), terminal_size=SIZE, run_before=run_before)
