@@ -414,6 +414,16 @@ class ComposeScreen(DraftKeepingScreen):
 
         self.banner.review(answered)
 
+    @on(KeyChangeBanner.ReviewAsked)
+    def _open_key_review(self, event: KeyChangeBanner.ReviewAsked) -> None:
+        from .key_change import KeyChangeScreen  # lazily: compose opens without it
+
+        change = event.change
+        screen = KeyChangeScreen(self.mailbox, change.address, change.pinned, event.key)
+        self.app.push_screen(
+            screen, callback=lambda accepted: self.banner.reviewed(change, accepted)
+        )
+
     # -- leaving and help ----------------------------------------------------------------
 
     def action_help(self) -> None:
