@@ -126,8 +126,15 @@ class KeyChangeBanner(Static):
         self.display = change is not None
         self.screen.refresh_bindings()  # the review key is offered only while shown
         if change is not None:
-            keys = self.app._keymap.get(REVIEW_BINDING, REVIEW_KEY)  # the user's, if rebound
-            self.update(banner_text(change, key_name(keys.split(",")[0].strip())))
+            self.update(banner_text(change, key_name(self.review_key())))
+
+    def review_key(self) -> str:
+        """The key that opens the review as bound now, the user's keymap applied (read from
+        the screen's public active bindings, where the priority binding always shows)."""
+        for active in self.screen.active_bindings.values():
+            if active.binding.id == REVIEW_BINDING:
+                return active.binding.key
+        return REVIEW_KEY
 
     def review(self, answered: Callable[[bool, Address], None]) -> None:
         """Open the side-by-side review; ``answered(True, who)`` once the new key is pinned."""
