@@ -39,7 +39,7 @@ from rune_proto.address import Address, parse_address
 from rune_proto.client.vault import Vault
 from rune_proto.envelope import Content, seal_message, seal_stored_message
 from rune_proto.keys import PRIVATE_KEY_SIZE, Identity
-from rune_proto.keystore import EncryptedFileStore, KeyringStore
+from rune_proto.local.keystore import EncryptedFileStore, KeyringStore
 from rune_tui.config import Account, Config, Paths, save_config
 from rune_tui.service import Mailbox, key_file_dir
 from rune_tui.service_registration import opaque_account_id, seal_address

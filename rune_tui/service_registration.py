@@ -17,7 +17,7 @@ from rune_proto.client import ServerError, connect
 from rune_proto.client.vault import Vault
 from rune_proto.events import INVITATION_PATTERN
 from rune_proto.keys import Identity, PublicKey
-from rune_proto.keystore import (
+from rune_proto.local.keystore import (
     EncryptedFileStore,
     KeyNotFound,
     KeyringStore,

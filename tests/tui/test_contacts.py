@@ -17,12 +17,12 @@ from textual.app import App
 from textual.command import CommandList, CommandPalette
 from textual.widgets import Button, DataTable, Input, Label, Static
 
-from rune_proto import tomlfile
 from rune_proto.address import parse_address
 from rune_proto.client import ContactBook, ReplayLog
 from rune_proto.client.contacts import COMPARED_IN_PERSON
 from rune_proto.client.vault import Vault
 from rune_proto.keys import Identity, PublicKey
+from rune_proto.local import tomlfile
 from rune_proto.tlspin import pin_text
 from rune_tui import service
 from rune_tui.app import RuneApp
