@@ -117,6 +117,17 @@ def identity_from(rng: random.Random) -> Identity:
     return Identity(rng.randbytes(PRIVATE_KEY_SIZE))
 
 
+def listed_rows(count: int, seed: int) -> list[tuple[str, str]]:
+    """(sender, subject) of each message newest first, as :func:`make_profile` builds them
+    from the same seed: what either program's list should show."""
+    rng = random.Random(seed)
+    rng.randbytes(PRIVATE_KEY_SIZE)  # the server identity
+    rng.randbytes(PRIVATE_KEY_SIZE)  # the account's identity
+    people = senders(rng)
+    messages = synthetic_messages(count, seed + 1, len(people))
+    return [(str(people[m.sender]), m.subject) for m in reversed(messages)]
+
+
 def senders(rng: random.Random, count: int = 60) -> list[Address]:
     people: list[Address] = []
     while len(people) < count:
