@@ -20,7 +20,7 @@ from rune_proto.address import Address, parse_address
 from rune_proto.local import tomlfile
 
 if TYPE_CHECKING:
-    from rune_proto.client.vault import Vault
+    from rune_proto.client import Vault
 
 APP_NAME = "rune"
 DEFAULT_DATE_FORMAT = "%Y-%m-%d %H:%M"

@@ -13,8 +13,14 @@ from contextlib import asynccontextmanager
 from functools import partial
 
 from rune_proto.address import Address, parse_address
-from rune_proto.client import ContactBook, ReceivedMessage, ReplayLog, Session, connect
-from rune_proto.client.messages import open_retrieved
+from rune_proto.client import (
+    ContactBook,
+    ReceivedMessage,
+    ReplayLog,
+    Session,
+    connect,
+    open_retrieved,
+)
 from rune_proto.envelope import Attachment
 from rune_proto.keys import Identity, PublicKey
 

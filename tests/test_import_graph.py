@@ -197,3 +197,16 @@ def test_the_tui_uses_no_private_textual_attributes() -> None:
         and (module, node.attr) not in PRIVATE_ALLOWED
     ]
     assert offenders == []
+
+
+def test_the_tui_uses_the_client_library_through_its_front_door() -> None:
+    """rune_tui imports rune_proto.client (its __all__), never one of its modules."""
+    edges = project_edges()
+    offenders = [
+        f"{module} imports {target}"
+        for module, targets in edges.items()
+        if module.startswith("rune_tui")
+        for target in targets
+        if target.startswith("rune_proto.client.")
+    ]
+    assert offenders == []

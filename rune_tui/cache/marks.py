@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Callable, Iterable, Iterator, MutableSet
 from pathlib import Path
 
-from rune_proto.client.vault import Vault, VaultError
+from rune_proto.client import Vault, VaultError
 from rune_proto.local.atomicfile import write_atomically
 
 GEN_BYTES = 16

@@ -18,8 +18,7 @@ from textual.containers import Grid, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
-from rune_proto.client import Contact
-from rune_proto.client.contacts import COMPARED_IN_PERSON
+from rune_proto.client import COMPARED_IN_PERSON, Contact
 
 from ..components.formatting import fingerprint_block
 from ..config import DEFAULT_DATE_FORMAT

@@ -21,8 +21,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Header, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from rune_proto.client import Contact
-from rune_proto.client.contacts import COMPARED_IN_PERSON
+from rune_proto.client import COMPARED_IN_PERSON, Contact
 from rune_proto.keycard import KeyCard
 
 from ..components.formatting import fingerprint_block
