@@ -66,10 +66,10 @@ class BareList(App[None]):
 def main(argv: list[str]) -> None:
     if argv[:1] == ["--list"]:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from tui_bench import expected_rows  # the same rows, from the same seed
+        from make_cache import listed_rows  # the same rows, from the same seed
 
         count, seed = int(argv[1]), int(argv[2])
-        rows = [(row.sender, row.subject) for row in expected_rows(count, seed)[:200]]
+        rows = listed_rows(count, seed)[:200]
         BareList(rows).run()
     else:
         BareApp().run()

@@ -39,7 +39,7 @@ from rune_proto.address import Address, parse_address
 from rune_proto.client.vault import Vault
 from rune_proto.envelope import Content, seal_message, seal_stored_message
 from rune_proto.keys import PRIVATE_KEY_SIZE, Identity
-from rune_proto.keystore import EncryptedFileStore, KeyringStore
+from rune_proto.local.keystore import EncryptedFileStore, KeyringStore
 from rune_tui.config import Account, Config, Paths, save_config
 from rune_tui.service import Mailbox, key_file_dir
 from rune_tui.service_registration import opaque_account_id, seal_address
@@ -115,6 +115,17 @@ class Synthetic:
 def identity_from(rng: random.Random) -> Identity:
     """A valid identity from the seed (any 128 bytes are a valid rune/1 private key)."""
     return Identity(rng.randbytes(PRIVATE_KEY_SIZE))
+
+
+def listed_rows(count: int, seed: int) -> list[tuple[str, str]]:
+    """(sender, subject) of each message newest first, as :func:`make_profile` builds them
+    from the same seed: what either program's list should show."""
+    rng = random.Random(seed)
+    rng.randbytes(PRIVATE_KEY_SIZE)  # the server identity
+    rng.randbytes(PRIVATE_KEY_SIZE)  # the account's identity
+    people = senders(rng)
+    messages = synthetic_messages(count, seed + 1, len(people))
+    return [(str(people[m.sender]), m.subject) for m in reversed(messages)]
 
 
 def senders(rng: random.Random, count: int = 60) -> list[Address]:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import shutil
 import statistics
 import subprocess
@@ -46,15 +45,12 @@ from make_cache import (
     DEFAULT_COUNT,
     DEFAULT_PASSPHRASE,
     DEFAULT_SEED,
+    listed_rows,
     make_profile,
-    senders,
-    synthetic_messages,
     write_maildir,
 )
 from tmux_screen import LINES, ScreenTimeout, Style, TmuxPane, plain, styles_at
 from tui_report import Program, report
-
-from rune_proto.keys import PRIVATE_KEY_SIZE
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -86,12 +82,7 @@ class Row:
 
 def expected_rows(count: int, seed: int) -> list[Row]:
     """The messages newest first, as make_cache builds them from the same seed."""
-    rng = random.Random(seed)
-    rng.randbytes(PRIVATE_KEY_SIZE)  # the server identity
-    rng.randbytes(PRIVATE_KEY_SIZE)  # the account's identity
-    people = senders(rng)
-    messages = synthetic_messages(count, seed + 1, len(people))
-    return [Row(str(people[m.sender]), m.subject) for m in reversed(messages)]
+    return [Row(sender, subject) for sender, subject in listed_rows(count, seed)]
 
 
 def ensure_program(name: str, package: str) -> str:

@@ -15,7 +15,7 @@ import json
 import json.decoder as json_decoder
 import json.scanner as json_scanner
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -114,6 +114,29 @@ class Content:
         if self.in_reply_to is not None:
             doc["in_reply_to"] = self.in_reply_to
         return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+    @classmethod
+    def json_size(
+        cls,
+        subject: str,
+        body: str,
+        attachments: Iterable[tuple[str, int]] = (),
+        in_reply_to: str | None = None,
+    ) -> int:
+        """The length of :meth:`to_json` for this content, from the attachments' names and
+        sizes alone (exact): a client can show the size as it is typed without reading a
+        file. Nothing is validated here; :meth:`validate` does that when it is made.
+        """
+        names = [(name, size) for name, size in attachments]
+        doc: dict[str, object] = {
+            "subject": subject,
+            "body": body,
+            "attachments": [{"filename": name, "data": ""} for name, _ in names],
+        }
+        if in_reply_to is not None:
+            doc["in_reply_to"] = in_reply_to
+        text = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return len(text) + sum(-(-4 * size // 3) for _, size in names)  # unpadded base64
 
     @classmethod
     def from_json(cls, raw: bytes) -> Content:

@@ -37,8 +37,8 @@ from .content import Attachment as Attachment
 from .content import Content as Content
 from .content import ContentError
 from .encoding import EncodingError, FieldReader, canonical, lp
-from .keys import SIGNATURE_SIZE, Identity, InvalidKey, PublicKey
-from .padding import PaddingError, is_padded_size, pad, unpad
+from .keys import PUBLIC_KEY_SIZE, SIGNATURE_SIZE, Identity, InvalidKey, PublicKey
+from .padding import MAX_PLAINTEXT, PaddingError, is_padded_size, pad, padded_size, unpad
 from .suite import (
     CTX_CLIENT_MESSAGE,
     CTX_MESSAGE,
@@ -50,6 +50,8 @@ from .suite import (
 )
 
 MESSAGE_ID_SIZE = 16
+SENT_AT_SIZE = 8  # milliseconds since the epoch, u64 big-endian
+LENGTH_PREFIX_SIZE = 4  # each field of lp()
 SENDER_FIELD_SIZE = 1 + MAX_ADDRESS_LENGTH  # u8 length + zero-padded address
 TIMESTAMP_TEXT_SIZE = 20  # 2026-11-29T14:50:37Z
 STORED_WRAP_SIZE = SENDER_FIELD_SIZE + TIMESTAMP_TEXT_SIZE + 4 + SIGNATURE_SIZE
@@ -130,6 +132,26 @@ def seal_message(
     )
     body = lp(sender.encode(), identity.public.raw, receiver.encode(), mid, when, content_json)
     return seal(receiver_key.kem, pad(body + signature), CTX_MESSAGE)
+
+
+def sealed_message_size(sender: Address | str, receiver: Address | str, content_size: int) -> int:
+    """The length of :func:`seal_message`'s output for content JSON of ``content_size``
+    bytes (:meth:`Content.json_size`): exact, from the layout above, without sealing.
+
+    Past what one message can carry (``MAX_PLAINTEXT``), the excess is added to the
+    largest sealed size: such a message cannot be sealed, and the number stays honest.
+    """
+    fields = (
+        len(str(sender).encode()),
+        PUBLIC_KEY_SIZE,
+        len(str(receiver).encode()),
+        MESSAGE_ID_SIZE,
+        SENT_AT_SIZE,
+        content_size,
+    )
+    inner = sum(fields) + LENGTH_PREFIX_SIZE * len(fields) + SIGNATURE_SIZE
+    excess = max(0, inner - MAX_PLAINTEXT)
+    return padded_size(inner - excess) + excess + HPKE_OVERHEAD
 
 
 def _parse_address(raw: bytes, what: str) -> Address:
@@ -231,6 +253,12 @@ def seal_client_message(
         _client_signed_bytes(sender, identity.public, receiver, server_key, sealed_message)
     )
     return seal(server_key.kem, lp(sealed_message) + signature, CTX_CLIENT_MESSAGE)
+
+
+def client_message_size(sealed_size: int) -> int:
+    """The length of :func:`seal_client_message`'s output around a sealed MESSAGE of
+    ``sealed_size`` bytes (:func:`sealed_message_size`): the payload the server limits."""
+    return LENGTH_PREFIX_SIZE + sealed_size + SIGNATURE_SIZE + HPKE_OVERHEAD
 
 
 def open_client_message(

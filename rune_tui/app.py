@@ -380,7 +380,13 @@ class RuneApp(ServerTrust, NewMailNotices):
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """Only the generic commands that make sense in a mail client; Quit comes from keys."""
-        return system_commands(self, screen)
+        return system_commands(
+            self,
+            screen,
+            signed_in=self.mailbox is not None,
+            has_accounts=bool(self.config.accounts),
+            keymap=self.config.settings.keymap,
+        )
 
     def _remember_theme(self, theme: Theme) -> None:
         """A theme picked in the palette is saved, so the next start uses it too."""

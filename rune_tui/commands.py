@@ -6,17 +6,14 @@ before the palette is opened.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from textual.app import App, SystemCommand
-from textual.binding import Binding
+from textual.binding import Binding, BindingsMap
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.screen import Screen
-
-if TYPE_CHECKING:
-    from .app import RuneApp
 
 # Hidden bindings (cursor moves and the like) are not commands, except these.
 ALWAYS_OFFERED = frozenset({"app.quit"})
@@ -57,45 +54,62 @@ class ScreenCommands(Provider):
                 yield Hit(score, matcher.highlight(name), command, help=help_text)
 
 
-def system_commands(app: RuneApp, screen: Screen[Any]) -> Iterator[SystemCommand]:
-    """Only the generic commands that make sense in a mail client; Quit comes from keys."""
-    if app.mailbox is not None and type(screen).__name__ not in NOT_MAIL_SCREENS:
-        keys = app.get_key_display(binding_by_id(app, "app.contacts"))
+def system_commands(
+    app: App[Any],
+    screen: Screen[Any],
+    *,
+    signed_in: bool,
+    has_accounts: bool,
+    keymap: Mapping[str, str],
+) -> Iterator[SystemCommand]:
+    """Only the generic commands that make sense in a mail client; Quit comes from keys.
+
+    The app says what it knows (``signed_in``, ``has_accounts``, the user's ``keymap``)
+    and the commands run its actions by name, so this module never imports app.py.
+    """
+
+    def keys_of(binding_id: str) -> str:
+        return app.get_key_display(binding_by_id(app, binding_id, keymap))
+
+    def run(action: str) -> Callable[[], Awaitable[bool]]:
+        return partial(app.run_action, action)
+
+    if signed_in and type(screen).__name__ not in NOT_MAIL_SCREENS:
         yield SystemCommand(
             "Contacts",
-            f"Pinned keys, first seen, how verified ({keys})",
-            app.action_contacts,
+            f"Pinned keys, first seen, how verified ({keys_of('app.contacts')})",
+            run("contacts"),
         )
-        keys = app.get_key_display(binding_by_id(app, "app.my_key"))
         yield SystemCommand(
             # Named for what people look for: "key", "fingerprint", "QR".
             "My key: fingerprint and QR code",
-            f"Your address and fingerprint, to compare in person ({keys})",
-            app.action_my_key,
+            f"Your address and fingerprint, to compare in person ({keys_of('app.my_key')})",
+            run("my_key"),
         )
-        keys = app.get_key_display(binding_by_id(app, "app.sent"))
         yield SystemCommand(
-            "Sent", f"The messages you sent, kept on this computer ({keys})", app.action_sent
+            "Sent",
+            f"The messages you sent, kept on this computer ({keys_of('app.sent')})",
+            run("sent"),
         )
         yield SystemCommand(
             "Export / back up this account",
             "Your key, contacts, pins and settings in one passphrase-sealed file",
-            app.action_export_backup,
+            run("export_backup"),
         )
-        yield SystemCommand("Drafts", "Resume a message you have not sent yet", app.action_drafts)
+        yield SystemCommand("Drafts", "Resume a message you have not sent yet", run("drafts"))
         yield SystemCommand(
             "Check the server",
             "Compare the server's certificate and key with the pinned ones",
-            app.action_check_server,
+            run("check_server"),
         )
-    if app.config.accounts and type(screen).__name__ != "WizardScreen":
+    if has_accounts and type(screen).__name__ != "WizardScreen":
         yield SystemCommand(
-            "Switch account", "Open the inbox of another account", app.action_switch_account
+            "Switch account", "Open the inbox of another account", run("switch_account")
         )
         yield SystemCommand(
-            "Add account", "Register another address (runs the wizard)", app.action_add_account
+            "Add account", "Register another address (runs the wizard)", run("add_account")
         )
-    yield SystemCommand("Theme", "Change the colours (remembered)", app.action_change_theme)
+    yield SystemCommand("Theme", "Change the colours (remembered)", run("change_theme"))
     yield SystemCommand(
         "Screenshot",
         "Save an SVG picture of this screen in the current folder",
@@ -103,11 +117,11 @@ def system_commands(app: RuneApp, screen: Screen[Any]) -> Iterator[SystemCommand
     )
 
 
-def binding_by_id(app: App[Any], binding_id: str) -> Binding:
+def binding_by_id(app: App[Any], binding_id: str, keymap: Mapping[str, str]) -> Binding:
     """The app's binding with this id, with the user's keymap applied (for its keys)."""
-    bindings = app._bindings.copy()
-    if app._keymap:
-        bindings.apply_keymap(app._keymap)
+    bindings = BindingsMap(type(app).BINDINGS)
+    if keymap:
+        bindings.apply_keymap(dict(keymap))
     for binding_list in bindings.key_to_bindings.values():
         for binding in binding_list:
             if binding.id == binding_id:

@@ -1,7 +1,7 @@
 """Where rune-tui keeps things, and the accounts and settings it remembers.
 
 Config (accounts, server pins, settings) is TOML under the platformdirs config dir, a
-file people edit: saving keeps their comments (see :func:`rune_proto.tomlfile.update`);
+file people edit: saving keeps their comments (see :func:`rune_proto.local.tomlfile.update`);
 the sealed contact books live beside it; data (the sealed replay logs, message cache and
 drafts, and key files when there is no keyring) under the data dir. Every per-account
 file is named by a keyed hash of its address, never the address itself. ``--profile DIR`` puts both
@@ -16,11 +16,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rune_proto import tomlfile
 from rune_proto.address import Address, parse_address
+from rune_proto.local import tomlfile
 
 if TYPE_CHECKING:
-    from rune_proto.client.vault import Vault
+    from rune_proto.client import Vault
 
 APP_NAME = "rune"
 DEFAULT_DATE_FORMAT = "%Y-%m-%d %H:%M"

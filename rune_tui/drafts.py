@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rune_proto.address import Address
-from rune_proto.client.vault import Vault, VaultError
+from rune_proto.client import Vault, VaultError
 from rune_proto.envelope import Attachment
 
 from .filenames import safe_filename

@@ -34,8 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from rune_proto.address import Address, AddressError, parse_address
-from rune_proto.client import ReceivedMessage, Verification
-from rune_proto.client.vault import Vault, VaultError
+from rune_proto.client import ReceivedMessage, Vault, VaultError, Verification
 from rune_proto.envelope import Attachment
 
 FORMAT = "rune-sent"

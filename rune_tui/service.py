@@ -18,10 +18,11 @@ import os
 from rune_proto import status
 from rune_proto.address import AddressError, parse_address
 from rune_proto.client import ClientError, ConnectionFailed, ProtocolViolation, ServerError
-from rune_proto.keystore import KeystoreError
+from rune_proto.local.keystore import KeystoreError
 
+from .key_changes import PendingKeyChange
 from .payload import estimate_payload
-from .service_mailbox import SAVE_EVERY, Mailbox, PendingKeyChange
+from .service_mailbox import SAVE_EVERY, Mailbox
 from .service_registration import (
     ServerProbe,
     Unlocked,

@@ -7,8 +7,7 @@ kept in the clear); opening them here moves them over, losing nothing.
 from __future__ import annotations
 
 from rune_proto.address import Address
-from rune_proto.client import ContactBook, ContactBookError, ReplayLog
-from rune_proto.client.vault import Vault
+from rune_proto.client import ContactBook, ContactBookError, ReplayLog, Vault
 
 from .config import Paths
 

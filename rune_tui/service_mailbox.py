@@ -10,38 +10,28 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, MutableSet
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from functools import partial
 
 from rune_proto.address import Address, parse_address
-from rune_proto.client import ContactBook, ReceivedMessage, ReplayLog, Session, connect
-from rune_proto.client.messages import open_retrieved
+from rune_proto.client import (
+    ContactBook,
+    ReceivedMessage,
+    ReplayLog,
+    Session,
+    connect,
+    open_retrieved,
+)
 from rune_proto.envelope import Attachment
 from rune_proto.keys import Identity, PublicKey
 
 from .cache import MessageCache, Summary, received_key
 from .config import Account, Paths
 from .filenames import safe_filename
+from .key_changes import PendingKeyChange
 from .sent import DEFAULT_ATTACHMENT_LIMIT_MIB, ID_PREFIX, MIB, SentStore
 from .service_contacts import open_contact_book, open_replay_log
 
 SAVE_EVERY = 500  # a long refresh writes the index this often, so a crash loses little
-
-
-@dataclass(frozen=True, slots=True)
-class PendingKeyChange:
-    """A contact whose newest key is not the pinned one, and the change not yet accepted.
-
-    ``pinned`` and ``offered`` are fingerprint texts. The offered key itself comes from
-    ``key`` (a send that met it) or from the cached message ``message_id`` signed with it,
-    opened only when the user asks to review it (see :meth:`Mailbox.offered_key`).
-    """
-
-    address: Address
-    pinned: str
-    offered: str
-    message_id: str | None = None
-    key: PublicKey | None = None
 
 
 class Mailbox:

@@ -13,11 +13,10 @@ from pathlib import Path
 
 from rune_proto import status
 from rune_proto.address import Address, parse_address, validate_part
-from rune_proto.client import ServerError, connect
-from rune_proto.client.vault import Vault
+from rune_proto.client import ServerError, Vault, connect
 from rune_proto.events import INVITATION_PATTERN
 from rune_proto.keys import Identity, PublicKey
-from rune_proto.keystore import (
+from rune_proto.local.keystore import (
     EncryptedFileStore,
     KeyNotFound,
     KeyringStore,

@@ -331,7 +331,7 @@ def run_in_foreground(command: list[str]) -> int:
 
 def _forget_keyring_keys(profile: Path) -> None:
     """A demo key put in the desktop keyring must not outlive the demo."""
-    from rune_proto.keystore import KeyringStore, KeystoreError
+    from rune_proto.local.keystore import KeyringStore, KeystoreError
     from rune_tui.config import Paths, load_config
 
     with contextlib.suppress(OSError, ValueError):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rune_proto.atomicfile import write_atomically
+from rune_proto.local.atomicfile import write_atomically
 
 
 def mode_of(path: Path) -> int:

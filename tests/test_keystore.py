@@ -15,7 +15,7 @@ import pytest
 from keyring.backends import fail
 from keyring.errors import InitError
 
-from rune_proto.keystore import (
+from rune_proto.local.keystore import (
     EncryptedFileStore,
     KeyNotFound,
     KeyringStore,
@@ -268,7 +268,7 @@ def test_keyring_init_error_becomes_keystore_error(address: str) -> None:
 
 
 def test_importing_keystore_does_not_import_keyring() -> None:
-    code = "import sys, rune_proto.keystore; print('keyring' in sys.modules)"
+    code = "import sys, rune_proto.local.keystore; print('keyring' in sys.modules)"
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30
     )

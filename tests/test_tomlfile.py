@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rune_proto import tomlfile
+from rune_proto.local import tomlfile
 
 AWKWARD = 'quote " backslash \\ tab \t newline \n del \x7f é'
 

@@ -1,6 +1,13 @@
 """The asyncio client library: everything a Rune client needs, no sockets or keys exposed."""
 
-from .contacts import Contact, ContactBook, ContactBookError, KeyCheck, ReplayLog
+from .contacts import (
+    COMPARED_IN_PERSON,
+    Contact,
+    ContactBook,
+    ContactBookError,
+    KeyCheck,
+    ReplayLog,
+)
 from .errors import (
     ClientError,
     ConnectionFailed,
@@ -12,10 +19,12 @@ from .errors import (
     ServerKeyChanged,
     TLSPinMismatch,
 )
-from .messages import KeyChange, ReceivedMessage, Verification
+from .messages import KeyChange, ReceivedMessage, Verification, open_retrieved
 from .session import DEFAULT_PORT, MessageInfo, Session, connect
+from .vault import Vault, VaultError
 
 __all__ = [
+    "COMPARED_IN_PERSON",
     "DEFAULT_PORT",
     "ClientError",
     "ConnectionFailed",
@@ -35,6 +44,9 @@ __all__ = [
     "ServerKeyChanged",
     "Session",
     "TLSPinMismatch",
+    "Vault",
+    "VaultError",
     "Verification",
     "connect",
+    "open_retrieved",
 ]

@@ -22,10 +22,10 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
-from .. import tomlfile
 from ..address import Address, parse_address
-from ..atomicfile import sync_folder
 from ..keys import PublicKey
+from ..local import tomlfile
+from ..local.atomicfile import sync_folder
 from .errors import ClientError
 from .vault import MAGIC as SEALED_MAGIC
 from .vault import Vault, VaultError

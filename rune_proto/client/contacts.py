@@ -12,7 +12,7 @@ import secrets
 import threading
 from pathlib import Path
 
-from ..atomicfile import sync_folder, write_atomically
+from ..local.atomicfile import sync_folder, write_atomically
 from .contact_book import (
     COMPARED_IN_PERSON,
     Contact,

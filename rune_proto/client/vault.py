@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from ..atomicfile import write_atomically
 from ..keys import Identity
+from ..local.atomicfile import write_atomically
 
 MAGIC = b"RUNEVLT1"
 _NONCE = 12

@@ -21,9 +21,9 @@ from typing import get_type_hints
 import tomli_w
 
 from ..address import AddressError, validate_part
-from ..atomicfile import write_atomically
 from ..errors import LocalProtocolError
 from ..events import Greeting
+from ..local.atomicfile import write_atomically
 from ..transport import DEFAULT_PORT
 from ..wire import message_line_limit
 from .logsetup import LOG_FORMATS, LOG_LEVELS

@@ -21,7 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ..atomicfile import write_atomically
+from ..local.atomicfile import write_atomically
 from ..secretbox import SecretBoxError, open_secret, seal_secret
 from ..tlspin import spki_fingerprint
 from .config import DataDir, OperatorError

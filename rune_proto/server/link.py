@@ -40,11 +40,11 @@ from ..events import (
 from ..wire import format_reply
 from .budget import GRANT_STEP
 from .closing import close_link
+from .host import ServerHost
 from .session import VERSIONS, ServerSession, error
 
 if TYPE_CHECKING:
     from .admission import Ticket
-    from .service import RuneServer
 
 log = logging.getLogger("rune_proto.server")
 
@@ -99,7 +99,7 @@ class Link:
 
     def __init__(
         self,
-        server: RuneServer,
+        server: ServerHost,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         task: asyncio.Task[Any],

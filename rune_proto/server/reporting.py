@@ -6,17 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
 
+from .host import ServerHost
 from .metrics import Family, exposition
-
-if TYPE_CHECKING:
-    from .service import RuneServer
 
 log = logging.getLogger("rune_proto.server")
 
 
-async def log_counts(server: RuneServer) -> None:
+async def log_counts(server: ServerHost) -> None:
     """The periodic line of aggregate counts (``stats_interval``): since start."""
     _, messages, size = await server.services.store.totals()
     codes = " ".join(f"{k}×{v}" for k, v in sorted(server.stats.items()) if k.isdigit())
@@ -33,13 +30,13 @@ async def log_counts(server: RuneServer) -> None:
     )
 
 
-async def report_counts(server: RuneServer, interval: float) -> None:
+async def report_counts(server: ServerHost, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
         await log_counts(server)
 
 
-async def metrics_text(server: RuneServer) -> str:
+async def metrics_text(server: ServerHost) -> str:
     """What a Prometheus scrape gets (metrics.py): aggregates only."""
     store = server.services.store
     accounts, messages, size = await store.totals()

@@ -16,8 +16,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from rune_proto.atomicfile import write_atomically
-from rune_proto.client.vault import Vault, VaultError
+from rune_proto.client import Vault, VaultError
+from rune_proto.local.atomicfile import write_atomically
 
 _NO_KEY = bytes(32)  # a header written before server keys were recorded, or without one
 

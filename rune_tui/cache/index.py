@@ -13,7 +13,7 @@ import json
 import secrets
 from collections.abc import Container
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rune_proto.address import Address, parse_address
 from rune_proto.client import Verification
@@ -26,14 +26,12 @@ from .rows import (
     SENDER,
     SET_CACHE,
     SET_ROW,
+    RowSource,
     Summary,
     check_columns,
     decode_check,
     encode_check,
 )
-
-if TYPE_CHECKING:
-    from .store import MessageCache
 
 FORMAT = "rune-cache"
 VERSION = 1
@@ -119,7 +117,7 @@ def compact(
     )
 
 
-def wrap_rows(cache: MessageCache, rows: list[list[Any]]) -> dict[str, Summary]:
+def wrap_rows(cache: RowSource, rows: list[list[Any]]) -> dict[str, Summary]:
     """One :class:`Summary` per row, the row kept as it is (garbage collector paused, as
     for parsing: ~4 ms for 10,000 rows)."""
     collecting = gc.isenabled()

@@ -14,8 +14,8 @@ import secrets
 from collections.abc import Callable, Iterable, Iterator, MutableSet
 from pathlib import Path
 
-from rune_proto.atomicfile import write_atomically
-from rune_proto.client.vault import Vault, VaultError
+from rune_proto.client import Vault, VaultError
+from rune_proto.local.atomicfile import write_atomically
 
 GEN_BYTES = 16
 _MAGIC_V1 = b"RUNEMRK1"  # a journal without a snapshot (before read marks survived rebuilds)

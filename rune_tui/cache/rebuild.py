@@ -14,15 +14,47 @@ unusable.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from .store import MessageCache
+from rune_proto.client import ReceivedMessage
+
+from .blobs import BlobStore
+from .marks import ReadMarks
+from .rows import Summary
 
 
-def rebuild(cache: MessageCache, progress: Callable[[int, int], None] | None = None) -> None:
+class Rebuildable(Protocol):
+    """The parts of store.MessageCache a rebuild and a sweep use: typed here so that
+    rebuild.py need not import store.py, which imports it."""
+
+    lock: threading.RLock
+    blobs: BlobStore
+    rows: dict[str, Summary]
+    read: ReadMarks
+    stale: set[str]
+    stop_rebuild: threading.Event
+    recovered_marks: dict[str, bool]
+
+    @property
+    def blob_dir(self) -> Path: ...
+
+    def blob_path(self, message_id: str) -> Path: ...
+
+    def open_blob(
+        self, message_id: str, blob: bytes, server_key: str | None
+    ) -> ReceivedMessage: ...
+
+    def note(self, what: str, exc: BaseException) -> None: ...
+
+    def put(self, message_id: str, message: ReceivedMessage, size: int) -> Summary: ...
+
+    def rebuilt_from_blobs(self) -> None: ...
+
+
+def rebuild(cache: Rebuildable, progress: Callable[[int, int], None] | None = None) -> None:
     """Rows from every blob file this identity sealed the header of; then the index.
 
     ``progress(done, total)`` is called from the rebuilding thread after each file.
@@ -63,7 +95,7 @@ def rebuild(cache: MessageCache, progress: Callable[[int, int], None] | None = N
         cache.rebuilt_from_blobs()
 
 
-def sweep(cache: MessageCache) -> int:
+def sweep(cache: Rebuildable) -> int:
     """Remove blob files (and temporary leftovers) no row names; how many went."""
     wanted = {cache.blob_path(i).name for i in cache.rows}
     removed = 0

@@ -10,15 +10,23 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from rune_proto.address import Address, parse_address
 from rune_proto.client import KeyChange, ReceivedMessage, Verification
 from rune_proto.envelope import Attachment
 from rune_proto.keys import PublicKey
 
-if TYPE_CHECKING:
-    from .store import MessageCache
+
+class RowSource(Protocol):
+    """What a :class:`Summary` reads from its cache (store.MessageCache is one): typed
+    here so that rows.py need not import store.py, which imports it."""
+
+    senders: list[Address | None]
+    checks: list[Verification]
+
+    def opened(self, summary: Summary) -> ReceivedMessage: ...
+
 
 # A row of the index, as JSON gives it back (kept as is: Summary reads it by position).
 ID, WHEN, SENDER, SUBJECT, SIZE, MID, REPLY, SENT, CHECK, FILES, READ = range(11)
@@ -83,10 +91,10 @@ class Summary(ReceivedMessage):
     """
 
     __slots__ = ("_cache", "_row")
-    _cache: MessageCache
+    _cache: RowSource
     _row: list[Any]
 
-    def __init__(self, cache: MessageCache, row: list[Any]) -> None:  # not the dataclass's
+    def __init__(self, cache: RowSource, row: list[Any]) -> None:  # not the dataclass's
         object.__setattr__(self, "_cache", cache)
         object.__setattr__(self, "_row", row)
 

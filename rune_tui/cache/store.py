@@ -13,8 +13,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from rune_proto.address import Address, AddressError
-from rune_proto.client import ReceivedMessage, Verification
-from rune_proto.client.vault import Vault, VaultError
+from rune_proto.client import ReceivedMessage, Vault, VaultError, Verification
 from rune_proto.keys import Identity
 
 from . import rebuild as rebuilding

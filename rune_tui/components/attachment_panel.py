@@ -26,7 +26,7 @@ from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 from ..filenames import safe_filename
-from ..service import describe_error
+from .formatting import sentence
 
 FORWARDED = "(forwarded)"  # shown where a file on disk shows its folder
 
@@ -214,7 +214,8 @@ class AttachmentPanel(Vertical):
         try:
             attached = check_attachment(event.value)
         except ValueError as exc:
-            self.post_message(self.Said(f"Not attached: {describe_error(exc)}", error=True))
+            reason = sentence(str(exc)).rstrip(".")  # check_attachment's words, as a sentence
+            self.post_message(self.Said(f"Not attached: {reason}.", error=True))
             return
         if any(a.path == attached.path for a in self.attached):
             self.post_message(self.Said(f"{attached.name} is already attached.", error=True))

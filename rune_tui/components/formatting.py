@@ -123,6 +123,12 @@ def date_width(date_format: str) -> int:
     return max(5, len(sample.strftime(date_format)))
 
 
+def fingerprint_block(text: str, per_line: int = 4) -> str:
+    """Groups of four digits, four to a line: a column that is easy to compare by eye."""
+    groups = text.split()
+    return "\n".join(" ".join(groups[i : i + per_line]) for i in range(0, len(groups), per_line))
+
+
 def human_size(size: int) -> str:
     if size < 1024:
         return f"{size} B"

@@ -3,26 +3,40 @@
 The mailbox already knows of a change when a message from the receiver came signed with a
 key that is not the pinned one (:meth:`~rune_tui.service.Mailbox.key_change_for`), or when
 a send met one. The banner says so above the form, like the reader's, names the key that
-opens the review, and opens :class:`~rune_tui.screens.key_change.KeyChangeScreen` with the
-old and new fingerprints side by side. It goes away only once the new key is accepted.
+opens the review, and asks its screen (a :class:`KeyChangeBanner.ReviewAsked` message) to open
+:class:`~rune_tui.screens.key_change.KeyChangeScreen` with the old and new fingerprints side
+by side. It goes away only once the new key is accepted.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
 
+from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import Static
 
 from rune_proto.address import Address, AddressError, parse_address
 from rune_proto.client import ContactKeyChanged
+from rune_proto.keys import PublicKey
 
-from ..service import Mailbox, PendingKeyChange
+from ..key_changes import PendingKeyChange
 from .formatting import KEY_CHANGED_BADGE
 
 REVIEW_BINDING = "compose.review_key"
 REVIEW_KEY = "ctrl+k"  # compose's default for it: a focused field takes printable keys
 CHECK_SECONDS = 0.3  # the To field is looked up once typing pauses, not on every key
+
+
+class KeyChangeSource(Protocol):
+    """What the banner asks of the mailbox (service.Mailbox is one), typed here so that
+    a widget does not import the service layer."""
+
+    def key_change_for(self, address: Address) -> PendingKeyChange | None: ...
+
+    def offered_key(self, change: PendingKeyChange) -> PublicKey | None: ...
 
 
 def key_name(key: str) -> str:
@@ -49,6 +63,14 @@ class KeyChangeBanner(Static):
     field is checked when typing pauses (:meth:`check_soon`) and when it loses focus.
     """
 
+    @dataclass
+    class ReviewAsked(Message):
+        """Open the side-by-side review of ``change`` with its offered ``key``: the screen
+        opens it and hands the answer back to :meth:`KeyChangeBanner.reviewed`."""
+
+        change: PendingKeyChange
+        key: PublicKey
+
     DEFAULT_CSS = """
     KeyChangeBanner {
         width: 1fr;
@@ -61,11 +83,12 @@ class KeyChangeBanner(Static):
     }
     """
 
-    def __init__(self, mailbox: Mailbox, *, id: str | None = None) -> None:
+    def __init__(self, mailbox: KeyChangeSource, *, id: str | None = None) -> None:
         super().__init__("", id=id, markup=False)
         self.mailbox = mailbox
         self.change: PendingKeyChange | None = None
         self._timer: Timer | None = None
+        self._answered: Callable[[bool, Address], None] | None = None
 
     def check_soon(self, to: str) -> None:
         if self._timer is not None:
@@ -103,8 +126,15 @@ class KeyChangeBanner(Static):
         self.display = change is not None
         self.screen.refresh_bindings()  # the review key is offered only while shown
         if change is not None:
-            keys = self.app._keymap.get(REVIEW_BINDING, REVIEW_KEY)  # the user's, if rebound
-            self.update(banner_text(change, key_name(keys.split(",")[0].strip())))
+            self.update(banner_text(change, key_name(self.review_key())))
+
+    def review_key(self) -> str:
+        """The key that opens the review as bound now, the user's keymap applied (read from
+        the screen's public active bindings, where the priority binding always shows)."""
+        for active in self.screen.active_bindings.values():
+            if active.binding.id == REVIEW_BINDING:
+                return active.binding.key
+        return REVIEW_KEY
 
     def review(self, answered: Callable[[bool, Address], None]) -> None:
         """Open the side-by-side review; ``answered(True, who)`` once the new key is pinned."""
@@ -120,15 +150,16 @@ class KeyChangeBanner(Static):
                 severity="error",
             )
             return
-        from ..screens.key_change import KeyChangeScreen  # lazily: compose opens without it
+        self._answered = answered
+        self.post_message(self.ReviewAsked(change, key))
 
-        def done(accepted: bool | None) -> None:
-            if accepted:
-                self.show(self.mailbox.key_change_for(change.address))
+    def reviewed(self, change: PendingKeyChange, accepted: bool | None) -> None:
+        """The review's answer (the screen calls this when the review closes)."""
+        if accepted:
+            self.show(self.mailbox.key_change_for(change.address))
+        answered, self._answered = self._answered, None
+        if answered is not None:
             answered(bool(accepted), change.address)
-
-        screen = KeyChangeScreen(self.mailbox, change.address, change.pinned, key)
-        self.app.push_screen(screen, callback=done)
 
 
 def outcome(who: object, accepted: bool) -> tuple[str, str]:

@@ -11,7 +11,11 @@ from typing import Any
 
 from textual.screen import Screen
 
-STYLES = Path(__file__).resolve().parent.parent / "styles" / "mail.tcss"
+_STYLE_DIR = Path(__file__).resolve().parent.parent / "styles"
+# The stylesheets the screens share, here so that no screen imports another for them.
+STYLES = _STYLE_DIR / "mail.tcss"
+DAILY_STYLES = _STYLE_DIR / "daily.tcss"
+MY_KEY_STYLES = _STYLE_DIR / "my_key.tcss"
 
 
 def leave(screen: Screen[Any], result: Any = None) -> None:

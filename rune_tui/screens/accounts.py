@@ -14,8 +14,7 @@ from textual.widgets import Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ..config import Account, Config
-from . import STYLES
-from .contacts import DAILY_STYLES
+from . import DAILY_STYLES, STYLES
 
 KEYSTORE_TEXT = {"keyring": "key in the system keyring", "file": "key in an encrypted file"}
 

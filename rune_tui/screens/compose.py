@@ -45,7 +45,7 @@ from ..config import DEFAULT_DATE_FORMAT
 from ..drafts import Draft
 from ..messages import MessageSent
 from ..service import Mailbox, describe_error, describe_send_error, estimate_payload
-from . import STYLES, leave
+from . import DAILY_STYLES, STYLES, leave
 from .compose_drafts import (
     AUTOSAVE_SECONDS,
     DraftKeepingScreen,
@@ -54,7 +54,6 @@ from .compose_drafts import (
     drafts_notice,
 )
 from .compose_editor import EditorError, edit_in_editor, editor_command
-from .contacts import DAILY_STYLES
 from .help import HelpScreen
 
 __all__ = [  # re-exported: what the app, the tests and other screens import from here
@@ -414,6 +413,16 @@ class ComposeScreen(DraftKeepingScreen):
                 self.show_status(*outcome(who, accepted))
 
         self.banner.review(answered)
+
+    @on(KeyChangeBanner.ReviewAsked)
+    def _open_key_review(self, event: KeyChangeBanner.ReviewAsked) -> None:
+        from .key_change import KeyChangeScreen  # lazily: compose opens without it
+
+        change = event.change
+        screen = KeyChangeScreen(self.mailbox, change.address, change.pinned, event.key)
+        self.app.push_screen(
+            screen, callback=lambda accepted: self.banner.reviewed(change, accepted)
+        )
 
     # -- leaving and help ----------------------------------------------------------------
 

@@ -8,7 +8,7 @@ and forgets a contact on request (the next key seen for them is pinned afresh).
 
 from __future__ import annotations
 
-from pathlib import Path, PurePath
+from pathlib import PurePath
 from typing import TYPE_CHECKING, ClassVar
 
 from textual import on
@@ -18,18 +18,16 @@ from textual.containers import Grid, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
-from rune_proto.client import Contact
-from rune_proto.client.contacts import COMPARED_IN_PERSON
+from rune_proto.client import COMPARED_IN_PERSON, Contact
 
+from ..components.formatting import fingerprint_block
 from ..config import DEFAULT_DATE_FORMAT
-from . import STYLES
+from . import DAILY_STYLES, STYLES
 from .confirm import ConfirmScreen
 from .help import HelpScreen
 
 if TYPE_CHECKING:
     from ..service import Mailbox
-
-DAILY_STYLES = Path(__file__).resolve().parent.parent / "styles" / "daily.tcss"
 
 # How a pin was made, in words for the list (the stored value is the key).
 HOW_TEXT = {
@@ -48,12 +46,6 @@ HOW_EXPLAINED = {
     "accepted": "you accepted this key; not compared yet",
     COMPARED_IN_PERSON: "you compared the fingerprint with them: this key is theirs",
 }
-
-
-def fingerprint_block(text: str, per_line: int = 4) -> str:
-    """Groups of four digits, four to a line: a column that is easy to compare by eye."""
-    groups = text.split()
-    return "\n".join(" ".join(groups[i : i + per_line]) for i in range(0, len(groups), per_line))
 
 
 def compare_question(contact: Contact) -> str:

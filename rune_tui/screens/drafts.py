@@ -15,9 +15,8 @@ from textual.widgets.option_list import Option
 
 from ..config import DEFAULT_DATE_FORMAT
 from ..drafts import Draft, DraftStore
-from . import STYLES
+from . import DAILY_STYLES, STYLES
 from .confirm import ConfirmScreen
-from .contacts import DAILY_STYLES
 
 
 def draft_line(draft: Draft, date_format: str) -> str:

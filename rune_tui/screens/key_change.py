@@ -23,8 +23,8 @@ from textual.widgets import Button, Input, Label, Static
 from rune_proto.address import Address, parse_address
 from rune_proto.keys import PublicKey
 
-from . import STYLES
-from .contacts import DAILY_STYLES, fingerprint_block
+from ..components.formatting import fingerprint_block
+from . import DAILY_STYLES, STYLES
 
 if TYPE_CHECKING:
     from ..service import Mailbox

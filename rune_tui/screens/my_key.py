@@ -10,7 +10,7 @@ in contacts does.
 
 from __future__ import annotations
 
-from pathlib import Path, PurePath
+from pathlib import PurePath
 from typing import TYPE_CHECKING, ClassVar
 
 from textual import events, on
@@ -21,20 +21,19 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Header, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from rune_proto.client import Contact
-from rune_proto.client.contacts import COMPARED_IN_PERSON
+from rune_proto.client import COMPARED_IN_PERSON, Contact
 from rune_proto.keycard import KeyCard
 
+from ..components.formatting import fingerprint_block
 from ..components.qr_code import QrCode
-from . import STYLES
+from . import DAILY_STYLES, MY_KEY_STYLES, STYLES
 from .confirm import ConfirmScreen
-from .contacts import DAILY_STYLES, HOW_TEXT, compare_question, fingerprint_block
+from .contacts import HOW_TEXT, compare_question
 from .help import HelpScreen
 
 if TYPE_CHECKING:
     from ..service import Mailbox
 
-MY_KEY_STYLES = Path(__file__).resolve().parent.parent / "styles" / "my_key.tcss"
 # A fingerprint line of eight groups, as in the contacts screen's detail: 8×4 + 7 spaces.
 WIDE_LINE = 39
 NARROW_LINE = 19  # four groups

@@ -18,8 +18,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Label, Rule, Static
 
-from rune_proto.client import ReceivedMessage
-from rune_proto.client.vault import VaultError
+from rune_proto.client import ReceivedMessage, VaultError
 
 from ..components.formatting import (
     human_size,

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from rune_proto import tomlfile
 from rune_proto.address import parse_address
 from rune_proto.client import ContactBook, ContactBookError
 from rune_proto.client.contact_book import book_context
 from rune_proto.client.contacts import COMPARED_IN_PERSON
 from rune_proto.client.vault import Vault
 from rune_proto.keys import Identity, PublicKey
+from rune_proto.local import tomlfile
 
 ALICE = parse_address("alice@example")
 BOB = parse_address("bob@example")

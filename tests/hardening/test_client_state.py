@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from rune_proto import tomlfile
 from rune_proto.client import ClientError, ReplayLog, connect
 from rune_proto.client.state import CONTACTS_FILE, account_folder_name
 from rune_proto.client.vault import Vault
+from rune_proto.local import tomlfile
 from tests.server.conftest import register_user
 from tests.server_process import RuneServerProcess, ServerFactory
 from tests.store_tools import put_back

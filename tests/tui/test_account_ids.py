@@ -17,7 +17,7 @@ import pytest
 from rune_proto.address import Address, parse_address
 from rune_proto.client import connect
 from rune_proto.keys import Identity
-from rune_proto.keystore import EncryptedFileStore, KeyNotFound, KeyringStore, KeystoreError
+from rune_proto.local.keystore import EncryptedFileStore, KeyNotFound, KeyringStore, KeystoreError
 from rune_tui import service
 from rune_tui.app import RuneApp
 from rune_tui.config import Account, Config, Paths, load_config, save_config

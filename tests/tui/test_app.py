@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from textual.command import CommandPalette
+from textual.widgets import Input
 
 from rune_proto.address import parse_address, random_part
 from rune_tui import cli, service
@@ -143,6 +145,22 @@ async def test_the_palette_offers_what_the_screen_can_do(tmp_path: Path) -> None
         assert {"Back", "Quit"} <= await names()
         await palette(pilot, "back")  # waits for the match, not for a fixed 0.3 s
         await until(pilot, lambda: wizard(app).current == "server", "the palette's Back")
+
+
+async def test_the_palettes_app_commands_run_the_apps_actions(tmp_path: Path) -> None:
+    """The app-wide commands are run by action name: Theme opens the theme picker."""
+    app = RuneApp(Paths.from_profile(tmp_path / "profile"), Config())
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, WizardScreen), "the wizard")
+        await palette(pilot, "theme")
+
+        def theme_picker() -> bool:
+            screen = app.screen
+            if not isinstance(screen, CommandPalette):
+                return False
+            return screen.query_one(Input).placeholder == "Search for themes…"
+
+        await until(pilot, theme_picker, "the theme picker")
 
 
 # -- the command line ---------------------------------------------------------------------

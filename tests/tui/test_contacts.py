@@ -17,19 +17,20 @@ from textual.app import App
 from textual.command import CommandList, CommandPalette
 from textual.widgets import Button, DataTable, Input, Label, Static
 
-from rune_proto import tomlfile
 from rune_proto.address import parse_address
 from rune_proto.client import ContactBook, ReplayLog
 from rune_proto.client.contacts import COMPARED_IN_PERSON
 from rune_proto.client.vault import Vault
 from rune_proto.keys import Identity, PublicKey
+from rune_proto.local import tomlfile
 from rune_proto.tlspin import pin_text
 from rune_tui import service
 from rune_tui.app import RuneApp
+from rune_tui.components.formatting import fingerprint_block
 from rune_tui.config import Paths, load_config, save_config
 from rune_tui.screens.compose import ComposeScreen
 from rune_tui.screens.confirm import ConfirmScreen
-from rune_tui.screens.contacts import ContactsScreen, fingerprint_block, short_fingerprint
+from rune_tui.screens.contacts import ContactsScreen, short_fingerprint
 from rune_tui.screens.inbox import InboxScreen
 from rune_tui.screens.key_change import KeyChangeScreen, ServerKeyScreen
 from rune_tui.screens.passphrase import PassphraseScreen

@@ -640,14 +640,14 @@ async def test_q_sends_pending_deletes_first_and_stays_if_they_fail(tmp_path: Pa
         await pilot.press("y")
         await wait_until(pilot, lambda: len(mailbox.deleted) == 2)
         await wait_until(pilot, lambda: "press q again" in label_text(app, "#inbox-status"))
-        assert not app._exit
+        assert app.return_code is None  # still running
         assert len(listing(app).messages) == 5  # both back
         assert listing(app).highlighted == messages[2]  # the cursor stayed where it was
         mailbox.fail = None
         await pilot.press("d", "q")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("y")
-        await wait_until(pilot, lambda: app._exit)
+        await wait_until(pilot, lambda: app.return_code is not None)
         assert mailbox.deleted[-1] == messages[2].id
         assert messages[2].id not in mailbox.messages
 

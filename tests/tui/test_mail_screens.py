@@ -503,9 +503,9 @@ async def test_q_quits(tmp_path: Path) -> None:
         await pilot.pause()
         await pilot.press("q")  # asks first (settings.confirm_quit, on by default)
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-        assert not app._exit
+        assert app.return_code is None  # still running
         await pilot.press("y")
-        await wait_until(pilot, lambda: app._exit)
+        await wait_until(pilot, lambda: app.return_code is not None)
 
 
 # -- against a real rune-server --------------------------------------------------------

@@ -21,9 +21,9 @@ from rune_proto.address import parse_address
 from rune_proto.client.contacts import COMPARED_IN_PERSON
 from rune_proto.keycard import parse_key_card
 from rune_tui.app import RuneApp
+from rune_tui.components.formatting import fingerprint_block
 from rune_tui.components.qr_code import QUIET_ZONE, QrCode, matrix_from_lines
 from rune_tui.screens.confirm import ConfirmScreen
-from rune_tui.screens.contacts import fingerprint_block
 from rune_tui.screens.help import HelpScreen, binding_rows
 from rune_tui.screens.inbox import InboxScreen
 from rune_tui.screens.my_key import ContactPickScreen, MyKeyScreen

@@ -112,11 +112,11 @@ async def test_q_asks_before_quitting(tmp_path: Path) -> None:
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("n")
         await wait_until(pilot, lambda: isinstance(app.screen, InboxScreen))
-        assert not app._exit
+        assert app.return_code is None  # still running
         await pilot.press("q")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("y")
-        await wait_until(pilot, lambda: app._exit)
+        await wait_until(pilot, lambda: app.return_code is not None)
 
 
 async def test_confirm_quit_off_quits_at_once(tmp_path: Path) -> None:
@@ -125,7 +125,7 @@ async def test_confirm_quit_off_quits_at_once(tmp_path: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         await pilot.press("q")
-        await wait_until(pilot, lambda: app._exit)
+        await wait_until(pilot, lambda: app.return_code is not None)
 
 
 # -- 10. u after the undo window ----------------------------------------------------------

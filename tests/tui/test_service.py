@@ -9,7 +9,7 @@ import pytest
 
 from rune_proto import status
 from rune_proto.client import ServerError
-from rune_proto.keystore import EncryptedFileStore, KeyNotFound, KeystoreError
+from rune_proto.local.keystore import EncryptedFileStore, KeyNotFound, KeystoreError
 from rune_tui.config import Config, Paths, load_config
 from rune_tui.service import key_file_dir, probe_server, register_account
 
