@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from rune_proto.address import Address, parse_address
-from rune_proto.atomicfile import write_atomically
-from rune_proto.client.vault import Vault
+from rune_proto.client import Vault
 from rune_proto.keys import Identity
-from rune_proto.keystore import KeystoreError
+from rune_proto.local.atomicfile import write_atomically
+from rune_proto.local.keystore import KeystoreError
 from rune_proto.secretbox import SecretBoxError, WrongPassphrase, open_secret, seal_secret
 
 from .config import Account, Config, Paths, Settings, save_config, settings_from_table

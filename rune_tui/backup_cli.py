@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from rune_proto.keystore import KeystoreError
+from rune_proto.local.keystore import KeystoreError
 
 from .backup import BackupError, check_passphrase, export_account, import_account, read_backup
 from .config import Config, Paths, save_config
