@@ -378,6 +378,7 @@ async def serve(
         reporter = None
         if config.stats_interval > 0:
             reporter = asyncio.create_task(report_counts(server, config.stats_interval))
+        store.begin()
         ready(*bound)
         await server.wait_stopped()
         expirer.cancel()

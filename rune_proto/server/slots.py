@@ -62,8 +62,13 @@ def end(db: sqlite3.Connection) -> int:
 def append(
     db: sqlite3.Connection, start: int, receiver: str, message_id: str, pieces: list[bytes]
 ) -> list[int]:
-    """Store ``pieces`` in slots ``start``… (the caller tracks the end); their slots."""
+    """Store ``pieces`` in slots ``start``… (the caller tracks the end); their slots.
+
+    Holes recorded at or above ``start`` are past the end now (the newest messages
+    were deleted): they are forgotten, or the pass would try to fill slots in use.
+    """
     slots = list(range(start, start + len(pieces)))
+    db.execute("DELETE FROM holes WHERE slot >= ?", (start,))
     db.executemany(
         "INSERT INTO chunks (slot, receiver, id, seq, data) VALUES (?, ?, ?, ?, ?)",
         [
@@ -151,9 +156,10 @@ def _fill_holes(db: sqlite3.Connection, owners: _Owners, budget: int) -> tuple[i
             return moves, False
         if moves >= budget:
             return moves, True
-        _move(db, owners, top - 1, int(row[0]))
         db.execute("DELETE FROM holes WHERE slot = ?", row)
-        moves += 1
+        if db.execute("SELECT 1 FROM chunks WHERE slot = ?", row).fetchone() is None:
+            _move(db, owners, top - 1, int(row[0]))  # (a slot in use is no hole: skipped)
+            moves += 1
 
 
 def _move(db: sqlite3.Connection, owners: _Owners, source: int, target: int) -> None:

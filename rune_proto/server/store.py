@@ -187,6 +187,7 @@ class SQLiteStore:
         self._order_timer: asyncio.TimerHandle | None = None
         self._order_task: asyncio.Task[None] | None = None
         self._changed_during_pass = False
+        self._due_at_open = False  # a pass is due since before this process (begin)
         self.passes = 0  # completed order passes (tests wait on it)
         self.commit_times = Histogram()  # seconds per group commit (metrics.py)
         self.disk_full = 0  # writes refused for a full disk
@@ -217,9 +218,19 @@ class SQLiteStore:
             executor.shutdown(wait=False)
             raise
         store = cls(executor, database, Checkpointer(path), order_window, reserve, clock)
-        if pending:  # left by a crash or an upgrade: hide it now, not a window later
-            store._order_timer = loop.call_soon(store._start_order_pass)  # type: ignore[assignment]
+        store._due_at_open = pending
         return store
+
+    def begin(self) -> None:
+        """The server is serving: run now the pass a crash or an upgrade left due.
+
+        Not from :meth:`open`: a ``serve`` that fails to start (the port is taken by
+        the server already running, say) must not run a pass on a database that
+        another process is serving.
+        """
+        if self._due_at_open and self._order_timer is None and self._order_task is None:
+            self._due_at_open = False
+            self._start_order_pass()
 
     def _changed(self) -> None:
         """Something the order pass must hide was committed: make sure a pass is due."""

@@ -178,3 +178,23 @@ def test_the_thief_sees_the_order_when_no_pass_has_run(tmp_path: Path) -> None:
 def _wal(path: Path) -> bytes:
     wal = path.with_name(path.name + "-wal")
     return wal.read_bytes() if wal.exists() else b""
+
+
+def test_the_newest_message_deleted_then_a_new_one_is_no_hole(tmp_path: Path) -> None:
+    """Deleting the newest message frees slots at the end of the array; the next
+    message is appended into the same slot numbers. The pass must not take them for
+    holes (it did: UNIQUE constraint failed, and every later pass failed the same way)."""
+    path = tmp_path / "rune.db"
+    Database.create(path)
+    db = Database(path)
+    try:
+        (kept,) = db.add_messages([("bob@x", b"\x01" * 9000, 1 << 30)])
+        (gone,) = db.add_messages([("bob@x", b"\x02" * 9000, 1 << 30)])
+        assert gone is not None and db.delete_message("bob@x", gone)
+        (new,) = db.add_messages([("bob@x", b"\x03" * 9000, 1 << 30)])
+        db.order_pass()
+        assert db.message("bob@x", str(kept)) == b"\x01" * 9000
+        assert db.message("bob@x", str(new)) == b"\x03" * 9000
+        assert db.message("bob@x", gone) is None
+    finally:
+        db.close()
