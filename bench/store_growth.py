@@ -134,7 +134,8 @@ def main() -> None:
             "(flat is 1.00x)"
         )
         print(
-            "stored | LIST µs/msg | 1st delivery p50 / p99 ms | pass idle / 256 new / fill s | MiB"
+            "stored | LIST µs/msg | 1st delivery p50 / p99 ms "
+            "| pass idle / 1,024 new / fill s | µs a swap | MiB"
         )
         for r in results:
             passes = "/".join(
