@@ -13,16 +13,13 @@ hides it at once and deletes it on the server only after the undo delay.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, ClassVar
-from weakref import WeakKeyDictionary
 
 from rich.cells import cell_len, set_cell_size
 from rich.text import Text
 from textual import work
-from textual.app import App, ComposeResult
+from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import Screen
@@ -43,16 +40,14 @@ from ..components.formatting import (
 )
 from ..components.message_header import MessageHeader
 from ..config import DEFAULT_DATE_FORMAT, Settings
-from ..filenames import download_dir, safe_filename, save_new_file
-from ..messages import SaveFolderChosen
+from ..filenames import safe_filename
 from ..service import Mailbox
 from . import STYLES, leave
 from .compose import ComposeScreen
 from .help import HelpScreen
-from .save_dialog import SaveDialog
+from .save_dialog import ask_and_save
 
 # The folder attachments were last saved in, per app: the next save starts there.
-_LAST_FOLDER: WeakKeyDictionary[App[Any], Path] = WeakKeyDictionary()
 
 # -- what the inbox shares: forwarding, key review --------------------------
 
@@ -258,23 +253,4 @@ class ReaderScreen(Screen[str | None]):
 
     @work(group="save", exit_on_error=False)
     async def _ask_where(self, files: Sequence[Attachment]) -> None:
-        """Ask for the folder (and a single file's name), then save there."""
-        folder = _LAST_FOLDER.get(self.app)
-        if folder is None and self.settings.save_folder:
-            folder = Path(self.settings.save_folder).expanduser()
-        if folder is None or not await asyncio.to_thread(folder.is_dir):
-            folder = await asyncio.to_thread(download_dir)
-        names = [attachment.filename for attachment in files]
-        choice = await self.app.push_screen_wait(SaveDialog(names, folder))
-        if choice is None:
-            return
-        _LAST_FOLDER[self.app] = choice.folder
-        self.app.post_message(SaveFolderChosen(str(choice.folder)))
-        try:
-            for attachment in files:
-                name = choice.name or attachment.filename
-                path = await asyncio.to_thread(save_new_file, choice.folder, name, attachment.data)
-                self.notify(str(path), title="Saved", markup=False)
-        except OSError as exc:
-            reason = exc.strerror or str(exc)
-            self.notify(f"{reason}.", title="Not saved", severity="error", markup=False)
+        await ask_and_save(self.app, files, self.settings.save_folder)

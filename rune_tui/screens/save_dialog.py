@@ -8,19 +8,54 @@ saves through :func:`rune_tui.filenames.save_new_file` (new files only, never a 
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
+from weakref import WeakKeyDictionary
 
 from textual import on
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label
 
-from ..filenames import safe_filename
+from rune_proto.envelope import Attachment
+
+from ..filenames import download_dir, safe_filename, save_new_file
+from ..messages import SaveFolderChosen
 from . import STYLES
+
+_LAST_FOLDER: WeakKeyDictionary[App[Any], Path] = WeakKeyDictionary()
+
+
+async def ask_and_save(app: App[Any], files: Sequence[Attachment], save_folder: str) -> None:
+    """Ask for the folder (and a single file's name), then save ``files`` there.
+
+    The one save flow of every reader (received and sent): the folder offered is the
+    last one used in this session, else ``save_folder``, else the download folder.
+    """
+    folder = _LAST_FOLDER.get(app)
+    if folder is None and save_folder:
+        folder = Path(save_folder).expanduser()
+    if folder is None or not await asyncio.to_thread(folder.is_dir):
+        folder = await asyncio.to_thread(download_dir)
+    names = [attachment.filename for attachment in files]
+    choice = await app.push_screen_wait(SaveDialog(names, folder))
+    if choice is None:
+        return
+    _LAST_FOLDER[app] = choice.folder
+    app.post_message(SaveFolderChosen(str(choice.folder)))
+    try:
+        for attachment in files:
+            name = choice.name or attachment.filename
+            path = await asyncio.to_thread(save_new_file, choice.folder, name, attachment.data)
+            app.notify(str(path), title="Saved", markup=False)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        app.notify(f"{reason}.", title="Not saved", severity="error", markup=False)
 
 
 @dataclass(frozen=True, slots=True)

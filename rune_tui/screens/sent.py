@@ -30,11 +30,11 @@ from ..components.formatting import (
 from ..components.message_header import MessageHeader
 from ..components.message_list import MessageList
 from ..config import Settings
-from ..filenames import download_dir, save_new_file
 from ..sent import SentMessage
 from ..service import Mailbox
 from . import STYLES
 from .help import HelpScreen
+from .save_dialog import ask_and_save
 
 PREVIEW_LINES = 8
 EMPTY_TEXT = "Nothing sent yet. What you send from now on is kept here, sealed."
@@ -248,17 +248,15 @@ class SentReaderScreen(Screen[None]):
 
     @work(group="save", exit_on_error=False)
     async def _save(self) -> None:
+        """The kept files, saved where the user says, as the inbox's reader does."""
         try:
             files = await asyncio.to_thread(self.mailbox.sent.attachments, self.message.id)
-            folder = await asyncio.to_thread(download_dir)
-            for attachment in files:
-                path = await asyncio.to_thread(
-                    save_new_file, folder, attachment.filename, attachment.data
-                )
-                self.notify(str(path), title="Saved", markup=False)
         except (OSError, VaultError, ValueError, KeyError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             self.notify(f"{sentence(reason)}.", title="Not saved", severity="error", markup=False)
+            return
+        if files:
+            await ask_and_save(self.app, files, self.settings.save_folder)
 
     def _body(self) -> VerticalScroll:
         return self.query_one("#sent-reader-body", VerticalScroll)

@@ -16,7 +16,7 @@ import pytest
 from rune_proto.content import filename_problem
 from rune_proto.envelope import Attachment
 from rune_tui.filenames import safe_filename, save_new_file
-from rune_tui.screens import reader as reader_module
+from rune_tui.screens import save_dialog
 from rune_tui.screens.reader import ReaderScreen
 from rune_tui.screens.save_dialog import SaveDialog
 from tests.tui.test_daily_inbox import mailbox_of
@@ -101,7 +101,7 @@ async def test_the_reader_saves_a_lying_caches_names_inside_the_folder(
     """A message whose attachments never went through the parser (a lying cache)."""
     downloads = tmp_path / "Downloads"
     downloads.mkdir()
-    monkeypatch.setattr(reader_module, "download_dir", lambda: downloads)
+    monkeypatch.setattr(save_dialog, "download_dir", lambda: downloads)
     victim = tmp_path / "victim"
     victim.write_bytes(b"precious")
     (downloads / "victim").symlink_to(victim)

@@ -25,8 +25,7 @@ from rune_tui.app import RuneApp
 from rune_tui.components.attachment_panel import FORWARDED, AttachmentList
 from rune_tui.config import load_config
 from rune_tui.drafts import DraftStore
-from rune_tui.screens import compose_drafts
-from rune_tui.screens import reader as reader_module
+from rune_tui.screens import compose_drafts, save_dialog
 from rune_tui.screens.compose import ComposeScreen
 from rune_tui.screens.inbox import InboxScreen
 from rune_tui.screens.key_change import ServerKeyScreen
@@ -63,7 +62,7 @@ def server(rune_server_session: ServerFactory) -> RuneServerProcess:
 def downloads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "Downloads"
     folder.mkdir()
-    monkeypatch.setattr(reader_module, "download_dir", lambda: folder)
+    monkeypatch.setattr(save_dialog, "download_dir", lambda: folder)
     return folder
 
 

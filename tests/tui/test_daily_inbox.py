@@ -33,13 +33,14 @@ from rune_tui.components.formatting import (
 )
 from rune_tui.components.message_list import MessageList
 from rune_tui.config import Account, Paths, Settings
+from rune_tui.filenames import safe_filename, save_new_file
 from rune_tui.screens import inbox as inbox_module
-from rune_tui.screens import reader as reader_module
+from rune_tui.screens import save_dialog
 from rune_tui.screens.compose import ComposeScreen
 from rune_tui.screens.confirm import ConfirmScreen
 from rune_tui.screens.help import HelpScreen
 from rune_tui.screens.inbox import InboxScreen
-from rune_tui.screens.reader import ReaderScreen, safe_filename, save_new_file
+from rune_tui.screens.reader import ReaderScreen
 from rune_tui.screens.save_dialog import SaveDialog
 from rune_tui.search import SearchIndex, parse_query, status_text
 from rune_tui.service import Mailbox
@@ -303,9 +304,9 @@ def test_save_new_file_never_overwrites(tmp_path: Path) -> None:
 def test_download_dir_falls_back_to_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    assert reader_module.download_dir() == tmp_path  # no ~/Downloads here
+    assert save_dialog.download_dir() == tmp_path  # no ~/Downloads here
     (tmp_path / "Downloads").mkdir()
-    assert reader_module.download_dir() == tmp_path / "Downloads"
+    assert save_dialog.download_dir() == tmp_path / "Downloads"
 
 
 # -- search in the inbox -------------------------------------------------------------------
@@ -700,7 +701,7 @@ async def test_U_toggles_read_and_opening_marks_read(tmp_path: Path) -> None:
 def downloads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "Downloads"
     folder.mkdir()
-    monkeypatch.setattr(reader_module, "download_dir", lambda: folder)
+    monkeypatch.setattr(save_dialog, "download_dir", lambda: folder)
     return folder
 
 
@@ -734,7 +735,7 @@ async def test_reader_lists_attachments_and_s_saves_them(tmp_path: Path, downloa
 
 
 async def test_saving_into_a_missing_folder_says_why(tmp_path: Path, monkeypatch: Any) -> None:
-    monkeypatch.setattr(reader_module, "download_dir", lambda: tmp_path / "missing")
+    monkeypatch.setattr(save_dialog, "download_dir", lambda: tmp_path / "missing")
     message = make_message(1, attachments=(Attachment("a.txt", b"a"),))
     app = MailApp(lambda: ReaderScreen(mailbox_of(tmp_path, [message]), message))
     async with app.run_test(size=SIZE) as pilot:

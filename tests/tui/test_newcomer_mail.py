@@ -19,7 +19,7 @@ from rune_tui.components.message_header import MessageHeader
 from rune_tui.components.message_list import MessageList
 from rune_tui.config import Paths, Settings, load_config, save_config
 from rune_tui.screens import inbox as inbox_module
-from rune_tui.screens import reader as reader_module
+from rune_tui.screens import save_dialog
 from rune_tui.screens.compose import ComposeScreen
 from rune_tui.screens.confirm import ConfirmScreen
 from rune_tui.screens.inbox import InboxScreen
@@ -57,7 +57,7 @@ async def test_s_asks_where_and_remembers_the_folder(tmp_path: Path, monkeypatch
     elsewhere = tmp_path / "projects"
     downloads.mkdir()
     elsewhere.mkdir()
-    monkeypatch.setattr(reader_module, "download_dir", lambda: downloads)
+    monkeypatch.setattr(save_dialog, "download_dir", lambda: downloads)
     message = make_message(1, attachments=(Attachment("report.csv", b"a,b\n"),))
     (elsewhere / "report.csv").write_bytes(b"mine")
     app = MailApp(lambda: ReaderScreen(mailbox_of(tmp_path, [message]), message))

@@ -20,7 +20,7 @@ from rune_tui.app import RuneApp
 from rune_tui.components.formatting import OWN_BADGE
 from rune_tui.components.message_list import MessageList
 from rune_tui.config import Paths, load_config, save_config
-from rune_tui.screens import sent as sent_screens
+from rune_tui.screens import save_dialog
 from rune_tui.screens.compose import ComposeScreen
 from rune_tui.screens.inbox import InboxScreen
 from rune_tui.screens.passphrase import PassphraseScreen
@@ -198,12 +198,14 @@ async def test_attachments_are_kept_up_to_the_limit_then_names_and_sizes_only(
 
     folder = tmp_path / "downloads"
     folder.mkdir()
-    monkeypatch.setattr(sent_screens, "download_dir", lambda: folder)
+    monkeypatch.setattr(save_dialog, "download_dir", lambda: folder)
     app = MailApp(lambda: SentReaderScreen(alice, store.message(small.id)))
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: isinstance(app.screen, SentReaderScreen))
         assert "kept here — s saves it" in screen_text(app)
-        await pilot.press("s")
+        await pilot.press("s")  # asks where, as the inbox's reader does
+        await wait_until(pilot, lambda: isinstance(app.screen, save_dialog.SaveDialog))
+        await pilot.press("enter")  # the download folder, as offered
         await wait_until(pilot, lambda: (folder / "notes.txt").exists())
     assert (folder / "notes.txt").read_bytes() == b"n" * 1000
 

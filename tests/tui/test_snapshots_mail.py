@@ -17,7 +17,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input, TextArea
 
 from rune_proto.envelope import Attachment
-from rune_tui.screens import reader as reader_module
+from rune_tui.screens import save_dialog
 from rune_tui.screens.reader import ReaderScreen
 from tests.tui.test_mail_screens import (
     MailApp,
@@ -120,7 +120,7 @@ def test_save_dialog(
     snap_compare: SnapCompare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """s in the reader: where to save, the download folder offered (fixed here)."""
-    monkeypatch.setattr(reader_module, "download_dir", lambda: Path("/home/you/Downloads"))
+    monkeypatch.setattr(save_dialog, "download_dir", lambda: Path("/home/you/Downloads"))
     message = make_message(
         2,
         sender="carol@xyz",
