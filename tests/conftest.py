@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.postgres import PostgresServer, postgres_cluster
 from tests.secret_service import SecretServiceDaemons, secret_service_session, start_secret_service
 
 # Fixtures that bring their own keyring; every other test gets keyring's fail backend.
@@ -71,3 +72,14 @@ def locked_secret_service(monkeypatch: pytest.MonkeyPatch) -> Iterator[SecretSer
 
 # A real rune-server process (the rune_server factory fixture), for server and client tests.
 pytest_plugins = ["tests.server_process"]
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A private PostgreSQL on 127.0.0.1 for the whole run (tests/postgres.py).
+
+    Skips if PostgreSQL is not installed (fails if RUNE_REQUIRE_POSTGRES=1). Ask it for a
+    fresh database per test with ``postgres.new_database()``.
+    """
+    with postgres_cluster() as server:
+        yield server
