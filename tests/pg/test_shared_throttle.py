@@ -81,7 +81,7 @@ def test_cost_of_a_failed_login(rune_server: ServerFactory) -> None:
             assert code_of(reply) == status.AUTHENTICATION_FAILED
     times.sort()
     print(
-        f"\nfailed LOGIN+PROOF round trip ({server.database_url and 'postgresql' or 'sqlite'}):"
+        f"\nfailed LOGIN+PROOF round trip ({(server.database_url and 'postgresql') or 'sqlite'}):"
         f" median {statistics.median(times) * 1000:.2f} ms,"
         f" p90 {times[int(len(times) * 0.9)] * 1000:.2f} ms"
     )
