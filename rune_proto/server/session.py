@@ -149,8 +149,14 @@ class Services:
 
         Only for SEND (whose 404 tells a logged-in user whether an address exists
         anyway), never for LOGIN or REGISTER, where a cached answer would be a timing
-        oracle. An account's key never changes; the server clears the cache when an
-        operator deletes accounts (service.py, ``_watch_holds``).
+        oracle. An account's key never changes; the only way an address loses it is
+        an operator's delete, and the server clears the cache then (service.py,
+        ``watch_holds``). That holds with several nodes on one database: the delete
+        draws a new holds generation *in the database* (admin.py, pg/admin.py), every
+        node's watcher polls that row every ``admin_poll_interval`` seconds, and a
+        node that sees it change clears its own cache (tests/pg/test_nodes_admin.py).
+        A released address registered again gets a new key only after that delete,
+        so no node can keep the old key past one poll interval.
         """
         key = self.receiver_keys.get(address)
         if key is None:
