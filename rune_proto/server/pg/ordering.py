@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from . import chunks
 from .chunks import Connection
 
 STEP_SWAPS = 256  # chunk moves in one step
@@ -62,7 +63,8 @@ async def covered(conn: Connection) -> bool:
 async def step(conn: Connection, progress: OrderProgress, randbelow: Randbelow) -> None:
     """One bounded step in its own transaction; advances ``progress``."""
     async with conn.transaction():
-        # next_slot first: the lock order of transactions.py (commits take it after usage)
+        # the lock order of transactions.py: moves, then next_slot (commits take it last)
+        await chunks.moving(conn)
         top = int(
             await conn.fetchval("SELECT value FROM layout WHERE name = 'next_slot' FOR UPDATE")
         )

@@ -82,6 +82,7 @@ class PgStore:
         self._order_task: asyncio.Task[None] | None = None
         self._due_at_open = False
         self.passes = 0
+        self.passes_deferred = 0  # passes left to the node that held the lock
         self.commit_times = Histogram()
         self.disk_full = 0
 
@@ -147,6 +148,7 @@ class PgStore:
         try:
             async with self._pool.acquire() as conn:
                 if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", ordering.ORDER_LOCK):
+                    self.passes_deferred += 1
                     again = True  # another node's pass: it may not cover our last change
                     return
                 try:
