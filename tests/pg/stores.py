@@ -84,6 +84,7 @@ class PgBackend:
     url: str
     name: str = "postgres"
     opened: list[PgStore] = field(default_factory=list)
+    prepared: bool = False
 
     async def open(self, **options: Any) -> AnyStore:
         store = await PgStore.open(self.url, **options)
@@ -93,7 +94,9 @@ class PgBackend:
     async def _run(self, action: Callable[[asyncpg.Connection], Any]) -> Any:
         conn = await asyncpg.connect(self.url)
         try:
-            await schema.prepare(conn)  # as an operator's tool would, before a store opened
+            if not self.prepared:  # as an operator's tool would, before any store opened
+                await schema.prepare(conn)
+                self.prepared = True
             return await action(conn)
         finally:
             await conn.close()
