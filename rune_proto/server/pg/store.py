@@ -56,6 +56,7 @@ RETRIES = 5  # a transaction ended by a deadlock or serialization failure runs a
 # Whatever the database's default: a commit is durable before it is acknowledged.
 SERVER_SETTINGS = {"synchronous_commit": "on"}
 _RETRIED = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+_FAILURES = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 _disk_full_log = RateLimitedLog()
 
@@ -156,7 +157,7 @@ class PgStore:
                 finally:
                     await conn.execute("SELECT pg_advisory_unlock($1)", ordering.ORDER_LOCK)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            log.warning("order pass failed (%s)", _reason(exc))
+            log.warning("order pass failed (%s)", _unavailable(exc))
             again = True
         finally:
             self._order_task = None
@@ -191,16 +192,21 @@ class PgStore:
             try:
                 async with self._pool.acquire() as conn, conn.transaction():
                     return await body(conn)
-            except _RETRIED:
+            except _RETRIED as exc:
                 if attempt == RETRIES - 1:
-                    raise
+                    raise _unavailable(exc) from exc
             except asyncpg.DiskFullError:
                 raise self._full() from None
+            except _FAILURES as exc:
+                raise _unavailable(exc) from exc
         raise AssertionError("unreachable")
 
     async def _read(self, body: Callable[[Connection], Awaitable[_T]]) -> _T:
-        async with self._pool.acquire() as conn:
-            return await body(conn)
+        try:
+            async with self._pool.acquire() as conn:
+                return await body(conn)
+        except _FAILURES as exc:
+            raise _unavailable(exc) from exc
 
     def _full(self) -> DiskFull:
         self.disk_full += 1
@@ -310,8 +316,8 @@ class PgStore:
         while True:
             try:
                 await self.expire(max_age)
-            except (StoreError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("expiry failed (%s)", _reason(exc))
+            except StoreError as exc:  # the next round tries again
+                log.warning("expiry failed (%s)", exc)
             if max_age <= 0:
                 return
             await asyncio.sleep(interval)
@@ -350,19 +356,7 @@ class PgStore:
         return [(str(r[0]), int(r[1])) for r in rows]
 
     async def message(self, receiver: str, message_id: str) -> bytes | None:
-        # one snapshot: the order pass may move the chunks between two reads
-        async with (
-            self._pool.acquire() as conn,
-            conn.transaction(isolation="repeatable_read", readonly=True),
-        ):
-            row = await conn.fetchrow(
-                "SELECT size, slots FROM mailbox WHERE receiver = $1 AND id = $2",
-                receiver,
-                message_id,
-            )
-            if row is None:
-                return None
-            return await chunks.read(conn, list(row[1]), int(row[0]))
+        return await self._read(partial(_message, receiver=receiver, message_id=message_id))
 
     async def message_size(self, receiver: str, message_id: str) -> int | None:
         size = await self._read(
@@ -407,6 +401,17 @@ class PgStore:
         await self._pool.close()
 
 
+async def _message(conn: Connection, receiver: str, message_id: str) -> bytes | None:
+    # one snapshot: the order pass may move the chunks between two reads
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        row = await conn.fetchrow(
+            "SELECT size, slots FROM mailbox WHERE receiver = $1 AND id = $2", receiver, message_id
+        )
+        if row is None:
+            return None
+        return await chunks.read(conn, list(row[1]), int(row[0]))
+
+
 async def _fetch(conn: Connection, query: str, args: Sequence[object] = ()) -> list[asyncpg.Record]:
     return await conn.fetch(query, *args)
 
@@ -422,10 +427,17 @@ async def _fetchval(conn: Connection, query: str, args: Sequence[object] = ()) -
 
 
 def _reason(exc: BaseException) -> str:
-    """What a log or an error says about a failure: PostgreSQL's message or the
-    error's kind, never a URL (asyncpg's own messages hold no password)."""
+    """What an error at open says: PostgreSQL's message (refused, bad password, no
+    such database: no data in them) or the error's kind; never a URL."""
     if isinstance(exc, asyncpg.PostgresError):
         return f"{type(exc).__name__}: {exc}"
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return type(exc).__name__
+
+
+def _unavailable(exc: BaseException) -> StoreError:
+    """A failure while serving, for logs: its kind and SQLSTATE only, since
+    PostgreSQL's messages can quote a row (an address, say)."""
+    state = getattr(exc, "sqlstate", None)
+    return StoreError(f"database error: {type(exc).__name__}" + (f" ({state})" if state else ""))
