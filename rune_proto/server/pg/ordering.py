@@ -92,10 +92,8 @@ async def _fill_holes(conn: Connection, top: int, budget: int) -> tuple[int, int
     end of the array, whether holes are left). Holes at the end just shorten it."""
     moves = 0
     while True:
-        while top > 0 and await conn.fetchval(
-            "SELECT NOT EXISTS (SELECT 1 FROM chunks WHERE slot = $1)", top - 1
-        ):
-            top -= 1
+        last = await conn.fetchval("SELECT max(slot) FROM chunks WHERE slot < $1", top)
+        top = 0 if last is None else int(last) + 1  # free slots at the end: just dropped
         await conn.execute("DELETE FROM holes WHERE slot >= $1", top)
         hole = await conn.fetchval("SELECT min(slot) FROM holes")
         if hole is None or moves >= budget:
