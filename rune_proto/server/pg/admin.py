@@ -59,6 +59,28 @@ async def prepared(url: str) -> asyncpg.Connection:
     return conn
 
 
+def check_unused(url: str) -> None:
+    """Before ``init`` makes new keys: refuse a database that already serves a Rune
+    store with accounts. Its nodes share one identity; a fresh ``init`` would make
+    another, whose clients pin other keys and whose counters do not match."""
+
+    async def run() -> int:
+        conn = await connect(url)
+        try:
+            if await schema.version(conn) is None:
+                return 0
+            return int(await conn.fetchval("SELECT COUNT(*) FROM accounts"))
+        finally:
+            await conn.close()
+
+    accounts = asyncio.run(run())
+    if accounts:
+        raise OperatorError(
+            f"{masked(url)} already holds a Rune store with {accounts} account(s): a new node"
+            " of that server needs its keys, not new ones (docs/operations.md, PostgreSQL)"
+        )
+
+
 def prepare(url: str) -> None:
     """``rune-server init --database URL``: make the schema (idempotent)."""
 
