@@ -163,6 +163,19 @@ async def add_messages(
     return ids
 
 
+async def add_invitation(
+    conn: Connection, token_hash: bytes, address: str, expires_at: int
+) -> None:
+    """An operator's invitation (``rune-server invite``), as Database.add_invitation."""
+    await conn.execute(
+        "INSERT INTO invitations (token_hash, address, expires_at) VALUES ($1, $2, $3)",
+        token_hash,
+        address,
+        expires_at,
+    )
+    await mark_pending(conn)
+
+
 async def create_account(
     conn: Connection,
     address: str,
