@@ -35,6 +35,7 @@ from .config import (
 )
 from .datadir import create_data_dir, load_identity, read_fingerprints, tls_context
 from .limits import Kind, Limiter, secret_of
+from .nodekeys import add_node_commands, cmd_init_from_node
 from .overview import status_lines
 from .service import serve
 from .session import hash_invitation
@@ -58,6 +59,8 @@ def parse_duration(text: str) -> int:
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
+    if args.from_node is not None:
+        return cmd_init_from_node(args)
     data = DataDir(args.data_dir)
     if data.root.exists() and (not data.root.is_dir() or any(data.root.iterdir())):
         raise OperatorError(f"{data.root} exists and is not empty; init will not overwrite it")
@@ -221,6 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--welcome", default="Rune is Not Email", help="greeting text")
     init.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
     init.add_argument("--passphrase-file", type=Path, metavar="F")
+    init.add_argument(
+        "--from-node",
+        type=Path,
+        metavar="FILE",
+        help="a new node of an existing server: its export-node bundle (docs/operations.md)",
+    )
     init.set_defaults(func=_cmd_init)
 
     run = command("serve", "serve until SIGINT/SIGTERM")
@@ -257,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     glance = command("status", "the store, the disk and live counts at a glance (aggregates)")
     glance.set_defaults(func=_cmd_status)
+    add_node_commands(command)
     return parser
 
 
