@@ -13,11 +13,13 @@ import signal
 import ssl
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from rune_proto import status
 from rune_proto.envelope import Content, open_stored_message
 from rune_proto.events import Greeting, Listing, ListMessages, Noop, Ok, Retrieve, Retrieved, Roger
+from rune_proto.server.config import DataDir, load_config, write_config
 from tests.postgres import PostgresServer
 from tests.server.conftest import User, register_user
 from tests.server.wire_client import WireClient
@@ -202,8 +204,8 @@ def test_a_worker_that_keeps_dying_at_start_stops_the_server(
         str(passphrase),
     )  # fmt: skip
     assert made.returncode == 0, made.stderr
-    config = data / "config.toml"
-    config.write_text(config.read_text() + f'database = "{url}"\n')
+    config = DataDir(data).config
+    write_config(config, replace(load_config(config), database=url))
     result = run_cli(
         "serve", "--data-dir", str(data), "--port", "0", "--workers", "2",
         "--passphrase-file", str(passphrase), timeout=120,
