@@ -8,7 +8,8 @@ worker that dies loses no connection the kernel had queued for it (with
 ``SO_REUSEPORT`` the kernel hashes connections to the dead socket's backlog, and they
 are reset), and its replacement accepts on the same socket at once. The cost: every
 idle worker wakes for each new connection and one wins the ``accept()``; at the rate
-connections arrive for a mail server that is noise (measured in docs/performance.md).
+connections arrive for a mail server that is noise, and the kernel spreads them
+about evenly (docs/performance.md, issue 14).
 
 The supervisor runs no event loop and no thread: it waits on a self-pipe for signals
 and on a pipe on which each worker reports that it listens. It prints the ready line
