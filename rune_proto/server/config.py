@@ -38,6 +38,10 @@ MAX_LIMIT_WINDOW = 7 * 86400  # a counter row lives at most one window (limits.p
 MAX_WAIT_LIFETIME = 3600  # a wait lives at most an hour; clients re-WAIT after it
 PASSPHRASE_ENV = "RUNE_SERVER_PASSPHRASE"
 MAX_WORKERS = 64  # worker processes (workers.py); far more than cores is only overhead
+# PostgreSQL connections of one process at least (a group commit and a read at once),
+# and of the whole server at most (each is a PostgreSQL backend process).
+MIN_POOL = 2
+MAX_POOL = 1000
 REGISTRATION_CHOICES = ("free", "invite", "both", "closed")
 _MODES = {"free": ("free",), "invite": ("invite",), "both": ("free", "invite"), "closed": ()}
 
@@ -149,10 +153,15 @@ class ServerConfig:
     stats_interval: float = 3600
     # Delete stored messages after max_age_days to twice that (expiry.py); 0: never.
     max_age_days: float = 0
+    # The store (dburl.py): empty is the SQLite file rune.db in the data directory; a
+    # postgresql:// URL puts it in PostgreSQL, shared by every node (docs/operations.md).
+    database: str = ""
     # Worker processes on this machine (workers.py; ``serve --workers`` overrides it).
-    # More than one needs PostgreSQL; the connection and memory limits above are the
-    # whole server's, split across the workers.
+    # More than one needs PostgreSQL; the connection and memory limits above and the
+    # database pool are the whole server's, split across the workers.
     workers: int = 1
+    # Connections to PostgreSQL this server (all its workers together) holds at most.
+    database_pool: int = 8
 
     def __post_init__(self) -> None:
         try:
@@ -223,6 +232,8 @@ class ServerConfig:
             raise OperatorError("config: disk_reserve_mib must be 0 (none) or more")
         if not 1 <= self.workers <= MAX_WORKERS:
             raise OperatorError(f"config: workers is 1 to {MAX_WORKERS}")
+        if not MIN_POOL <= self.database_pool <= MAX_POOL:
+            raise OperatorError(f"config: database_pool is {MIN_POOL} to {MAX_POOL}")
 
     @property
     def wait_seconds(self) -> int | None:
@@ -273,15 +284,23 @@ _TOML_KINDS: dict[type, tuple[tuple[type, ...], str]] = {
 
 
 def dump_config(config: ServerConfig) -> str:
-    """The whole file: we own it (``init`` writes it), so tomli-w writes it whole."""
-    return HEADER + tomli_w.dumps(asdict(config))
+    """The whole file: we own it (``init`` writes it), so tomli-w writes it whole.
+
+    ``database`` only when set: absent means the SQLite file, as before the key existed.
+    """
+    values = asdict(config)
+    if not config.database:
+        del values["database"]
+    return HEADER + tomli_w.dumps(values)
 
 
 def write_config(path: Path, config: ServerConfig) -> None:
     """Replace the config atomically: a crash or a full disk leaves the old one."""
     data = dump_config(config).encode("utf-8")
-    # No secrets in it (docs/server.md: 0644); the data directory itself is 0700.
-    write_atomically(path, data, prefix=f".{path.name}.", mode=0o644)
+    # No secrets in it (docs/server.md: 0644), unless a database URL may hold a
+    # password: then 0600. The data directory itself is 0700.
+    mode = 0o600 if config.database else 0o644
+    write_atomically(path, data, prefix=f".{path.name}.", mode=mode)
 
 
 def load_config(path: Path) -> ServerConfig:

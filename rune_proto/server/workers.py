@@ -37,7 +37,7 @@ from dataclasses import dataclass, replace
 from . import logsetup
 from .acceptor import open_listeners_now
 from .admission import ACCEPT_BACKLOG
-from .config import OperatorError, ServerConfig
+from .config import MIN_POOL, OperatorError, ServerConfig
 
 log = logging.getLogger("rune_proto.server")
 
@@ -61,10 +61,11 @@ class WorkersError(Exception):
 def share_limits(config: ServerConfig, workers: int) -> ServerConfig:
     """One worker's share of the limits that are the whole server's, not a process's.
 
-    ``max_connections``, ``login_reserved_connections`` and the memory budget are split
-    evenly (rounded down, at least one connection), so N workers hold no more
-    connections, descriptors or line memory than one process would. The per-source
-    share is not split: it bounds one source within a worker.
+    ``max_connections``, ``login_reserved_connections``, the memory budget and the
+    database pool are split evenly (rounded down; at least one connection, and the
+    smallest pool a worker can work with), so N workers hold no more connections,
+    descriptors, line memory or PostgreSQL backends than one process would. The
+    per-source share is not split: it bounds one source within a worker.
     """
     if workers <= 1:
         return config
@@ -73,6 +74,7 @@ def share_limits(config: ServerConfig, workers: int) -> ServerConfig:
         max_connections=max(1, config.max_connections // workers),
         login_reserved_connections=config.login_reserved_connections // workers,
         memory_budget_mib=config.memory_budget_mib / workers,
+        database_pool=max(MIN_POOL, config.database_pool // workers),
     )
 
 
@@ -308,6 +310,10 @@ def run_workers(
             serve_one(mine, listeners, lambda _host, _port: report_ready())
         except OperatorError as exc:
             print(f"rune-server: worker {slot + 1}: {exc}", file=sys.stderr, flush=True)
+            return 2
+        except OSError as exc:  # its metrics port in use, say
+            reason = exc.strerror or exc
+            print(f"rune-server: worker {slot + 1}: {reason}", file=sys.stderr, flush=True)
             return 2
         return 0
 

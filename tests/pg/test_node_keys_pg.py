@@ -29,6 +29,9 @@ def test_a_client_pinned_to_node_1_logs_in_on_node_2(
     )  # fmt: skip
     assert made.returncode == 0, made.stderr
     assert node1.tls_pin in made.stdout
+    assert "shared with the other nodes" in made.stdout
+    assert postgres.password not in made.stdout + made.stderr
+    assert not (node2_dir / "rune.db").exists()  # its store is node 1's database
     prints = run_cli("fingerprint", "--data-dir", str(node2_dir)).stdout
     assert prints == run_cli("fingerprint", "--data-dir", str(node1.data_dir)).stdout
     node2 = RuneServerProcess(
