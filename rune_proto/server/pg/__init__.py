@@ -1,5 +1,8 @@
-"""The PostgreSQL side of rune-server (several nodes on one database).
+"""The PostgreSQL store: several rune-server nodes on one database.
 
-asyncpg is imported only inside this package, and only when a ``postgresql://``
-database is used: a one-box server on SQLite never loads it.
+Nothing here is imported unless a ``postgresql://`` database is configured: asyncpg
+loads only with :mod:`.store` (``rune-server`` on SQLite never pays for it). The
+modules: :mod:`.url` (recognise and mask a URL), :mod:`.schema` (tables, versions),
+:mod:`.chunks` (blob chunks), :mod:`.ordering` (the order pass), :mod:`.store`
+(:class:`~.store.PgStore`, the :class:`~rune_proto.server.store.Store` over a pool).
 """
