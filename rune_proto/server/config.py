@@ -37,6 +37,7 @@ MAX_ADMIN_POLL = 60.0  # seconds: a block must not wait longer than this to bite
 MAX_LIMIT_WINDOW = 7 * 86400  # a counter row lives at most one window (limits.py)
 MAX_WAIT_LIFETIME = 3600  # a wait lives at most an hour; clients re-WAIT after it
 PASSPHRASE_ENV = "RUNE_SERVER_PASSPHRASE"
+MAX_WORKERS = 64  # worker processes (workers.py); far more than cores is only overhead
 REGISTRATION_CHOICES = ("free", "invite", "both", "closed")
 _MODES = {"free": ("free",), "invite": ("invite",), "both": ("free", "invite"), "closed": ()}
 
@@ -148,6 +149,10 @@ class ServerConfig:
     stats_interval: float = 3600
     # Delete stored messages after max_age_days to twice that (expiry.py); 0: never.
     max_age_days: float = 0
+    # Worker processes on this machine (workers.py; ``serve --workers`` overrides it).
+    # More than one needs PostgreSQL; the connection and memory limits above are the
+    # whole server's, split across the workers.
+    workers: int = 1
 
     def __post_init__(self) -> None:
         try:
@@ -216,6 +221,8 @@ class ServerConfig:
             raise OperatorError("config: stats_interval must be 0 (never) or more")
         if self.disk_reserve_mib < 0:
             raise OperatorError("config: disk_reserve_mib must be 0 (none) or more")
+        if not 1 <= self.workers <= MAX_WORKERS:
+            raise OperatorError(f"config: workers is 1 to {MAX_WORKERS}")
 
     @property
     def wait_seconds(self) -> int | None:

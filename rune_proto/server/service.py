@@ -89,12 +89,20 @@ class RuneServer:
             raise RuntimeError("the server was not started")
         return self._stopping
 
-    async def start(self, host: str, port: int) -> tuple[str, int]:
-        """Listen; returns the bound address (``port=0`` picks a free port)."""
+    async def start(
+        self, host: str, port: int, listeners: list[socket.socket] | None = None
+    ) -> tuple[str, int]:
+        """Listen; returns the bound address (``port=0`` picks a free port).
+
+        ``listeners``: sockets already listening (a worker's, shared with the others:
+        workers.py); stopping closes this process's copies only.
+        """
         self._stopping = asyncio.get_running_loop().create_future()
         # Plain TCP, upgraded in _accept: a connection counts from accept, not from the
         # end of a handshake the peer may never finish.
-        self._listeners = await open_listeners(host, port, ACCEPT_BACKLOG)
+        if listeners is None:
+            listeners = await open_listeners(host, port, ACCEPT_BACKLOG)
+        self._listeners = listeners
         self._acceptors = [
             Acceptor(sock, self._on_socket, _asyncio_warnings) for sock in self._listeners
         ]
@@ -326,8 +334,12 @@ async def serve(
     host: str,
     port: int,
     ready: Callable[[str, int], None],
+    listeners: list[socket.socket] | None = None,
 ) -> None:
-    """Run until SIGINT or SIGTERM, then shut down gracefully (see :meth:`RuneServer.stop`)."""
+    """Run until SIGINT or SIGTERM, then shut down gracefully (see :meth:`RuneServer.stop`).
+
+    ``listeners``: listening sockets to serve on instead of binding ``host:port``.
+    """
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(quiet_exception_handler)
     return_freed_memory_to_os()
@@ -348,7 +360,7 @@ async def serve(
             descriptors,
         )
         server = RuneServer(Services(config, identity, store, crypto), context, limits)
-        bound = await server.start(host, port)
+        bound = await server.start(host, port, listeners)
         for signum in signals:
             loop.add_signal_handler(signum, server.stop)
         log.info(
