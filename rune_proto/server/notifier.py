@@ -27,6 +27,9 @@ class MailNotifier(Protocol):
 
     def subscribe(self, address: str, wake: Wake) -> Unsubscribe: ...
 
+    async def close(self) -> None:
+        """Stop: send what is pending (briefly), let go of what it holds."""
+
 
 class LocalNotifier:
     """In-process notices: a set of callbacks per address, called on the event loop.
@@ -52,6 +55,9 @@ class LocalNotifier:
                     del self._subscribers[address]
 
         return unsubscribe
+
+    async def close(self) -> None:
+        self._subscribers.clear()
 
     def wake_all(self) -> int:
         """Wake every subscriber once (notices may have been missed); how many keys."""
