@@ -11,13 +11,13 @@ from .notifier import LocalNotifier, MailNotifier
 from .pg.url import is_postgres
 
 
-async def start_notifier(database: str, identity: Identity) -> MailNotifier:
+async def start_notifier(url: str | None, identity: Identity) -> MailNotifier:
     """In memory for SQLite (one process); ``LISTEN``/``NOTIFY`` for PostgreSQL (worker
     processes and nodes on one database: a WAIT on one wakes for mail stored on another)."""
-    if not is_postgres(database):
+    if url is None or not is_postgres(url):  # None: the SQLite file
         return LocalNotifier()
     from .pg.notifier import PgNotifier, notice_secret
 
-    notifier = PgNotifier(database, notice_secret(identity))
+    notifier = PgNotifier(url, notice_secret(identity))
     await notifier.start()
     return notifier

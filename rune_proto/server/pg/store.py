@@ -45,6 +45,7 @@ from ..metrics import Histogram
 from ..store import ORDER_WINDOW, _Queued
 from . import chunks, ordering, schema, transactions
 from .chunks import Connection
+from .errors import connection_error
 from .url import masked
 
 _T = TypeVar("_T")
@@ -105,7 +106,7 @@ class PgStore:
                 server_settings=SERVER_SETTINGS,
             )
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise StoreError(f"cannot connect to {masked(url)}: {_reason(exc)}") from None
+            raise connection_error(url, exc) from None
         except ValueError:  # asyncpg's DSN parser (its message may quote the URL)
             raise StoreError(f"not a usable PostgreSQL URL: {masked(url)}") from None
         try:
