@@ -116,9 +116,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     def serve_one(mine: ServerConfig, listeners: list[socket.socket] | None, ready: Ready) -> None:
         try:
-            asyncio.run(
-                serve(mine, identity, context, location, args.host, port, ready, listeners)
-            )
+            asyncio.run(serve(mine, identity, context, location, args.host, port, ready, listeners))
         except StoreError as exc:
             raise OperatorError(str(exc)) from exc
 

@@ -24,6 +24,7 @@ from rune_proto import status
 from rune_proto.address import Address, parse_address
 from rune_proto.client import ClientError, ContactBook, ReplayLog, ServerError, Session, connect
 from rune_proto.keys import Identity
+from tests.deploy import settings
 from tests.haproxy import HAProxy, haproxy
 from tests.postgres import PostgresServer
 from tests.server_process import RuneServerProcess, ServerFactory, finish_server, run_cli
@@ -79,7 +80,8 @@ def _node_from(first: RuneServerProcess, root: Path) -> RuneServerProcess:
 
 @pytest.fixture
 def nodes(rune_server: ServerFactory, postgres: PostgresServer, tmp_path: Path) -> Iterator[Nodes]:
-    first = rune_server("free", database=postgres.new_database())
+    # The documented node settings (docs/deploy/node.toml), on this test's own database.
+    first = rune_server(**settings("node.toml", database=postgres.new_database()))
     others: list[RuneServerProcess] = []
     problems: list[str] = []
     try:
@@ -101,6 +103,7 @@ class User:
     identity: Identity = field(default_factory=Identity.generate)
     contacts: ContactBook = field(default_factory=ContactBook)
     replays: ReplayLog = field(default_factory=ReplayLog)
+    invitation: str = ""  # from ``rune-server invite`` (node.toml: registration by invitation)
     registered: bool = False
 
 
@@ -165,7 +168,9 @@ class Client:
         async def register(session: Session) -> None:
             if not self.user.registered:
                 try:
-                    await session.register(self.user.address, self.user.identity)
+                    await session.register(
+                        self.user.address, self.user.identity, self.user.invitation
+                    )
                 except ServerError as exc:  # a first try got through before the link broke
                     if exc.code != status.ADDRESS_TAKEN:
                         raise
@@ -235,12 +240,20 @@ async def _kill_midway(nodes: Nodes, load: Load, killed: asyncio.Event) -> None:
     killed.set()
 
 
+async def _new_users(nodes: Nodes, names: list[str]) -> list[User]:
+    """Users with invitations (``rune-server invite`` on node 1's data directory)."""
+    users = [User(parse_address(f"{n}-{secrets.token_hex(3)}@{nodes.first.domain}")) for n in names]
+    tokens = await asyncio.gather(
+        *(asyncio.to_thread(nodes.first.invite, str(user.address)) for user in users)
+    )
+    for user, token in zip(users, tokens, strict=True):
+        user.invitation = token
+    return users
+
+
 async def test_mail_crosses_nodes_under_load_and_survives_a_killed_node(nodes: Nodes) -> None:
     port = nodes.proxy.port
-    domain = nodes.first.domain
-    users = [
-        User(parse_address(f"user{n}-{secrets.token_hex(3)}@{domain}")) for n in range(CLIENTS)
-    ]
+    users = await _new_users(nodes, [f"user{n}" for n in range(CLIENTS)])
     senders = [Client(user, port, nodes) for user in users]
     receivers = [Client(user, port, nodes) for user in users]
     load = Load()
@@ -297,8 +310,7 @@ async def test_mail_crosses_nodes_under_load_and_survives_a_killed_node(nodes: N
 
 
 async def test_a_wait_on_one_node_wakes_for_mail_stored_through_another(nodes: Nodes) -> None:
-    domain = nodes.first.domain
-    alice, bob = (User(parse_address(f"{n}-{secrets.token_hex(3)}@{domain}")) for n in "ab")
+    alice, bob = await _new_users(nodes, ["alice", "bob"])
     on_node1 = Client(bob, nodes.servers[0].port, nodes)
     on_node3 = Client(alice, nodes.servers[2].port, nodes)
     try:
