@@ -43,6 +43,8 @@ from .config import ServerConfig
 from .dburl import Location
 from .link import Link, log_bug
 from .metrics import start_metrics
+from .notices import start_notifier
+from .notifier import MailNotifier
 from .reporting import metrics_text, report_counts
 from .session import Services
 from .store import StoreError
@@ -350,6 +352,7 @@ async def serve(
     crypto = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rune-crypto")
     signals = (signal.SIGINT, signal.SIGTERM)
     watcher: asyncio.Task[None] | None = None
+    notifier: MailNotifier | None = None
     try:
         descriptors = raise_descriptor_limit()
         limits = fit_limits(
@@ -358,7 +361,9 @@ async def serve(
             config.max_anonymous_per_source,
             descriptors,
         )
-        server = RuneServer(Services(config, identity, store, crypto), context, limits)
+        notifier = await start_notifier(location.url, identity)
+        services = Services(config, identity, store, crypto, notifier=notifier)
+        server = RuneServer(services, context, limits)
         bound = await server.start(host, port, listeners)
         for signum in signals:
             loop.add_signal_handler(signum, server.stop)
@@ -404,5 +409,7 @@ async def serve(
         for signum in (*signals, signal.SIGHUP):
             loop.remove_signal_handler(signum)
         crypto.shutdown(wait=True)
+        if notifier is not None:
+            await notifier.close()
         await store.close()
         sys.setswitchinterval(switch_interval)

@@ -18,7 +18,18 @@ from pathlib import Path
 
 from rune_proto import status
 from rune_proto.envelope import Content, open_stored_message
-from rune_proto.events import Greeting, Listing, ListMessages, Noop, Ok, Retrieve, Retrieved, Roger
+from rune_proto.events import (
+    Greeting,
+    Listing,
+    ListMessages,
+    NewMail,
+    Noop,
+    Ok,
+    Retrieve,
+    Retrieved,
+    Roger,
+    Wait,
+)
 from rune_proto.server.config import DataDir, load_config, write_config
 from tests.postgres import PostgresServer
 from tests.server.conftest import User, register_user
@@ -103,6 +114,22 @@ def test_clients_spread_over_both_workers_and_mail_crosses_them(
     finally:
         for client in clients:
             client.close()
+
+
+def test_a_wait_on_one_worker_hears_of_mail_stored_through_the_other(
+    rune_server: ServerFactory, postgres: PostgresServer
+) -> None:
+    server = _on_workers(rune_server, postgres)
+    _wait_for(lambda: len(_workers(server)) == 2, "two workers", server)
+    first, second = _workers(server)
+    alice, bob = register_user(server), register_user(server)
+    with _paused(second):
+        waiting = _logged_in(server, bob)  # on `first`
+    with waiting:
+        waiting.sock.sendall(waiting.conn.send(Wait()))
+        with _paused(first), _logged_in(server, alice) as client:  # on `second`
+            assert client.send_message(*alice, bob[0], Content("woken", "b")) == Roger()
+        assert waiting._next() == NewMail()  # PostgreSQL NOTIFY, across processes
 
 
 def test_a_killed_worker_is_started_again_and_clients_carry_on(
