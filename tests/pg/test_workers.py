@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import ssl
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -242,3 +244,55 @@ def test_a_worker_that_keeps_dying_at_start_stops_the_server(
     last = result.stderr.strip().splitlines()[-1]
     assert "before it listened, 3 times in a row; stopping" in last, result.stderr
     assert "not-the-password" not in result.stderr and "Traceback" not in result.stderr
+
+
+def _two_free_ports() -> int:
+    """A port P with P and P + 1 both free on 127.0.0.1 (the two workers' metrics)."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        if port >= 65535:
+            continue
+        with socket.socket() as second:
+            try:
+                second.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise AssertionError("no two free ports in a row")
+
+
+def test_each_worker_serves_metrics_and_status_sums_them(
+    rune_server: ServerFactory, postgres: PostgresServer
+) -> None:
+    port = _two_free_ports()
+    server = _on_workers(rune_server, postgres, metrics_port=port)
+    _wait_for(lambda: len(_workers(server)) == 2, "two workers", server)
+    for worker_port in (port, port + 1):
+        with urllib.request.urlopen(f"http://127.0.0.1:{worker_port}/metrics", timeout=10) as r:
+            assert "rune_connections_open" in r.read().decode()
+    alice = register_user(server)
+    clients = [_logged_in(server, alice) for _ in range(3)]
+    try:
+        status = run_cli("status", "--data-dir", str(server.data_dir))
+        assert status.returncode == 0, status.stderr
+        assert "live rune_connections_open 3" in status.stdout, status.stdout
+    finally:
+        for client in clients:
+            client.close()
+
+
+def test_workers_stop_when_the_supervisor_is_killed(
+    rune_server: ServerFactory, postgres: PostgresServer
+) -> None:
+    server = _on_workers(rune_server, postgres)
+    _wait_for(lambda: len(_workers(server)) == 2, "two workers", server)
+    workers = _workers(server)
+    server.kill()  # SIGKILL: no chance to stop them itself
+    _wait_for(
+        lambda: all(_state(pid) in ("gone", "Z") for pid in workers),
+        "the orphaned workers stopping",
+        server,
+    )
+    assert "Traceback" not in server.stderr_text()
