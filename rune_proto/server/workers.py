@@ -41,9 +41,11 @@ from .config import MIN_POOL, OperatorError, ServerConfig
 
 log = logging.getLogger("rune_proto.server")
 
-# A worker that dies this many times in a row before it listens stops the server: it
-# will not get better by itself (a wrong database URL, a port it may not use).
+# A worker that dies this many times in a row before it listens, or within
+# QUICK_DEATH seconds of its start, stops the server: it will not get better by itself
+# (a wrong database URL, a port it may not use), and restarting it would only spin.
 START_FAILURES = 3
+QUICK_DEATH = 10.0
 # How long stopping workers may drain: the server's own grace, plus time to exit.
 STOP_TIMEOUT = 45.0
 _PR_SET_PDEATHSIG = 1
@@ -88,7 +90,8 @@ class _Worker:
     slot: int
     pid: int = 0
     ready: bool = False
-    start_failures: int = 0
+    started: float = 0.0  # time.monotonic() of its fork
+    start_failures: int = 0  # quick deaths in a row
 
 
 class Supervisor:
@@ -146,7 +149,6 @@ class Supervisor:
             return
         worker = self._workers[slot]
         worker.ready = True
-        worker.start_failures = 0
         if not self._announced and all(w.ready for w in self._workers):
             self._announced = True
             log.info("%d workers serving", len(self._workers))
@@ -175,15 +177,16 @@ class Supervisor:
             worker.pid = 0
             if self._stopping:
                 continue
-            if not worker.ready:
-                worker.start_failures += 1
-                if worker.start_failures >= START_FAILURES:
-                    self._stopping = True
-                    self._stop_all()
-                    raise WorkersError(
-                        f"worker {worker.slot + 1} {how} before it listened,"
-                        f" {START_FAILURES} times in a row; stopping (its error is above)"
-                    )
+            quick = not worker.ready or time.monotonic() - worker.started < QUICK_DEATH
+            worker.start_failures = worker.start_failures + 1 if quick else 0
+            if worker.start_failures >= START_FAILURES:
+                self._stopping = True
+                self._stop_all()
+                raise WorkersError(
+                    f"worker {worker.slot + 1} {how} before it listened or within"
+                    f" {QUICK_DEATH:g} s, {START_FAILURES} times in a row; stopping"
+                    " (its error is above)"
+                )
             log.warning("worker %d %s; starting it again", worker.slot + 1, how)
             worker.ready = False
             self._spawn(worker)
@@ -192,9 +195,18 @@ class Supervisor:
         sys.stdout.flush()
         sys.stderr.flush()
         supervisor = os.getpid()
-        pid = os.fork()
+        # Signals wait until each side is ready for them: the child's would otherwise
+        # reach the supervisor's handler, copied into it, and be lost.
+        signal.pthread_sigmask(signal.SIG_BLOCK, _HANDLED)
+        try:
+            pid = os.fork()
+        except BaseException:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)
+            raise
         if pid:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)
             worker.pid = pid
+            worker.started = time.monotonic()
             return
         code = 1
         try:
@@ -217,6 +229,7 @@ class Supervisor:
         signal.set_wakeup_fd(-1)
         for signum in _HANDLED:
             signal.signal(signum, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)  # a pending SIGTERM ends it here
         os.close(self._ready_r)
         os.close(self._wake_r)
         os.close(self._wake_w)
