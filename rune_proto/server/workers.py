@@ -14,7 +14,7 @@ about evenly (docs/performance.md, issue 14).
 The supervisor runs no event loop and no thread: it waits on a self-pipe for signals
 and on a pipe on which each worker reports that it listens. It prints the ready line
 once, when every worker listens; restarts a worker that dies (logged); stops the
-server when one keeps dying before it listens; and on SIGTERM or SIGINT tells every
+server when one keeps dying before it listens (or just after); on SIGTERM or SIGINT tells every
 worker to stop (each drains like a single server) and exits 0 once they have.
 """
 
