@@ -16,6 +16,7 @@ import os
 import re
 import resource
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -220,6 +221,20 @@ def create_server(
     )
     server.start()
     return server
+
+
+def another_node(server: RuneServerProcess, root: Path) -> RuneServerProcess:
+    """A second node of ``server`` under ``root``: its data directory copied (the same
+    keys and config, so the same PostgreSQL database), serving on a port of its own.
+    The caller stops it."""
+    if server.database_url is None:
+        raise ValueError("nodes share a PostgreSQL database; this server is on SQLite")
+    data = root / "data"
+    shutil.copytree(server.data_dir, data)
+    node = replace(server, root=root, data_dir=data, port=0, process=None, returncodes=[])
+    node._runs = 0
+    node.start()
+    return node
 
 
 def finish_server(server: RuneServerProcess) -> list[str]:

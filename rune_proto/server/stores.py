@@ -48,4 +48,5 @@ async def open_store(
         order_window=config.order_window,
         reserve=reserve,
         clock=clock,
+        throttle_window=config.throttle_window,
     )

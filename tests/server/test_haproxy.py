@@ -1,7 +1,7 @@
 """The documented HAProxy config (docs/deploy/haproxy.cfg) in front of real nodes.
 
 These nodes are independent one-box servers (each its own SQLite): what is tested here
-is the proxy's part, the health check and the redispatch; tests/pg/test_nodes.py runs
+is the proxy's part, the health check and the redispatch; tests/pg/test_haproxy_nodes.py runs
 the nodes of one deployment on one PostgreSQL.
 """
 
