@@ -329,6 +329,7 @@ def timed_login(server: RuneServerProcess, address: Address, identity: Identity)
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("store_kind")  # counted in the store
 def test_failed_logins_for_one_address_are_slowed_down_and_tell_nothing(
     rune_server: ServerFactory,
 ) -> None:
@@ -374,6 +375,7 @@ def test_failed_logins_for_one_address_are_slowed_down_and_tell_nothing(
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("store_kind")  # counted in the store
 def test_one_connection_guessing_many_addresses_is_slowed_down_then_cut(
     rune_server: ServerFactory,
 ) -> None:
@@ -395,6 +397,7 @@ def test_one_connection_guessing_many_addresses_is_slowed_down_then_cut(
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("store_kind")  # counted in the store
 def test_failed_registrations_for_one_address_are_slowed_down(
     rune_server: ServerFactory,
 ) -> None:
