@@ -45,6 +45,7 @@ def _logged_in(server: RuneServerProcess, user: User) -> WireClient:
     return client
 
 
+@pytest.mark.usefixtures("store_kind")
 def test_metrics_count_connections_replies_storage_and_limit_hits(
     rune_server: ServerFactory,
 ) -> None:
