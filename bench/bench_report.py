@@ -130,7 +130,10 @@ def machine() -> str:
 LEGEND = """\
   server µs/msg: CPU of the server process (all threads, utime + stime) per message;
   (loop thread): the part spent on its event loop's thread; client µs/msg: CPU of the
-  load generators per message; others: CPUs kept busy meanwhile by anything else."""
+  load generators per message; db µs/msg: CPU of the PostgreSQL cluster per message
+  (pg rows; SQLite works inside the server process); others: CPUs kept busy meanwhile
+  by anything else. pg: rune-server on PostgreSQL; pg-w2: the same with --workers 2
+  (server µs/msg sums the supervisor and both workers)."""
 
 
 def table(phases: Sequence[Phase], unit: str = "msg") -> list[str]:
@@ -138,7 +141,7 @@ def table(phases: Sequence[Phase], unit: str = "msg") -> list[str]:
     head = (
         f"{'side':<5} {'C':>3} {count:>6} {unit + '/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
         f"{'server µs/' + unit:>15} {'(loop thread)':>13} {'client µs/' + unit:>15} "
-        f"{'stored/acked':>13} {'others':>6}"
+        f"{'db µs/' + unit:>11} {'stored/acked':>13} {'others':>6}"
     )
     rows = [head, "-" * len(head)]
     for p in phases:
@@ -147,6 +150,7 @@ def table(phases: Sequence[Phase], unit: str = "msg") -> list[str]:
             f"{p.side:<5} {p.conns:>3} {p.total:>6} {p.rate:>8.0f} {p.percentile(50):>8.2f} "
             f"{p.percentile(99):>8.2f} {p.per_item(p.server_cpu):>15.0f} "
             f"{p.per_item(p.server_main_cpu):>13.0f} {p.per_item(p.client_cpu):>15.0f} "
+            f"{p.per_item(p.database_cpu) if p.database_cpu else 0:>11.0f} "
             f"{f'{p.stored}/{p.acked}':>13} {p.other_cpu / p.seconds if p.seconds else 0:>6.2f}"
             f"{errors}"
         )

@@ -26,6 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # --baseline-code rows) the copy named by the driver.
 CODE_ENV = "RUNE_BENCH_CODE"
 sys.path.insert(0, os.environ.get(CODE_ENV, str(ROOT)))
+sys.path.insert(1, str(ROOT))  # tests/postgres.py: the benchmark's private PostgreSQL
+
+from tests.postgres import PostgresServer  # noqa: E402
 
 BENCH_PACKAGES = ("aiosmtpd", "aiosmtplib")
 HOST = "127.0.0.1"
@@ -100,14 +103,30 @@ class Server:
     database: Path
     table: str
     extra: dict[str, str] = field(default_factory=dict)
+    # On PostgreSQL: the cluster, and ``table`` names the database (its table: mailbox).
+    postgres: PostgresServer | None = None
 
     def cpu(self) -> tuple[float, float]:
-        """utime + stime in seconds: of the whole process, and of its main thread."""
-        return _cpu(f"/proc/{self.proc.pid}/stat"), _cpu(
-            f"/proc/{self.proc.pid}/task/{self.proc.pid}/stat"
+        """utime + stime in seconds: of the process and its workers (``--workers``), and
+        of their main threads (the event loops)."""
+        pids = [self.proc.pid, *_children(self.proc.pid)]
+        return sum(_cpu(f"/proc/{pid}/stat") for pid in pids), sum(
+            _cpu(f"/proc/{pid}/task/{pid}/stat") for pid in pids
+        )
+
+    def database_cpu(self) -> float:
+        """The PostgreSQL cluster's CPU seconds (postmaster, backends, ended ones): a cost
+        of the server's that is not in its own processes. 0 on SQLite."""
+        if self.postgres is None or self.postgres.process is None:
+            return 0.0
+        postmaster = int((self.postgres.data / "postmaster.pid").read_text().split()[0])
+        return _cpu(f"/proc/{postmaster}/stat", reaped=True) + sum(
+            _cpu(f"/proc/{pid}/stat") for pid in _children(postmaster)
         )
 
     def stored(self) -> int:
+        if self.postgres is not None:
+            return int(self.postgres.psql("SELECT count(*) FROM mailbox", self.table).strip())
         db = sqlite3.connect(self.database, timeout=30)
         try:
             (count,) = db.execute(f"SELECT COUNT(*) FROM {self.table}").fetchone()
@@ -132,10 +151,28 @@ def cpu_ticks() -> tuple[int, int]:
     return sum(values), sum(values) - values[3] - values[4]
 
 
-def _cpu(stat: str) -> float:
-    with open(stat) as handle:
-        fields = handle.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+def _cpu(stat: str, reaped: bool = False) -> float:
+    """utime + stime (+ the children it reaped: cutime + cstime) in seconds; 0 if gone."""
+    try:
+        with open(stat) as handle:
+            fields = handle.read().rpartition(")")[2].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0  # ended between listing and reading
+    ticks = int(fields[11]) + int(fields[12])
+    if reaped:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / CLK_TCK
+
+
+def _children(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (Linux: /proc/PID/task/TID/children)."""
+    found: list[int] = []
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            found += [int(child) for child in children.read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return found
 
 
 async def _listening(proc: asyncio.subprocess.Process, pattern: str) -> int:
@@ -177,7 +214,14 @@ def _override_config(path: Path, settings: str) -> None:
     path.write_text("\n".join([*lines, *wanted.values()]) + "\n")
 
 
-async def start_rune(workdir: Path, code: Path = ROOT) -> Server:
+async def start_rune(
+    workdir: Path,
+    code: Path = ROOT,
+    postgres: PostgresServer | None = None,
+    workers: int = 1,
+    side: str = "rune",
+) -> Server:
+    """A rune-server on SQLite, or on a fresh database of ``postgres`` with N workers."""
     data, secret = workdir / "rune", workdir / "passphrase"
     secret.write_text(PASSPHRASE + "\n")
     secret.chmod(0o600)
@@ -210,6 +254,10 @@ async def start_rune(workdir: Path, code: Path = ROOT) -> Server:
     extra = os.environ.get("RUNE_BENCH_SERVER_CONFIG", "")  # "key = value; …", this code only
     if extra and code == ROOT:
         _override_config(data / "config.toml", extra)
+    url = ""
+    if postgres is not None:
+        url = postgres.new_database()
+        _override_config(data / "config.toml", f'database = "{url}"')
     proc = await asyncio.create_subprocess_exec(
         *server,
         "serve",
@@ -221,6 +269,7 @@ async def start_rune(workdir: Path, code: Path = ROOT) -> Server:
         "0",
         "--passphrase-file",
         str(secret),
+        *(["--workers", str(workers)] if workers != 1 else []),  # older code has no option
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,  # counts and codes only; not needed here
         cwd=code,  # its rune_proto is the one imported (see --server-code)
@@ -228,12 +277,13 @@ async def start_rune(workdir: Path, code: Path = ROOT) -> Server:
     port = await _listening(proc, r"rune-server listening on \S+:(\d+)")
     key = (data / "identity.pub").read_text().strip()
     return Server(
-        "rune",
+        side,
         proc,
         port,
         data / "rune.db",
-        "messages",
+        url.rpartition("/")[2] if postgres is not None else "messages",
         {"tls_pin": pin.group(1), "key": key, "code": str(code)},
+        postgres,
     )
 
 

@@ -205,6 +205,7 @@ class Phase:
     server_main_cpu: float = 0.0  # of it, the main thread's (the event loop)
     client_cpu: float = 0.0
     other_cpu: float = 0.0  # CPU seconds used meanwhile by anything else on the machine
+    database_cpu: float = 0.0  # the PostgreSQL cluster's, on that store (not in server_cpu)
     stored: int = 0
     latencies_us: list[int] = field(default_factory=list)
 
@@ -239,6 +240,7 @@ class Phase:
             "server_cpu_us": round(self.per_item(self.server_cpu), 1),
             "server_loop_cpu_us": round(self.per_item(self.server_main_cpu), 1),
             "client_cpu_us": round(self.per_item(self.client_cpu), 1),
+            "database_cpu_us": round(self.per_item(self.database_cpu), 1),
             "other_cpus_busy": round(self.other_cpu / self.seconds, 2) if self.seconds else 0,
         }
 
@@ -309,10 +311,11 @@ async def run_phase(
                 )
                 await asyncio.sleep(1.0)  # let it attach
             before_rows, before_cpu, before_all = server.stored(), server.cpu(), cpu_ticks()
+            before_db = server.database_cpu()
             for worker in workers:
                 await say(worker, "go")
             results = [await hear(worker) for worker in workers]
-            after_cpu, after_all = server.cpu(), cpu_ticks()
+            after_cpu, after_db, after_all = server.cpu(), server.database_cpu(), cpu_ticks()
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
                 spy.wait(timeout=30)
@@ -323,7 +326,10 @@ async def run_phase(
             phase.seconds = max(r["end"] for r in results) - min(r["start"] for r in results)
             phase.client_cpu = sum(r["cpu"] for r in results)
             busy = (after_all[1] - before_all[1]) / CLK_TCK
-            phase.other_cpu = max(0.0, busy - phase.server_cpu - phase.client_cpu)
+            phase.database_cpu = after_db - before_db
+            phase.other_cpu = max(
+                0.0, busy - phase.server_cpu - phase.client_cpu - phase.database_cpu
+            )
             for r in results:
                 phase.latencies_us.extend(r["latencies"])
                 for name, n in r["errors"].items():

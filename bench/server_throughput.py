@@ -34,6 +34,14 @@ measurement: it prints, and exits 0 whatever the numbers (non-zero only if it co
 not run, or a server stored a different number of messages than it acknowledged).
 aiosmtpd and aiosmtplib are installed into the running environment when missing.
 
+PostgreSQL rows (issue 14), when PostgreSQL's programs are installed (``--no-postgres``
+leaves them out): the bench starts its own private cluster (tests/postgres.py: initdb in
+a temporary directory, 127.0.0.1, fsync and synchronous_commit on) and runs two more
+rune-servers on fresh databases of it: "pg" (one process) and "pg-w2" (``--workers
+2``). Their server CPU sums the supervisor and every worker; the cluster's own CPU
+(postmaster and backends) is its own column, db µs/msg: part of what an operator sizes
+a machine for, which the SQLite rows spend inside the server process.
+
 ``--baseline-code DIR`` adds "base" rows in the same run: a second rune-server, and
 its load generators' client code, from the rune_proto in DIR (say an unpacked ``git
 archive``), for before/after comparisons that share the machine's state.
@@ -48,15 +56,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from bench_report import LEGEND, background_load, crypto_floor, machine, table, verdict
 from bench_workload import ROOT, TEXT, ensure_packages, register_accounts, start_peer, start_rune
 from server_load import PY_SPY, Phase, run_phase
+
+from tests.postgres import PostgresServer, bindir, postgres_cluster
 
 GOAL_RATE = 1.2  # Rune's msg/s at the largest C, as a multiple of the peer's
 GOAL_FLOOR = 1.5  # Rune's server CPU per message, as a multiple of the crypto floor
@@ -76,7 +87,10 @@ async def bench(args: argparse.Namespace) -> int:
         print("  (other work is running: the figures below will be noisier and lower)")
     phases: list[Phase] = []
     connects: list[Phase] = []
-    with tempfile.TemporaryDirectory(prefix="rune-bench-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="rune-bench-") as tmp,
+        private_postgres(args.postgres) as postgres,
+    ):
         workdir = Path(tmp)
         servers = []
         try:
@@ -93,6 +107,15 @@ async def bench(args: argparse.Namespace) -> int:
                 servers.append(base)
                 await register_accounts(base)
                 sides.append(base)
+            if postgres is not None:
+                for side, workers in (("pg", 1), ("pg-w2", 2)):
+                    (workdir / side).mkdir()
+                    on_pg = await start_rune(
+                        workdir / side, postgres=postgres, workers=workers, side=side
+                    )
+                    servers.append(on_pg)
+                    await register_accounts(on_pg)
+                    sides.append(on_pg)
             print(
                 f"N = {args.messages} messages of {len(TEXT):,} B of text per run, "
                 f"C = {', '.join(map(str, conns))}; load generators: up to "
@@ -139,6 +162,12 @@ async def bench(args: argparse.Namespace) -> int:
             ratio = p.per_item(p.server_cpu) / floor
             print(f"  {p.side} server CPU per message at C = {p.conns:>2}: {ratio:.2f}x the floor")
     compare_with_baseline(phases)
+    for p in phases:
+        if p.database_cpu:
+            print(
+                f"  {p.side} at C = {p.conns:>2}: rune-server {p.per_item(p.server_cpu):.0f} µs"
+                f" + PostgreSQL {p.per_item(p.database_cpu):.0f} µs per message"
+            )
 
     top = max(conns)
     peer_top = next(p for p in phases if p.side == "peer" and p.conns == top)
@@ -196,6 +225,22 @@ async def bench(args: argparse.Namespace) -> int:
     return 1 if mismatched else 0
 
 
+@contextlib.contextmanager
+def private_postgres(wanted: bool) -> Iterator[PostgresServer | None]:
+    """A throwaway PostgreSQL for the pg rows, or None (not wanted, or not installed)."""
+    if not wanted:
+        yield None
+        return
+    programs = bindir()
+    if programs is None or not (programs / "initdb").exists():
+        print("PostgreSQL is not installed: no pg rows (apt-get install postgresql)")
+        yield None
+        return
+    with postgres_cluster() as cluster:
+        print(f"PostgreSQL: a private cluster from {programs} on 127.0.0.1:{cluster.port}")
+        yield cluster
+
+
 def compare_with_baseline(phases: Sequence[Phase]) -> None:
     """Before/after, same run: this checkout's server against the ``--baseline-code`` one."""
     for base in (p for p in phases if p.side == "base"):
@@ -232,6 +277,12 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="also run rune-server and its load generators from the rune_proto in this "
         "directory, as 'base' rows next to this checkout's (before/after in the same run)",
+    )
+    parser.add_argument(
+        "--no-postgres",
+        dest="postgres",
+        action="store_false",
+        help="leave out the PostgreSQL rows (pg, pg-w2)",
     )
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument(

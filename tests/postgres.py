@@ -10,6 +10,9 @@ with its socket in the cluster's own directory; the superuser has a random passw
 
 Each test that wants a store asks :meth:`PostgresServer.new_database` for a fresh,
 empty database, so tests never see each other's rows.
+
+pytest is imported only to skip or fail a test: the benchmark (bench/server_throughput.py)
+starts its private cluster with this module too.
 """
 
 from __future__ import annotations
@@ -28,8 +31,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import pytest
 
 HOST = "127.0.0.1"
 SUPERUSER = "rune"
@@ -54,6 +55,8 @@ def bindir() -> Path | None:
 
 def skip_or_fail(reason: str) -> None:
     """Skip where PostgreSQL is absent, unless CI demands it (then fail)."""
+    import pytest  # only tests skip; the benchmark imports this module too
+
     if os.environ.get("RUNE_REQUIRE_POSTGRES") == "1":
         pytest.fail(f"{reason} (RUNE_REQUIRE_POSTGRES=1, so this is an error, not a skip)")
     pytest.skip(f"{reason}; install it with: apt-get install {APT_PACKAGES}")

@@ -13,6 +13,7 @@ import asyncio
 import errno
 import socket
 from collections.abc import Callable
+from typing import Any
 
 from .admission import RateLimitedLog
 
@@ -32,6 +33,17 @@ async def open_listeners(host: str, port: int, backlog: int) -> list[socket.sock
     infos = await loop.getaddrinfo(
         host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     )
+    return _listen(infos, backlog)
+
+
+def open_listeners_now(host: str, port: int, backlog: int) -> list[socket.socket]:
+    """The same without an event loop (and its resolver thread): the supervisor's,
+    before it forks the workers (workers.py)."""
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    return _listen(infos, backlog)
+
+
+def _listen(infos: list[Any], backlog: int) -> list[socket.socket]:
     listeners: list[socket.socket] = []
     try:
         for family, kind, proto, _, address in dict.fromkeys(infos):

@@ -10,8 +10,10 @@ import argparse
 import asyncio
 import os
 import re
+import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from .. import __version__
@@ -23,6 +25,7 @@ from .admin_cli import add_commands, database_option, store_of
 from .admission import source_of
 from .backup import backup, backup_before_upgrade
 from .config import (
+    MAX_WORKERS,
     REGISTRATION_CHOICES,
     DataDir,
     OperatorError,
@@ -33,16 +36,19 @@ from .config import (
 from .datadir import create_data_dir, load_identity, read_fingerprints, tls_context
 from .dburl import check_url, locate
 from .limits import Kind, Limiter, secret_of
+from .nodekeys import add_node_commands, cmd_init_from_node
 from .overview import status_lines
 from .service import serve
 from .session import hash_invitation
 from .store import StoreError
+from .workers import WorkersError, run_workers
 
 EXIT_USAGE = 2
 INVITATION_BYTES = 24
 MIB = 1024 * 1024
 _DURATION = re.compile(r"([0-9]{1,9})([smhd])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+Ready = Callable[[str, int], None]
 
 
 def parse_duration(text: str) -> int:
@@ -54,6 +60,8 @@ def parse_duration(text: str) -> int:
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
+    if args.from_node is not None:
+        return cmd_init_from_node(args)
     data = DataDir(args.data_dir)
     if data.root.exists() and (not data.root.is_dir() or any(data.root.iterdir())):
         raise OperatorError(f"{data.root} exists and is not empty; init will not overwrite it")
@@ -78,12 +86,24 @@ def _cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+SQLITE_ONE_WORKER = (
+    "--workers {n} needs PostgreSQL: on SQLite the order pass must delete the WAL, which"
+    " it cannot while other processes hold the file open, and WAIT notices stay in one"
+    " process; serve with one worker, or move to PostgreSQL (docs/operations.md)"
+)
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     data = DataDir(args.data_dir)
     data.check()
     config = load_config(data.config)
-    logsetup.configure(config.log_format, config.log_level)
     location = locate(data, config, args.database)
+    workers = config.workers if args.workers is None else args.workers
+    if not 1 <= workers <= MAX_WORKERS:
+        raise OperatorError(f"--workers is 1 to {MAX_WORKERS}")
+    if workers > 1 and not location.is_postgres:
+        raise OperatorError(SQLITE_ONE_WORKER.format(n=workers))
+    logsetup.configure(config.log_format, config.log_level)
     os.umask(0o077)  # SQLite's WAL and shared-memory files: owner only
     if not location.is_postgres:
         backup_before_upgrade(location.path)
@@ -98,13 +118,21 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         shown = f"[{host}]" if ":" in host else host
         print(f"rune-server listening on {shown}:{bound}", flush=True)
 
+    def serve_one(mine: ServerConfig, listeners: list[socket.socket] | None, ready: Ready) -> None:
+        try:
+            asyncio.run(serve(mine, identity, context, location, args.host, port, ready, listeners))
+        except StoreError as exc:
+            raise OperatorError(str(exc)) from exc
+
     try:
-        asyncio.run(serve(config, identity, context, location, args.host, port, ready))
-    except StoreError as exc:
-        raise OperatorError(str(exc)) from exc
+        if workers == 1:
+            serve_one(config, None, ready)
+            return 0
+        return run_workers(workers, config, args.host, port, serve_one, ready)
     except OSError as exc:  # binding: address in use, permission denied, unknown host
         raise OperatorError(f"cannot listen on {args.host}:{port}: {exc.strerror or exc}") from exc
-    return 0
+    except WorkersError as exc:
+        raise OperatorError(str(exc)) from exc
 
 
 def _cmd_invite(args: argparse.Namespace) -> int:
@@ -214,6 +242,12 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
     init.add_argument("--passphrase-file", type=Path, metavar="F")
     database_option(init, "put the store in PostgreSQL at URL (recorded in config.toml)")
+    init.add_argument(
+        "--from-node",
+        type=Path,
+        metavar="FILE",
+        help="a new node of an existing server: its export-node bundle (docs/operations.md)",
+    )
     init.set_defaults(func=_cmd_init)
 
     run = command("serve", "serve until SIGINT/SIGTERM")
@@ -221,6 +255,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, help="default: the config's port; 0 picks a free one")
     run.add_argument("--passphrase-file", type=Path, metavar="F")
     database_option(run)
+    run.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="worker processes (default: the config's workers, 1); more than 1 needs PostgreSQL",
+    )
     run.set_defaults(func=_cmd_serve)
 
     invite = command("invite", "print a single-use invitation token bound to ADDRESS")
@@ -249,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     glance = command("status", "the store, the disk and live counts at a glance (aggregates)")
     database_option(glance)
     glance.set_defaults(func=_cmd_status)
+    add_node_commands(command)
     return parser
 
 

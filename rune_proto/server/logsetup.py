@@ -37,9 +37,24 @@ class _JSONFormatter(_UTCFormatter):
         )
 
 
-def configure(log_format: str = "plain", level: str = "info") -> None:
-    """(Re)configure the root handler on stderr."""
+class _Tagged(logging.Filter):
+    """Puts ``tag`` before each message: which worker process wrote it (workers.py)."""
+
+    def __init__(self, tag: str) -> None:
+        super().__init__()
+        self.tag = tag
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = f"{self.tag}{record.getMessage()}"
+        record.args = None
+        return True
+
+
+def configure(log_format: str = "plain", level: str = "info", tag: str = "") -> None:
+    """(Re)configure the root handler on stderr; ``tag`` starts every message."""
     handler = logging.StreamHandler(sys.stderr)
+    if tag:
+        handler.addFilter(_Tagged(tag))
     if log_format == "json":
         handler.setFormatter(_JSONFormatter())
     elif log_format == "timestamped":

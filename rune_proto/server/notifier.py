@@ -3,11 +3,10 @@
 The seam for more than one process: the session calls :meth:`MailNotifier.publish`
 once a message is committed for an address, and each logged-in connection
 :meth:`~MailNotifier.subscribe`\\ s a wake-up callback for its own address. In one
-process (SQLite) :class:`LocalNotifier` calls the callbacks directly. A multi-node
-store (PostgreSQL) would implement the same two methods with ``NOTIFY <channel>`` in
-publish (in the storing transaction, so nobody wakes for a rolled-back message) and
-one ``LISTEN`` connection per process fanning out to the local callbacks: no waiting
-client ever polls the database.
+process (SQLite) :class:`LocalNotifier` calls the callbacks directly. Several nodes
+on PostgreSQL use :class:`~rune_proto.server.pg.notifier.PgNotifier`: the same two
+methods on ``LISTEN``/``NOTIFY``, one listening connection per node fanning out to
+the local callbacks, so no waiting client ever polls the database.
 
 A notice carries only the address, never a sender, size or id, and nothing is logged.
 """
@@ -27,6 +26,9 @@ class MailNotifier(Protocol):
     def publish(self, address: str) -> None: ...
 
     def subscribe(self, address: str, wake: Wake) -> Unsubscribe: ...
+
+    async def close(self) -> None:
+        """Stop: send what is pending (briefly), let go of what it holds."""
 
 
 class LocalNotifier:
@@ -53,6 +55,16 @@ class LocalNotifier:
                     del self._subscribers[address]
 
         return unsubscribe
+
+    async def close(self) -> None:
+        self._subscribers.clear()
+
+    def wake_all(self) -> int:
+        """Wake every subscriber once (notices may have been missed); how many keys."""
+        for subscribers in tuple(self._subscribers.values()):
+            for wake in tuple(subscribers):
+                wake()
+        return len(self._subscribers)
 
     def __len__(self) -> int:
         """Addresses with at least one subscriber (for tests)."""

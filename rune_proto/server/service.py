@@ -43,6 +43,8 @@ from .config import ServerConfig
 from .dburl import Location
 from .link import Link, log_bug
 from .metrics import start_metrics
+from .notices import start_notifier
+from .notifier import MailNotifier
 from .reporting import metrics_text, report_counts
 from .session import Services
 from .store import StoreError
@@ -89,12 +91,20 @@ class RuneServer:
             raise RuntimeError("the server was not started")
         return self._stopping
 
-    async def start(self, host: str, port: int) -> tuple[str, int]:
-        """Listen; returns the bound address (``port=0`` picks a free port)."""
+    async def start(
+        self, host: str, port: int, listeners: list[socket.socket] | None = None
+    ) -> tuple[str, int]:
+        """Listen; returns the bound address (``port=0`` picks a free port).
+
+        ``listeners``: sockets already listening (a worker's, shared with the others:
+        workers.py); stopping closes this process's copies only.
+        """
         self._stopping = asyncio.get_running_loop().create_future()
         # Plain TCP, upgraded in _accept: a connection counts from accept, not from the
         # end of a handshake the peer may never finish.
-        self._listeners = await open_listeners(host, port, ACCEPT_BACKLOG)
+        if listeners is None:
+            listeners = await open_listeners(host, port, ACCEPT_BACKLOG)
+        self._listeners = listeners
         self._acceptors = [
             Acceptor(sock, self._on_socket, _asyncio_warnings) for sock in self._listeners
         ]
@@ -326,8 +336,12 @@ async def serve(
     host: str,
     port: int,
     ready: Callable[[str, int], None],
+    listeners: list[socket.socket] | None = None,
 ) -> None:
-    """Run until SIGINT or SIGTERM, then shut down gracefully (see :meth:`RuneServer.stop`)."""
+    """Run until SIGINT or SIGTERM, then shut down gracefully (see :meth:`RuneServer.stop`).
+
+    ``listeners``: listening sockets to serve on instead of binding ``host:port``.
+    """
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(quiet_exception_handler)
     return_freed_memory_to_os()
@@ -338,6 +352,7 @@ async def serve(
     crypto = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rune-crypto")
     signals = (signal.SIGINT, signal.SIGTERM)
     watcher: asyncio.Task[None] | None = None
+    notifier: MailNotifier | None = None
     try:
         descriptors = raise_descriptor_limit()
         limits = fit_limits(
@@ -346,8 +361,10 @@ async def serve(
             config.max_anonymous_per_source,
             descriptors,
         )
-        server = RuneServer(Services(config, identity, store, crypto), context, limits)
-        bound = await server.start(host, port)
+        notifier = await start_notifier(location.url, identity)
+        services = Services(config, identity, store, crypto, notifier=notifier)
+        server = RuneServer(services, context, limits)
+        bound = await server.start(host, port, listeners)
         for signum in signals:
             loop.add_signal_handler(signum, server.stop)
         log.info(
@@ -392,5 +409,7 @@ async def serve(
         for signum in (*signals, signal.SIGHUP):
             loop.remove_signal_handler(signum)
         crypto.shutdown(wait=True)
+        if notifier is not None:
+            await notifier.close()
         await store.close()
         sys.setswitchinterval(switch_interval)

@@ -1,0 +1,47 @@
+"""docs/deploy/workers.toml: one box, every core, on PostgreSQL, as documented.
+
+A WAIT held by one worker process wakes for mail stored through the other (the
+PostgreSQL notifier). Which worker takes a connection is the kernel's choice, so the
+test pauses one (SIGSTOP) while the other accepts, as tests/pg/test_workers.py does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from rune_proto.address import parse_address
+from rune_proto.client import connect
+from rune_proto.keys import Identity
+from tests.deploy import settings
+from tests.pg.test_workers import _paused, _wait_for, _workers
+from tests.postgres import PostgresServer
+from tests.server_process import ServerFactory
+
+DEADLINE = 30.0
+
+
+async def test_a_wait_on_one_worker_wakes_for_mail_stored_through_the_other(
+    rune_server: ServerFactory, postgres: PostgresServer
+) -> None:
+    server = rune_server(**settings("workers.toml", database=postgres.new_database()))
+    assert server.config()["workers"] == 2
+    _wait_for(lambda: len(_workers(server)) == 2, "two workers", server)
+    first, second = _workers(server)
+    pins: dict[str, Any] = {"tls_fingerprint": server.tls_pin, "server_key": server.server_key}
+    alice, bob = (parse_address(f"{name}@{server.domain}") for name in ("alice", "bob"))
+    keys = {alice: Identity.generate(), bob: Identity.generate()}
+    invitations = {address: server.invite(str(address)) for address in keys}
+    async with connect(server.host, server.port, ephemeral=True, **pins) as waiting:
+        with _paused(first):  # bob's connection is the second worker's
+            await waiting.register(bob, keys[bob], invitations[bob])
+            await waiting.login(bob, keys[bob])
+            assert waiting.can_wait
+        wait = asyncio.create_task(waiting.wait(timeout=DEADLINE))
+        with _paused(second):  # alice's is the first worker's
+            async with connect(server.host, server.port, ephemeral=True, **pins) as sending:
+                await sending.register(alice, keys[alice], invitations[alice])
+                await sending.login(alice, keys[alice])
+                await sending.send(bob, "hello", "from the other worker")
+        assert await asyncio.wait_for(wait, DEADLINE + 10) is True
+        assert len(await waiting.list()) == 1
