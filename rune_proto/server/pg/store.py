@@ -70,8 +70,10 @@ class PgStore:
         order_window: float,
         clock: Callable[[], float],
         randbelow: ordering.Randbelow,
+        seal: chunks.Seal,
     ) -> None:
         self._pool = pool
+        self._seal = seal  # the at-rest key of chunks and slot lists (chunks.py)
         self._chunk_bytes = chunk_bytes
         self._clock = clock  # wall clock of the abuse-limit windows and expiry
         self._randbelow = randbelow  # the pass's randomness (tests pass their own)
@@ -90,6 +92,7 @@ class PgStore:
         cls,
         url: str,
         *,
+        seal: chunks.Seal,
         order_window: float = ORDER_WINDOW,
         clock: Callable[[], float] = time.time,
         pool_size: int = POOL_SIZE,
@@ -119,7 +122,7 @@ class PgStore:
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             await pool.close()
             raise StoreError(f"cannot prepare {masked(url)}: {_reason(exc)}") from None
-        store = cls(pool, chunk_bytes, order_window, clock, randbelow)
+        store = cls(pool, chunk_bytes, order_window, clock, randbelow, seal)
         store._due_at_open = pending
         return store
 
@@ -167,17 +170,16 @@ class PgStore:
             return True
         started = time.perf_counter()
         await ordering.begin(conn)
-        async with conn.transaction():
-            await transactions.sweep_limits(conn, self._clock())
         progress = ordering.OrderProgress()
         while not progress.done:
-            await ordering.step(conn, progress, self._randbelow)
+            await ordering.step(conn, self._seal, progress, self._randbelow, now=self._clock())
         self.passes += 1
         log.info(
-            "order pass: %d chunks placed, %d steps, %.0f ms",
-            progress.chunks_placed,
+            "order pass: %d chunks placed, %d steps, %.0f ms%s",
+            progress.chunks_moved,
             progress.steps,
             (time.perf_counter() - started) * 1000,
+            "" if progress.wal_flushed else " (WAL left to age out: no CHECKPOINT right)",
         )
         return await ordering.covered(conn)
 
@@ -223,7 +225,11 @@ class PgStore:
         items = [(q.receiver, q.blob, q.quota) for q in batch]
         charges = [q.charges for q in batch]
         body = partial(
-            transactions.add_messages, items=items, charges=charges, chunk_bytes=self._chunk_bytes
+            transactions.add_messages,
+            items=items,
+            charges=charges,
+            chunk_bytes=self._chunk_bytes,
+            seal=self._seal,
         )
         commit = asyncio.get_running_loop().create_task(self._transact(body))
         commit.add_done_callback(partial(self._committed, batch, time.perf_counter()))
@@ -279,7 +285,12 @@ class PgStore:
 
     async def delete_message(self, receiver: str, message_id: str) -> bool:
         deleted = await self._transact(
-            partial(transactions.delete_message, receiver=receiver, message_id=message_id)
+            partial(
+                transactions.delete_message,
+                receiver=receiver,
+                message_id=message_id,
+                seal=self._seal,
+            )
         )
         if deleted:
             self._changed()
@@ -295,7 +306,7 @@ class PgStore:
         now = self._clock()
         while not finished:
             count, finished = await self._transact(
-                partial(transactions.expire_step, now=now, bucket_seconds=max_age)
+                partial(transactions.expire_step, now=now, bucket_seconds=max_age, seal=self._seal)
             )
             deleted += count
         if deleted:
@@ -360,7 +371,9 @@ class PgStore:
             )
             if row is None:
                 return None
-            return await chunks.read(conn, list(row[1]), int(row[0]))
+            return await chunks.read(
+                conn, self._seal, receiver, message_id, bytes(row[1]), int(row[0])
+            )
 
     async def message_size(self, receiver: str, message_id: str) -> int | None:
         size = await self._read(
