@@ -130,6 +130,14 @@ def _owner_of(raw: bytes) -> Owner:
     return Owner(receiver[:receiver_length].decode(), message_id[:id_length].decode(), int(seq))
 
 
+async def check_key(conn: Connection, seal: Seal) -> None:
+    """Raise SealError if the stored chunks were sealed under another key (a node
+    given another server identity would store mail no other node could read)."""
+    row = await conn.fetchrow("SELECT slot, data FROM chunks LIMIT 1")
+    if row is not None:
+        seal.open_chunk(int(row[0]), bytes(row[1]))
+
+
 def pieces_of(blob: bytes, size: int) -> list[bytes]:
     """``blob`` cut into ``size``-byte chunks, the last one padded with zeros."""
     pieces = [blob[start : start + size] for start in range(0, len(blob), size)] or [b""]

@@ -242,14 +242,16 @@ async def sweep(conn: Connection, now: float, failures_before: float | None) -> 
 
 async def flush_wal(conn: Connection) -> bool:
     """CHECKPOINT, switch to a new WAL segment, CHECKPOINT: the window's segments are
-    then past the redo point and go. Whether the role was allowed to."""
+    then past the redo point and go. Whether the role was allowed to, and the
+    segments are removed rather than recycled (a recycled one keeps its old records
+    until new ones overwrite it: measured, docs/server.md)."""
     try:
         await conn.execute("CHECKPOINT")
         await conn.execute("SELECT pg_switch_wal()")
         await conn.execute("CHECKPOINT")
     except asyncpg.InsufficientPrivilegeError:
         return False
-    return True
+    return str(await conn.fetchval("SELECT current_setting('wal_recycle')")) == "off"
 
 
 async def run_pass(

@@ -55,6 +55,10 @@ CONNECT_TIMEOUT = 15.0  # seconds to reach PostgreSQL at open
 RETRIES = 5  # a transaction ended by a deadlock or serialization failure runs again
 # Whatever the database's default: a commit is durable before it is acknowledged.
 SERVER_SETTINGS = {"synchronous_commit": "on"}
+WAL_LEFT = (
+    "pg_wal keeps the window's changes until they age out (grant pg_checkpoint and"
+    " EXECUTE on pg_switch_wal, set wal_recycle = off: see docs/server.md)"
+)
 _RETRIED = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 
 _disk_full_log = RateLimitedLog()
@@ -74,6 +78,7 @@ class PgStore:
     ) -> None:
         self._pool = pool
         self._seal = seal  # the at-rest key of chunks and slot lists (chunks.py)
+        self._wal_warned = False
         self._chunk_bytes = chunk_bytes
         self._clock = clock  # wall clock of the abuse-limit windows and expiry
         self._randbelow = randbelow  # the pass's randomness (tests pass their own)
@@ -115,10 +120,17 @@ class PgStore:
             async with pool.acquire() as conn:
                 await schema.prepare(conn)
                 chunk_bytes = await schema.chunk_bytes(conn)
+                await chunks.check_key(conn, seal)
                 pending = await ordering.due(conn)
         except schema.SchemaError as exc:
             await pool.close()
             raise StoreError(str(exc)) from None
+        except chunks.SealError:
+            await pool.close()
+            raise StoreError(
+                f"the mail in {masked(url)} was stored by a server with another identity:"
+                " every node needs the same identity.key (docs/deploy.md)"
+            ) from None
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             await pool.close()
             raise StoreError(f"cannot prepare {masked(url)}: {_reason(exc)}") from None
@@ -175,12 +187,14 @@ class PgStore:
             await ordering.step(conn, self._seal, progress, self._randbelow, now=self._clock())
         self.passes += 1
         log.info(
-            "order pass: %d chunks placed, %d steps, %.0f ms%s",
+            "order pass: %d chunks placed, %d steps, %.0f ms",
             progress.chunks_moved,
             progress.steps,
             (time.perf_counter() - started) * 1000,
-            "" if progress.wal_flushed else " (WAL left to age out: no CHECKPOINT right)",
         )
+        if not progress.wal_flushed and not self._wal_warned:
+            self._wal_warned = True
+            log.warning("order pass: %s", WAL_LEFT)
         return await ordering.covered(conn)
 
     # -- transactions -------------------------------------------------------------
