@@ -28,6 +28,14 @@ xmin, and their size with their mailbox row) are spread over random steps
 compressed (it is ciphertext) and never moved out to a TOAST table, whose own
 order would follow arrival.
 
+Freeing and moving exclude each other: a transaction that frees chunks first takes
+the transaction advisory lock ``MOVE_LOCK`` shared (:func:`hold_still`), and each
+move step of the pass takes it exclusive (:func:`moving`). (A move writes only new
+slot numbers, so a DELETE that read an old list frees nothing of another message;
+the lock keeps a step's view of the owners whole.) Lock order, across all
+transactions: ``MOVE_LOCK``, then ``usage`` rows, ``limits`` rows, ``mailbox`` rows,
+chunk rows, ``next_slot``.
+
 Freeing without the key (an operator's command): :func:`free_later` queues the
 sealed list in ``freed``; the next order pass, which has the key, frees the chunks.
 """
@@ -59,7 +67,20 @@ CHUNK_AAD = b"rune/1 pg chunk "  # + the slot: a row copied to another slot does
 LIST_AAD = b"rune/1 pg slot list "  # + receiver and id: a list moved to another row neither
 SLOT = struct.Struct("<q")
 
+# pg_advisory_xact_lock key: "rune", "move"
+MOVE_LOCK = 0x72756E65_6D6F7665
+
 Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+
+
+async def hold_still(conn: Connection) -> None:
+    """No chunk moves until this transaction ends; call it first in a freeing one."""
+    await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", MOVE_LOCK)
+
+
+async def moving(conn: Connection) -> None:
+    """This transaction moves chunks: wait for the freeing ones, keep new ones out."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", MOVE_LOCK)
 
 
 class SealError(Exception):

@@ -140,6 +140,7 @@ async def step(
 async def free_step(conn: Connection, seal: Seal, progress: OrderProgress) -> bool:
     """Free the chunks of up to ``STEP_FREED`` queued deletions; whether there were any."""
     async with conn.transaction():
+        await chunks.hold_still(conn)
         rows = await conn.fetch(
             f"""DELETE FROM freed WHERE (receiver, id) IN (SELECT receiver, id FROM freed
                 ORDER BY receiver, id LIMIT {STEP_FREED} FOR UPDATE SKIP LOCKED)
@@ -171,6 +172,7 @@ async def move_step(
     async with conn.transaction():  # new numbers, committed at once: next_slot stays free
         start = await chunks.take_slots(conn, len(batch))
     async with conn.transaction():
+        await chunks.moving(conn)
         rows = await conn.fetch(
             "SELECT slot, data FROM chunks WHERE slot = ANY($1::bigint[])", batch
         )

@@ -60,6 +60,7 @@ WAL_LEFT = (
     " EXECUTE on pg_switch_wal, set wal_recycle = off: see docs/server.md)"
 )
 _RETRIED = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+_FAILURES = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 _disk_full_log = RateLimitedLog()
 
@@ -89,6 +90,7 @@ class PgStore:
         self._order_task: asyncio.Task[None] | None = None
         self._due_at_open = False
         self.passes = 0
+        self.passes_deferred = 0  # passes left to the node that held the lock
         self.commit_times = Histogram()
         self.disk_full = 0
 
@@ -162,6 +164,7 @@ class PgStore:
         try:
             async with self._pool.acquire() as conn:
                 if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", ordering.ORDER_LOCK):
+                    self.passes_deferred += 1
                     again = True  # another node's pass: it may not cover our last change
                     return
                 try:
@@ -169,7 +172,7 @@ class PgStore:
                 finally:
                     await conn.execute("SELECT pg_advisory_unlock($1)", ordering.ORDER_LOCK)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            log.warning("order pass failed (%s)", _reason(exc))
+            log.warning("order pass failed (%s)", _unavailable(exc))
             again = True
         finally:
             self._order_task = None
@@ -205,16 +208,21 @@ class PgStore:
             try:
                 async with self._pool.acquire() as conn, conn.transaction():
                     return await body(conn)
-            except _RETRIED:
+            except _RETRIED as exc:
                 if attempt == RETRIES - 1:
-                    raise
+                    raise _unavailable(exc) from exc
             except asyncpg.DiskFullError:
                 raise self._full() from None
+            except _FAILURES as exc:
+                raise _unavailable(exc) from exc
         raise AssertionError("unreachable")
 
     async def _read(self, body: Callable[[Connection], Awaitable[_T]]) -> _T:
-        async with self._pool.acquire() as conn:
-            return await body(conn)
+        try:
+            async with self._pool.acquire() as conn:
+                return await body(conn)
+        except _FAILURES as exc:
+            raise _unavailable(exc) from exc
 
     def _full(self) -> DiskFull:
         self.disk_full += 1
@@ -333,8 +341,8 @@ class PgStore:
         while True:
             try:
                 await self.expire(max_age)
-            except (StoreError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("expiry failed (%s)", _reason(exc))
+            except StoreError as exc:  # the next round tries again
+                log.warning("expiry failed (%s)", exc)
             if max_age <= 0:
                 return
             await asyncio.sleep(interval)
@@ -373,21 +381,9 @@ class PgStore:
         return [(str(r[0]), int(r[1])) for r in rows]
 
     async def message(self, receiver: str, message_id: str) -> bytes | None:
-        # one snapshot: the order pass may move the chunks between two reads
-        async with (
-            self._pool.acquire() as conn,
-            conn.transaction(isolation="repeatable_read", readonly=True),
-        ):
-            row = await conn.fetchrow(
-                "SELECT size, slots FROM mailbox WHERE receiver = $1 AND id = $2",
-                receiver,
-                message_id,
-            )
-            if row is None:
-                return None
-            return await chunks.read(
-                conn, self._seal, receiver, message_id, bytes(row[1]), int(row[0])
-            )
+        return await self._read(
+            partial(_message, seal=self._seal, receiver=receiver, message_id=message_id)
+        )
 
     async def message_size(self, receiver: str, message_id: str) -> int | None:
         size = await self._read(
@@ -432,6 +428,19 @@ class PgStore:
         await self._pool.close()
 
 
+async def _message(
+    conn: Connection, seal: chunks.Seal, receiver: str, message_id: str
+) -> bytes | None:
+    # one snapshot: the order pass may move the chunks between two reads
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        row = await conn.fetchrow(
+            "SELECT size, slots FROM mailbox WHERE receiver = $1 AND id = $2", receiver, message_id
+        )
+        if row is None:
+            return None
+        return await chunks.read(conn, seal, receiver, message_id, bytes(row[1]), int(row[0]))
+
+
 async def _fetch(conn: Connection, query: str, args: Sequence[object] = ()) -> list[asyncpg.Record]:
     return await conn.fetch(query, *args)
 
@@ -447,10 +456,17 @@ async def _fetchval(conn: Connection, query: str, args: Sequence[object] = ()) -
 
 
 def _reason(exc: BaseException) -> str:
-    """What a log or an error says about a failure: PostgreSQL's message or the
-    error's kind, never a URL (asyncpg's own messages hold no password)."""
+    """What an error at open says: PostgreSQL's message (refused, bad password, no
+    such database: no data in them) or the error's kind; never a URL."""
     if isinstance(exc, asyncpg.PostgresError):
         return f"{type(exc).__name__}: {exc}"
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return type(exc).__name__
+
+
+def _unavailable(exc: BaseException) -> StoreError:
+    """A failure while serving, for logs: its kind and SQLSTATE only, since
+    PostgreSQL's messages can quote a row (an address, say)."""
+    state = getattr(exc, "sqlstate", None)
+    return StoreError(f"database error: {type(exc).__name__}" + (f" ({state})" if state else ""))

@@ -1,10 +1,11 @@
 """The store's writes as PostgreSQL transaction bodies, safe with several nodes at once.
 
 Each function runs inside the caller's transaction (READ COMMITTED) on one pooled
-connection. What makes them right with N nodes on one database is row locks taken
-in one fixed order — ``usage`` rows (by receiver), ``limits`` rows (by key), the
-``layout`` rows ``next_slot`` then ``pending`` — so two transactions never wait on
-each other in a circle, and a count read under a lock is the count written back:
+connection. What makes them right with N nodes on one database is locks taken in
+one fixed order — the chunk move lock (chunks.py), ``usage`` rows (by receiver),
+``limits`` rows (by key), the ``layout`` rows ``next_slot`` then ``pending`` — so
+two transactions never wait on each other in a circle, and a count read under a
+lock is the count written back:
 
 - quota: the receiver's ``usage`` row is created if missing (``ON CONFLICT DO
   NOTHING`` waits for a concurrent creator) and locked ``FOR UPDATE`` before it is
@@ -235,6 +236,7 @@ async def blocked(conn: Connection, address: str) -> bool:
 async def delete_message(
     conn: Connection, receiver: str, message_id: str, seal: chunks.Seal
 ) -> bool:
+    await chunks.hold_still(conn)
     await conn.execute("SELECT 1 FROM usage WHERE receiver = $1 FOR UPDATE", receiver)
     row = await conn.fetchrow(
         "DELETE FROM mailbox WHERE receiver = $1 AND id = $2 RETURNING size, slots",
@@ -258,8 +260,10 @@ async def expire_step(
 ) -> tuple[int, bool]:
     """expiry.sweep_step in PostgreSQL: (messages deleted, whether the sweep is done).
 
-    The ``epoch`` row is locked first, so nodes sweeping at once take turns.
+    The ``epoch`` row is locked (after the move lock), so nodes sweeping at once take
+    turns.
     """
+    await chunks.hold_still(conn)
     epoch = int(await conn.fetchval("SELECT value FROM layout WHERE name = 'epoch' FOR UPDATE"))
     doomed = await conn.fetch(
         f"SELECT receiver, id FROM mailbox WHERE epoch = {DOOMED} LIMIT {EXPIRY_BATCH}"
