@@ -1,7 +1,8 @@
 """A real ``rune-server`` process on 127.0.0.1, for tests of the server and the client.
 
-``rune_server(registration="free", nofile=None, **config)`` runs ``rune-server init``
-into a fresh directory (with a passphrase file), applies config overrides, then
+``rune_server(registration="free", nofile=None, database=None, **config)`` runs
+``rune-server init`` into a fresh directory (with a passphrase file; ``database``, a
+``postgresql://`` URL, puts the store there), applies config overrides, then
 ``serve --port 0`` as a subprocess (with RLIMIT_NOFILE set to ``nofile`` if given),
 and waits (bounded) for its ready line. At teardown it stops the process with SIGTERM
 and fails the test if the server did not exit 0 or wrote a traceback to stderr: a
@@ -15,6 +16,7 @@ import os
 import re
 import resource
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -75,6 +77,7 @@ class RuneServerProcess:
     process: subprocess.Popen[bytes] | None = None
     returncodes: list[int] = field(default_factory=list)
     nofile: int | None = None  # RLIMIT_NOFILE (soft and hard) for the server process
+    database_url: str | None = None  # PostgreSQL (in config.toml), or None for SQLite
     _runs: int = 0
 
     @property
@@ -177,9 +180,11 @@ def create_server(
     registration: str = "free",
     domain: str = "example",
     nofile: int | None = None,
+    database: str | None = None,
     **overrides: Any,
 ) -> RuneServerProcess:
-    """Init a data directory under ``root`` and start serving it (``nofile``: see start)."""
+    """Init a data directory under ``root`` and start serving it (``nofile``: see start;
+    ``database``: a PostgreSQL URL for the store, else SQLite in the data directory)."""
     root.mkdir(parents=True, exist_ok=True)
     passphrase_file = root / "passphrase"
     passphrase_file.write_text(secrets.token_urlsafe(16) + "\n")
@@ -195,6 +200,7 @@ def create_server(
         registration,
         "--passphrase-file",
         str(passphrase_file),
+        *(("--database", database) if database else ()),
     )
     if result.returncode != 0:
         raise RuntimeError(f"rune-server init failed: {result.stderr.strip()}")
@@ -211,9 +217,24 @@ def create_server(
         tls_pin=prints.tls_pin,
         server_key=prints.server_key.token(),
         nofile=nofile,
+        database_url=database,
     )
     server.start()
     return server
+
+
+def another_node(server: RuneServerProcess, root: Path) -> RuneServerProcess:
+    """A second node of ``server`` under ``root``: its data directory copied (the same
+    keys and config, so the same PostgreSQL database), serving on a port of its own.
+    The caller stops it."""
+    if server.database_url is None:
+        raise ValueError("nodes share a PostgreSQL database; this server is on SQLite")
+    data = root / "data"
+    shutil.copytree(server.data_dir, data)
+    node = replace(server, root=root, data_dir=data, port=0, process=None, returncodes=[])
+    node._runs = 0
+    node.start()
+    return node
 
 
 def finish_server(server: RuneServerProcess) -> list[str]:
@@ -234,10 +255,15 @@ ServerFactory = Callable[..., RuneServerProcess]
 
 
 @contextlib.contextmanager
-def server_factory(base: Path) -> Iterator[ServerFactory]:
+def server_factory(
+    base: Path, new_database: Callable[[], str] | None = None
+) -> Iterator[ServerFactory]:
+    """``new_database``: a fresh PostgreSQL URL for each server that names none."""
     started: list[RuneServerProcess] = []
 
     def factory(registration: str = "free", **overrides: Any) -> RuneServerProcess:
+        if new_database is not None and "database" not in overrides:
+            overrides["database"] = new_database()
         server = create_server(base / f"server{len(started)}", registration, **overrides)
         started.append(server)
         return server
@@ -252,11 +278,38 @@ def server_factory(base: Path) -> Iterator[ServerFactory]:
         pytest.fail("\n".join(problems))
 
 
+STORE_KINDS = ("sqlite", "postgresql")
+
+
+@pytest.fixture(params=STORE_KINDS)
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """Runs a test once per store; with ``rune_server``, every server it starts uses it
+    (PostgreSQL: the session's cluster, a fresh database per server)."""
+    kind: str = request.param
+    if kind == "postgresql":
+        request.getfixturevalue("postgres")  # skipped (or failed in CI) without PostgreSQL
+    return kind
+
+
+def new_database_for(request: pytest.FixtureRequest) -> Callable[[], str] | None:
+    """The fresh-database maker a test parametrised with ``store_kind`` asks for."""
+    if "store_kind" not in request.fixturenames:
+        return None
+    if request.getfixturevalue("store_kind") != "postgresql":
+        return None
+    cluster = request.getfixturevalue("postgres")
+    maker: Callable[[], str] = cluster.new_database
+    return maker
+
+
 @pytest.fixture
-def rune_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFactory]:
-    """Factory: ``rune_server(registration="free", **config_overrides)`` → a running server."""
-    with server_factory(tmp_path_factory.mktemp("rune-server")) as factory:
-        yield factory
+def rune_server(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[ServerFactory]:
+    """Factory: ``rune_server(registration="free", **config_overrides)`` → a running server
+    (on the test's ``store_kind`` if it has one, else SQLite)."""
+    with server_factory(tmp_path_factory.mktemp("rune-server"), new_database_for(request)) as f:
+        yield f
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,9 @@
 """``rune-server accounts|invitations|mailbox|passphrase|renew-cert``: administration.
 
-Every command here is safe while the server runs: it opens the same SQLite database
-(admin.py says how a running server notices) or rewrites a key file whole
-(keyfiles.py). Output shows what the server is meant to know and nothing more:
+Every command here is safe while the server runs: it opens the same database, the
+SQLite file or PostgreSQL (adminstore.py; admin.py says how a running server
+notices), or rewrites a key file whole (keyfiles.py). Output shows what the server
+is meant to know and nothing more:
 addresses, and per mailbox a message count and a byte total; no senders, no ids,
 no sizes of single messages, no times beyond an invitation's expiry.
 """
@@ -11,28 +12,37 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from ..address import AddressError, parse_address
 from . import admin
-from .config import DataDir, OperatorError, read_passphrase
+from .adminstore import AdminStore, open_admin
+from .config import DataDir, OperatorError, ServerConfig, load_config, read_passphrase
+from .dburl import locate
 from .keyfiles import certificate_expiry, change_passphrase, renew_certificate
-from .store import Database
 
 NEW_PASSPHRASE_ENV = "RUNE_SERVER_NEW_PASSPHRASE"
 Command = Callable[..., argparse.ArgumentParser]  # (name, help, *, data_dir=True)
 
 
+def database_option(parser: argparse.ArgumentParser, text: str | None = None) -> None:
+    """``--database URL``: overrides the config's ``database`` for this command."""
+    parser.add_argument(
+        "--database",
+        metavar="URL",
+        help=text or "a postgresql:// URL (default: the config's database, else the SQLite file)",
+    )
+
+
 @contextmanager
-def _database(args: argparse.Namespace) -> Iterator[Database]:
+def store_of(args: argparse.Namespace, config: ServerConfig | None = None) -> Iterator[AdminStore]:
+    """The data directory's store (``--database`` first), closed afterwards."""
     data = DataDir(args.data_dir)
     data.check()
-    os.umask(0o077)  # a WAL or shared-memory file this command creates: owner only
-    db = Database(data.database)
+    config = config or load_config(data.config)
+    db = open_admin(locate(data, config, args.database))
     try:
         yield db
     finally:
@@ -47,9 +57,9 @@ def _address(text: str) -> str:
 
 
 def _accounts_list(args: argparse.Namespace) -> int:
-    with _database(args) as db:
-        rows = db.read(admin.list_accounts)
-        reserved = sorted(a for a, kind in db.read(admin.held).items() if kind == admin.DELETED)
+    with store_of(args) as db:
+        rows = db.list_accounts()
+        reserved = sorted(a for a, kind in db.held().items() if kind == admin.DELETED)
     width = max((len(r.address) for r in rows), default=7)
     width = max([width, 7, *(len(a) for a in reserved)])
     print(f"{'address':<{width}}  {'state':<8}  {'messages':>8}  {'bytes':>12}")
@@ -62,8 +72,8 @@ def _accounts_list(args: argparse.Namespace) -> int:
 
 
 def _accounts_count(args: argparse.Namespace) -> int:
-    with _database(args) as db:
-        counts = db.read(admin.count)
+    with store_of(args) as db:
+        counts = db.count()
     print(f"accounts: {counts.accounts} ({counts.blocked} blocked)")
     print(f"reserved addresses: {counts.reserved}")
     print(f"messages: {counts.messages} ({counts.bytes} bytes)")
@@ -72,15 +82,8 @@ def _accounts_count(args: argparse.Namespace) -> int:
 
 def _accounts_block(args: argparse.Namespace) -> int:
     address = _address(args.address)
-    with _database(args) as db:
-
-        def block(connection: sqlite3.Connection) -> bool:
-            if not admin.has_account(connection, address):
-                return False
-            admin.block(connection, address)
-            return True
-
-        if not db.transact(block):
+    with store_of(args) as db:
+        if not db.block(address):
             raise OperatorError(f"no account {address}")
     print(f"blocked {address}: its sessions end within a second; it cannot log in")
     return 0
@@ -88,8 +91,8 @@ def _accounts_block(args: argparse.Namespace) -> int:
 
 def _accounts_unblock(args: argparse.Namespace) -> int:
     address = _address(args.address)
-    with _database(args) as db:
-        if not db.transact(lambda connection: admin.unblock(connection, address)):
+    with store_of(args) as db:
+        if not db.unblock(address):
             raise OperatorError(f"{address} is not blocked")
     print(f"unblocked {address}")
     return 0
@@ -99,15 +102,8 @@ def _accounts_delete(args: argparse.Namespace) -> int:
     address = _address(args.address)
     if not args.yes:
         raise OperatorError(f"this deletes {address} and all its mail: add --yes to go ahead")
-    with _database(args) as db:
-
-        def delete(connection: sqlite3.Connection) -> bool:
-            if not admin.has_account(connection, address):
-                return False
-            admin.delete_account(connection, address)
-            return True
-
-        if not db.transact(delete):
+    with store_of(args) as db:
+        if not db.delete_account(address):
             raise OperatorError(f"no account {address}")
         messages, size = _erase(db, address)
     print(f"deleted {address} and {messages} messages ({size} bytes)")
@@ -117,9 +113,9 @@ def _accounts_delete(args: argparse.Namespace) -> int:
 
 def _accounts_release(args: argparse.Namespace) -> int:
     address = _address(args.address)
-    with _database(args) as db:
+    with store_of(args) as db:
         _erase(db, address)  # anything that arrived while the deletion took effect
-        if not db.transact(lambda connection: admin.release(connection, address)):
+        if not db.release(address):
             raise OperatorError(f"{address} is not a deleted, reserved address")
     print(f"released {address}: it can be registered again")
     return 0
@@ -127,27 +123,27 @@ def _accounts_release(args: argparse.Namespace) -> int:
 
 def _mailbox_erase(args: argparse.Namespace) -> int:
     address = _address(args.address)
-    with _database(args) as db:
+    with store_of(args) as db:
         messages, size = _erase(db, address)
     print(f"erased {messages} messages ({size} bytes) from {address}")
     return 0
 
 
-def _erase(db: Database, address: str) -> tuple[int, int]:
+def _erase(db: AdminStore, address: str) -> tuple[int, int]:
     """The whole mailbox, a batch a transaction; then the deleted bytes leave the file."""
     messages = size = 0
     while True:
-        count, freed = db.transact(lambda connection: admin.erase_batch(connection, address))
+        count, freed = db.erase_batch(address)
         if not count:
             break
         messages, size = messages + count, size + freed
-    db.erase()
+    db.finish_erase()
     return messages, size
 
 
 def _invitations_list(args: argparse.Namespace) -> int:
-    with _database(args) as db:
-        rows = db.read(admin.list_invitations)
+    with store_of(args) as db:
+        rows = db.list_invitations()
     now = dt.datetime.now(dt.UTC)
     for row in rows:
         expires = dt.datetime.fromtimestamp(row.expires_at, dt.UTC)
@@ -160,8 +156,8 @@ def _invitations_list(args: argparse.Namespace) -> int:
 
 def _invitations_revoke(args: argparse.Namespace) -> int:
     address = _address(args.address)
-    with _database(args) as db:
-        revoked = db.transact(lambda connection: admin.revoke_invitations(connection, address))
+    with store_of(args) as db:
+        revoked = db.revoke_invitations(address)
     if not revoked:
         raise OperatorError(f"no invitation for {address}")
     print(f"revoked {revoked} invitation{'s' if revoked != 1 else ''} for {address}")
@@ -205,6 +201,7 @@ def add_commands(command: Command) -> None:
         def action(verb: str, help_text: str) -> argparse.ArgumentParser:
             leaf = actions.add_parser(verb, help=help_text, description=help_text)
             leaf.add_argument("--data-dir", type=Path, required=True, metavar="DIR")
+            database_option(leaf)
             return leaf
 
         return action

@@ -19,7 +19,7 @@ from ..address import AddressError, parse_address, random_part
 from ..encoding import b64encode
 from ..transport import DEFAULT_PORT
 from . import logsetup
-from .admin_cli import add_commands
+from .admin_cli import add_commands, database_option, store_of
 from .admission import source_of
 from .backup import backup, backup_before_upgrade
 from .config import (
@@ -31,11 +31,12 @@ from .config import (
     read_passphrase,
 )
 from .datadir import create_data_dir, load_identity, read_fingerprints, tls_context
+from .dburl import check_url, locate
 from .limits import Kind, Limiter, secret_of
 from .overview import status_lines
 from .service import serve
 from .session import hash_invitation
-from .store import Database, StoreError
+from .store import StoreError
 
 EXIT_USAGE = 2
 INVITATION_BYTES = 24
@@ -61,10 +62,14 @@ def _cmd_init(args: argparse.Namespace) -> int:
         welcome=args.welcome,
         registration=args.registration,
         port=args.port,
+        database=check_url(args.database) if args.database else "",
     )
+    location = locate(data, config, None)
     passphrase = read_passphrase(args.passphrase_file, confirm=True)
-    prints = create_data_dir(data, config, passphrase)
+    prints = create_data_dir(data, config, passphrase, location)
     print(f"created {data.root} (registration: {config.registration}, port {config.port})")
+    if location.is_postgres:
+        print(f"store: {location.shown()} (schema ready)")
     print("\n".join(prints.lines()))
     return 0
 
@@ -74,8 +79,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     data.check()
     config = load_config(data.config)
     logsetup.configure(config.log_format, config.log_level)
+    location = locate(data, config, args.database)
     os.umask(0o077)  # SQLite's WAL and shared-memory files: owner only
-    backup_before_upgrade(data.database)
+    if not location.is_postgres:
+        backup_before_upgrade(location.path)
     passphrase = read_passphrase(args.passphrase_file)
     identity = load_identity(data, passphrase)
     context = tls_context(data, passphrase)
@@ -88,7 +95,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         print(f"rune-server listening on {shown}:{bound}", flush=True)
 
     try:
-        asyncio.run(serve(config, identity, context, data.database, args.host, port, ready))
+        asyncio.run(serve(config, identity, context, location, args.host, port, ready))
     except StoreError as exc:
         raise OperatorError(str(exc)) from exc
     except OSError as exc:  # binding: address in use, permission denied, unknown host
@@ -107,14 +114,11 @@ def _cmd_invite(args: argparse.Namespace) -> int:
     if address.domain != config.domain:
         raise OperatorError(f"{address} is not on this server's domain {config.domain}")
     lifetime = parse_duration(args.expires)
-    db = Database(data.database)
-    try:
+    with store_of(args, config) as db:
         if not db.registrable(str(address)):
             raise OperatorError(f"{address} is already registered, or reserved after a delete")
         token = b64encode(os.urandom(INVITATION_BYTES))
         db.add_invitation(hash_invitation(token), str(address), int(time.time()) + lifetime)
-    finally:
-        db.close()
     print(token)
     return 0
 
@@ -127,6 +131,13 @@ def _cmd_fingerprint(args: argparse.Namespace) -> int:
 def _cmd_backup(args: argparse.Namespace) -> int:
     data = DataDir(args.data_dir)
     data.check()
+    location = locate(data, load_config(data.config), args.database)
+    if location.is_postgres:
+        raise OperatorError(
+            f"the store is in PostgreSQL ({location.shown()}): back it up with PostgreSQL's"
+            " own tools, pg_dump (a logical copy) or pg_basebackup (the whole cluster);"
+            " see docs/operations.md"
+        )
     result = backup(data.database, args.dest)
     print(
         f"backed up {data.database.name} to {result.path}"
@@ -159,11 +170,8 @@ def _cmd_lift_limits(args: argparse.Namespace) -> int:
         subjects += [(Kind.SEND, str(address)), (Kind.INFLOW, str(address))]
     identity = load_identity(data, read_passphrase(args.passphrase_file))
     limiter = Limiter(secret_of(identity), {}, time.time)
-    db = Database(data.database)
-    try:
+    with store_of(args, config) as db:
         cleared = db.clear_limits([limiter.key(kind, subject) for kind, subject in subjects])
-    finally:
-        db.close()
     print(f"lifted {cleared} counter(s); counting starts again from zero")
     return 0
 
@@ -171,7 +179,14 @@ def _cmd_lift_limits(args: argparse.Namespace) -> int:
 def _cmd_status(args: argparse.Namespace) -> int:
     data = DataDir(args.data_dir)
     data.check()
-    print("\n".join(status_lines(data, load_config(data.config))))
+    config = load_config(data.config)
+    location = locate(data, config, args.database)
+    if location.is_postgres:
+        from .pg.admin import status_lines as pg_status_lines  # asyncpg only for PostgreSQL
+
+        print("\n".join(pg_status_lines(location, config)))
+        return 0
+    print("\n".join(status_lines(data, config)))
     return 0
 
 
@@ -194,17 +209,20 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--welcome", default="Rune is Not Email", help="greeting text")
     init.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
     init.add_argument("--passphrase-file", type=Path, metavar="F")
+    database_option(init, "put the store in PostgreSQL at URL (recorded in config.toml)")
     init.set_defaults(func=_cmd_init)
 
     run = command("serve", "serve until SIGINT/SIGTERM")
     run.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (loopback)")
     run.add_argument("--port", type=int, help="default: the config's port; 0 picks a free one")
     run.add_argument("--passphrase-file", type=Path, metavar="F")
+    database_option(run)
     run.set_defaults(func=_cmd_serve)
 
     invite = command("invite", "print a single-use invitation token bound to ADDRESS")
     invite.add_argument("address", metavar="ADDRESS")
     invite.add_argument("--expires", default="7d", help="lifetime: 30m, 12h, 7d … (default 7d)")
+    database_option(invite)
     invite.set_defaults(func=_cmd_invite)
 
     fingerprint = command("fingerprint", "print the TLS and server-key fingerprints")
@@ -214,15 +232,18 @@ def build_parser() -> argparse.ArgumentParser:
     # Issue 18 (operating): at the end of the list, to ease merging.
     copy = command("backup", "copy the store to DEST while the server runs (docs/server.md)")
     copy.add_argument("dest", type=Path, metavar="DEST", help="a new file (not overwritten)")
+    database_option(copy)
     copy.set_defaults(func=_cmd_backup)
 
     lift = command("lift-limits", "reset the abuse-limit counts of a source or an address")
     lift.add_argument("--source", action="append", default=[], metavar="IP")
     lift.add_argument("--address", action="append", default=[], metavar="ADDRESS")
     lift.add_argument("--passphrase-file", type=Path, metavar="F")
+    database_option(lift)
     lift.set_defaults(func=_cmd_lift_limits)
 
     glance = command("status", "the store, the disk and live counts at a glance (aggregates)")
+    database_option(glance)
     glance.set_defaults(func=_cmd_status)
     return parser
 

@@ -39,6 +39,7 @@ REWRITTEN = (
     ("invitations", ("token_hash",)),
     ("holds", ("address",)),
     ("limits", ("key",)),
+    ("failures", ("kind", "key")),
 )
 
 

@@ -148,6 +148,9 @@ class ServerConfig:
     stats_interval: float = 3600
     # Delete stored messages after max_age_days to twice that (expiry.py); 0: never.
     max_age_days: float = 0
+    # The store (dburl.py): empty is the SQLite file rune.db in the data directory; a
+    # postgresql:// URL puts it in PostgreSQL, shared by every node (docs/operations.md).
+    database: str = ""
 
     def __post_init__(self) -> None:
         try:
@@ -266,15 +269,23 @@ _TOML_KINDS: dict[type, tuple[tuple[type, ...], str]] = {
 
 
 def dump_config(config: ServerConfig) -> str:
-    """The whole file: we own it (``init`` writes it), so tomli-w writes it whole."""
-    return HEADER + tomli_w.dumps(asdict(config))
+    """The whole file: we own it (``init`` writes it), so tomli-w writes it whole.
+
+    ``database`` only when set: absent means the SQLite file, as before the key existed.
+    """
+    values = asdict(config)
+    if not config.database:
+        del values["database"]
+    return HEADER + tomli_w.dumps(values)
 
 
 def write_config(path: Path, config: ServerConfig) -> None:
     """Replace the config atomically: a crash or a full disk leaves the old one."""
     data = dump_config(config).encode("utf-8")
-    # No secrets in it (docs/server.md: 0644); the data directory itself is 0700.
-    write_atomically(path, data, prefix=f".{path.name}.", mode=0o644)
+    # No secrets in it (docs/server.md: 0644), unless a database URL may hold a
+    # password: then 0600. The data directory itself is 0700.
+    mode = 0o600 if config.database else 0o644
+    write_atomically(path, data, prefix=f".{path.name}.", mode=mode)
 
 
 def load_config(path: Path) -> ServerConfig:

@@ -24,6 +24,7 @@ from ..keys import Identity, InvalidKey, PublicKey
 from ..secretbox import SecretBoxError, open_secret, seal_secret
 from ..tlspin import pin_text, spki_fingerprint
 from .config import DataDir, OperatorError, ServerConfig, load_config, write_config
+from .dburl import Location
 from .store import Database
 
 IDENTITY_CONTEXT = b"rune-server identity"
@@ -93,8 +94,14 @@ def _self_signed(passphrase: str) -> tuple[bytes, bytes]:
     return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
-def create_data_dir(data: DataDir, config: ServerConfig, passphrase: str) -> Fingerprints:
-    """Everything ``rune-server init`` writes. Refuses a non-empty directory."""
+def create_data_dir(
+    data: DataDir, config: ServerConfig, passphrase: str, location: Location | None = None
+) -> Fingerprints:
+    """Everything ``rune-server init`` writes. Refuses a non-empty directory.
+
+    With a PostgreSQL ``location`` the schema is prepared there (created, or checked
+    and upgraded if another node made it) instead of a SQLite file here.
+    """
     root = data.root
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise OperatorError(f"{root} exists and is not empty; init will not overwrite it")
@@ -109,11 +116,16 @@ def create_data_dir(data: DataDir, config: ServerConfig, passphrase: str) -> Fin
         box = seal_secret(identity.private_bytes(), passphrase, IDENTITY_CONTEXT)
         _write_private(data.identity, box)
         data.identity_pub.write_text(identity.public.token() + "\n", encoding="ascii")
-        old_umask = os.umask(0o077)  # the database and its WAL files: owner only
-        try:
-            Database.create(data.database)
-        finally:
-            os.umask(old_umask)
+        if location is not None and location.url is not None:
+            from .pg.admin import prepare  # asyncpg only for PostgreSQL
+
+            prepare(location.url)
+        else:
+            old_umask = os.umask(0o077)  # the database and its WAL files: owner only
+            try:
+                Database.create(data.database)
+            finally:
+                os.umask(old_umask)
         write_config(data.config, config)
     except BaseException:
         if created:

@@ -52,7 +52,7 @@ def status_lines(data: DataDir, config: ServerConfig) -> list[str]:
         f" ({config.disk_reserve_mib:g} MiB configured)",
         f"abuse-limit counters active {counters}",
     ]
-    return lines + _live(config)
+    return lines + live_lines(config)
 
 
 def _count(db: sqlite3.Connection, table: str) -> int:
@@ -62,7 +62,7 @@ def _count(db: sqlite3.Connection, table: str) -> int:
         return 0
 
 
-def _live(config: ServerConfig) -> list[str]:
+def live_lines(config: ServerConfig) -> list[str]:
     if not config.metrics_port:
         return ["live counts: metrics_port is off"]
     url = f"http://{config.metrics_bind}:{config.metrics_port}/metrics"

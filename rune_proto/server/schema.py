@@ -29,9 +29,9 @@ from __future__ import annotations
 import functools
 import sqlite3
 
-from . import slots
+from . import failures, slots
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 LIMITS_TABLE = """CREATE TABLE IF NOT EXISTS limits (
     key BLOB PRIMARY KEY, ends INTEGER NOT NULL, count INTEGER NOT NULL) WITHOUT ROWID"""
@@ -67,6 +67,8 @@ _STATEMENTS = (
         name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID""",
     # Abuse-limit counters (limits.py): keyed digests, the end of their window, a count.
     LIMITS_TABLE,
+    # The failed LOGIN/REGISTER throttle (throttle.py, failures.py): keyed digests too.
+    failures.TABLE,
     # Reassembles a blob from its chunks by scanning them: for operators, not the server.
     """CREATE VIEW IF NOT EXISTS messages (id, receiver, blob) AS
         SELECT m.id, m.receiver, substr(CAST((SELECT group_concat(data, '') FROM
@@ -135,7 +137,7 @@ def upgrade(db: sqlite3.Connection) -> None:
             f"database schema version {version} is newer than this rune-server"
             f" ({SCHEMA_VERSION}): run the newer version, or restore a backup made for this one"
         )
-    if version not in (1, 2, 3):
+    if version not in (1, 2, 3, 4):
         raise SchemaError(f"database schema version {version}, expected {SCHEMA_VERSION}")
     db.execute("BEGIN IMMEDIATE")
     try:
@@ -144,6 +146,9 @@ def upgrade(db: sqlite3.Connection) -> None:
             _upgrade(db, version)
         elif version == 3:  # 3 -> 4: the holds and limits tables, the expiry bit
             _upgrade_3(db)
+        elif version == 4:  # 4 -> 5: the failures table (the shared throttle)
+            _create_tables(db)
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")

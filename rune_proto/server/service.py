@@ -23,7 +23,6 @@ import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from ..keys import Identity
@@ -41,12 +40,13 @@ from .admission import (
 from .budget import MemoryBudget, return_freed_memory_to_os
 from .closing import CLOSE_TIMEOUT, refuse
 from .config import ServerConfig
-from .diskspace import Reserve
+from .dburl import Location
 from .link import Link, log_bug
 from .metrics import start_metrics
 from .reporting import metrics_text, report_counts
 from .session import Services
-from .store import SQLiteStore
+from .store import StoreError
+from .stores import open_store
 
 log = logging.getLogger("rune_proto.server")
 
@@ -150,7 +150,7 @@ class RuneServer:
                 if seen is not None and current != seen:
                     self._end_held_sessions(await store.held())
                 seen = current
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, StoreError, OSError) as exc:
                 log.warning("reading the account holds failed (%s)", type(exc).__name__)
             await asyncio.sleep(config.admin_poll_interval)
 
@@ -322,7 +322,7 @@ async def serve(
     config: ServerConfig,
     identity: Identity,
     context: ssl.SSLContext,
-    database: Path,
+    location: Location,
     host: str,
     port: int,
     ready: Callable[[str, int], None],
@@ -333,8 +333,7 @@ async def serve(
     return_freed_memory_to_os()
     switch_interval = sys.getswitchinterval()
     sys.setswitchinterval(min(switch_interval, SWITCH_INTERVAL))
-    reserve = Reserve(database.parent, config.disk_reserve)
-    store = await SQLiteStore.open(database, order_window=config.order_window, reserve=reserve)
+    store = await open_store(location, config)
     workers = min(4, os.cpu_count() or 1)
     crypto = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rune-crypto")
     signals = (signal.SIGINT, signal.SIGTERM)

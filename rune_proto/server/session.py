@@ -99,7 +99,7 @@ class Services:
     # Failed PROOFs for unknown addresses are checked against this key, so they cost
     # the same as failures for real accounts.
     dummy_key: bytes = field(default_factory=lambda: Identity.generate().public.raw)
-    # Failed attempts per target address (in memory only; see throttle.py).
+    # Failed attempts per target address, counted in the store (throttle.py).
     login_throttle: Throttle = field(init=False)
     register_throttle: Throttle = field(init=False)
     # Parsed receiver keys for SEND, by address (see receiver_key).
@@ -114,8 +114,8 @@ class Services:
     notifier: MailNotifier = field(default_factory=LocalNotifier)
 
     def __post_init__(self) -> None:
-        self.login_throttle = self.new_throttle()
-        self.register_throttle = self.new_throttle()
+        self.login_throttle = self.new_throttle("login")
+        self.register_throttle = self.new_throttle("register")
         config = self.config
         rules = {
             Kind.REGISTER: Rule(config.register_limit, config.register_window),
@@ -130,14 +130,18 @@ class Services:
         limit_log.warning(f"limit reached: {kind.value}")
         return error(kind.code)
 
-    def new_throttle(self) -> Throttle:
+    def new_throttle(self, kind: str) -> Throttle:
         config = self.config
         return Throttle(
+            self.store,
+            kind,
+            secret_of(self.identity),
             free=config.throttle_after,
             base=config.throttle_delay,
             cap=config.throttle_max_delay,
             window=config.throttle_window,
             capacity=config.throttle_table,
+            clock=self.clock,
         )
 
     async def receiver_key(self, address: str) -> PublicKey | None:
@@ -145,8 +149,14 @@ class Services:
 
         Only for SEND (whose 404 tells a logged-in user whether an address exists
         anyway), never for LOGIN or REGISTER, where a cached answer would be a timing
-        oracle. An account's key never changes; the server clears the cache when an
-        operator deletes accounts (service.py, ``_watch_holds``).
+        oracle. An account's key never changes; the only way an address loses it is
+        an operator's delete, and the server clears the cache then (service.py,
+        ``watch_holds``). That holds with several nodes on one database: the delete
+        draws a new holds generation *in the database* (admin.py, pg/admin.py), every
+        node's watcher polls that row every ``admin_poll_interval`` seconds, and a
+        node that sees it change clears its own cache (tests/pg/test_nodes_admin.py).
+        A released address registered again gets a new key only after that delete,
+        so no node can keep the old key past one poll interval.
         """
         key = self.receiver_keys.get(address)
         if key is None:
@@ -258,11 +268,11 @@ class ServerSession:
             # learns which addresses are taken on an invitation-only server.
             state = await store.invitation(token_hash, str(address), int(self.services.clock()))
             if state is Invitation.INVALID:
-                return self._registration_failed(address, status.INVITATION_INVALID)
+                return await self._registration_failed(address, status.INVITATION_INVALID)
             if state is Invitation.EXPIRED:
-                return self._registration_failed(address, status.INVITATION_EXPIRED)
+                return await self._registration_failed(address, status.INVITATION_EXPIRED)
         if not await store.registrable(str(address)):  # taken, or reserved by the operator
-            return self._registration_failed(address, status.ADDRESS_TAKEN)
+            return await self._registration_failed(address, status.ADDRESS_TAKEN)
         nonce = new_nonce()
         challenge = make_challenge(self.services.identity, address, key, nonce)
         self._registration = _Registration(address, key, nonce, token_hash)
@@ -277,7 +287,7 @@ class ServerSession:
                 self.services.identity, pending.address, pending.key, pending.nonce, answer
             )
         except EnvelopeError:
-            return self._registration_failed(pending.address, status.CHALLENGE_FAILED)
+            return await self._registration_failed(pending.address, status.CHALLENGE_FAILED)
         services = self.services
         try:
             outcome = await services.store.create_account(
@@ -295,13 +305,13 @@ class ServerSession:
             case Outcome.REGISTRATION_LIMIT:
                 return services.limit_reached(Kind.REGISTER)
             case Outcome.TAKEN:
-                return self._registration_failed(pending.address, status.ADDRESS_TAKEN)
+                return await self._registration_failed(pending.address, status.ADDRESS_TAKEN)
             case Outcome.INVITATION_EXPIRED:
-                return self._registration_failed(pending.address, status.INVITATION_EXPIRED)
-        return self._registration_failed(pending.address, status.INVITATION_INVALID)
+                return await self._registration_failed(pending.address, status.INVITATION_EXPIRED)
+        return await self._registration_failed(pending.address, status.INVITATION_INVALID)
 
-    def _registration_failed(self, address: Address, code: int) -> ErrorReply:
-        self.services.register_throttle.failed(str(address))
+    async def _registration_failed(self, address: Address, code: int) -> ErrorReply:
+        await self.services.register_throttle.failed(str(address))
         self._auth_failures += 1
         return error(code)
 
@@ -319,7 +329,7 @@ class ServerSession:
             base=config.throttle_delay,
             cap=config.throttle_max_delay,
         )
-        delay = max(throttle.delay(key), own)
+        delay = max(await throttle.delay(key), own)
         if delay > 0:
             await asyncio.sleep(delay)
 
@@ -336,7 +346,7 @@ class ServerSession:
         server_key = self.services.identity.public
         verified = check_login_proof(key, address, server_key, nonce, signature)
         if raw is None or not verified:
-            throttle.failed(str(address))
+            await throttle.failed(str(address))
             self._auth_failures += 1
             return error(status.AUTHENTICATION_FAILED)
         if await self.services.store.blocked(str(address)):

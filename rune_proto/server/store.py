@@ -47,7 +47,7 @@ from functools import partial
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from . import compaction, limits
+from . import compaction, failures, limits
 from .admission import RateLimitedLog
 from .checkpoint import Checkpointer
 from .database import (
@@ -62,6 +62,7 @@ from .database import (
 from .diskspace import Reserve, is_disk_full
 from .limits import Charge, LimitReached
 from .metrics import Histogram
+from .throttle import FailureLedger
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -78,10 +79,14 @@ _T = TypeVar("_T")
 log = logging.getLogger("rune_proto.server")
 
 ORDER_WINDOW = 60.0  # seconds: the default of the server's ``order_window`` setting
+THROTTLE_WINDOW = 900.0  # seconds: the default of ``throttle_window`` (throttle.py)
 
 
-class Store(Protocol):
-    """What the server needs from storage. Addresses are canonical (lower-case) text."""
+class Store(FailureLedger, Protocol):
+    """What the server needs from storage. Addresses are canonical (lower-case) text.
+
+    It is also where the failed-login throttle counts (FailureLedger, throttle.py).
+    """
 
     # Aggregates for the metrics (metrics.py): order passes completed, group-commit
     # latency, writes refused for a full disk.
@@ -171,8 +176,10 @@ class SQLiteStore:
         order_window: float = ORDER_WINDOW,
         reserve: Reserve | None = None,
         clock: Callable[[], float] = time.time,
+        throttle_window: float = THROTTLE_WINDOW,
     ) -> None:
         self._executor = executor
+        self._throttle_window = throttle_window  # the pass sweeps rows older than this
         self._reserve = reserve
         self._clock = clock  # wall clock of the abuse-limit windows (tests move it)
         self._db = database
@@ -200,6 +207,7 @@ class SQLiteStore:
         order_window: float = ORDER_WINDOW,
         reserve: Reserve | None = None,
         clock: Callable[[], float] = time.time,
+        throttle_window: float = THROTTLE_WINDOW,
     ) -> SQLiteStore:
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rune-store")
         loop = asyncio.get_running_loop()
@@ -217,7 +225,9 @@ class SQLiteStore:
         except BaseException:
             executor.shutdown(wait=False)
             raise
-        store = cls(executor, database, Checkpointer(path), order_window, reserve, clock)
+        store = cls(
+            executor, database, Checkpointer(path), order_window, reserve, clock, throttle_window
+        )
         store._due_at_open = pending
         return store
 
@@ -251,6 +261,8 @@ class SQLiteStore:
         started = time.perf_counter()
         try:
             await self._run(partial(self._db.sweep_limits, self._clock()))
+            since = self._clock() - self._throttle_window
+            await self._run(partial(self._db.transact, partial(failures.sweep, since=since)))
             while not progress.done:
                 await self._run(partial(self._db.order_step, progress))
             async with self._checkpointer.paused():
@@ -410,6 +422,18 @@ class SQLiteStore:
 
     async def registrable(self, address: str) -> bool:
         return await self._run(partial(self._db.registrable, address))
+
+    async def failures(self, kind: str, key: bytes, since: float) -> int:
+        query = partial(failures.count, kind=kind, key=key, since=since)
+        return await self._run(partial(self._db.read, query))
+
+    async def count_failure(
+        self, kind: str, key: bytes, now: float, since: float, capacity: int
+    ) -> None:
+        """Its own transaction, committed before the verdict is sent (failures.py)."""
+        record = partial(failures.record, kind=kind, key=key, now=now, since=since)
+        await self._run(partial(self._db.read, partial(record, capacity=capacity)))
+        self._changed()
 
     async def blocked(self, address: str) -> bool:
         return await self._run(partial(self._db.blocked, address))

@@ -1,4 +1,4 @@
-"""Throttling of failed logins and registrations, in memory only.
+"""Throttling of failed logins and registrations, counted in the store.
 
 A :class:`Throttle` counts recent failures per key and says how long the next
 verdict for that key must wait: nothing until ``free`` failures have been counted,
@@ -10,22 +10,45 @@ depends only on the failure count, never on whether the address exists, so it is
 no oracle; and since every verdict for a throttled key waits, a guesser that hangs
 up early learns nothing sooner.
 
-Privacy: nothing here is written anywhere, and no IP address is involved at all.
-Keys are not even kept as text: each is a keyed BLAKE2b digest under a random key
-made at start-up, so the table in memory does not list addresses either. The table
-holds at most ``capacity`` keys; when full, the key whose last failure is the
-oldest is forgotten first. A key is also forgotten ``window`` seconds after its
-last failure — but not when a login succeeds: a count that suddenly dropped would
-tell whoever probes an address that it exists and was just used.
+Why in the store and not in memory: with several nodes on one database, counts in
+each process's memory gave an attacker N× the guesses (one allowance per node), and
+a restart gave them all back. The counts live in the ``failures`` table
+(failures.py on SQLite, pg/failures.py on PostgreSQL), read before each verdict
+and written after each failure, so every node sees every node's failures and a
+restart forgets nothing. The clock is the wall clock, the same on every node.
+
+Privacy: no IP address is involved at all, and keys are never stored as text: each
+is a keyed BLAKE2b digest of the kind and the address under a secret derived from
+the server identity (limits.secret_of, like the abuse-limit counters), so every
+node computes the same key while a copy of the database does not list addresses
+(not even by trying them: the secret is not in it). A row holds a count and the
+time of the last failure. Each kind keeps at most ``capacity`` rows (the oldest
+failure goes first), and a row is forgotten ``window`` seconds after its last
+failure (the order pass deletes it) — but not when a login succeeds: a count that
+suddenly dropped would tell whoever probes an address that it exists and was just
+used.
 """
 
 from __future__ import annotations
 
-import collections
 import hashlib
-import os
 import time
 from collections.abc import Callable
+from typing import Protocol
+
+
+class FailureLedger(Protocol):
+    """Where the counts live (the stores implement it)."""
+
+    async def failures(self, kind: str, key: bytes, since: float) -> int:
+        """The count of ``key`` if its last failure is after ``since``, else 0."""
+        ...
+
+    async def count_failure(
+        self, kind: str, key: bytes, now: float, since: float, capacity: int
+    ) -> None:
+        """One more failure at ``now`` (a count that went stale starts again at 1)."""
+        ...
 
 
 def backoff(failures: int, *, free: int, base: float, cap: float) -> float:
@@ -40,55 +63,71 @@ def backoff(failures: int, *, free: int, base: float, cap: float) -> float:
 
 
 class Throttle:
-    """Failure counts per key, bounded, forgotten after ``window`` seconds of quiet."""
+    """Failure counts of one ``kind`` (``login``, ``register``) in a ledger."""
 
     def __init__(
         self,
+        ledger: FailureLedger,
+        kind: str,
+        secret: bytes,
         *,
         free: int,
         base: float,
         cap: float,
         window: float,
         capacity: int,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        self.ledger = ledger
+        self.kind = kind
         self.free = free
         self.base = base
         self.cap = cap
         self.window = window
         self.capacity = capacity
+        self._secret = secret
         self._clock = clock
-        self._secret = os.urandom(32)
-        # digest -> (failures, time of the last failure); oldest failure first
-        self._entries: collections.OrderedDict[bytes, tuple[int, float]] = collections.OrderedDict()
 
-    def __len__(self) -> int:
-        return len(self._entries)
+    def digest(self, key: str) -> bytes:
+        """The row's key: the same on every node holding the identity, never the text."""
+        text = f"{self.kind}\0{key}".encode()
+        return hashlib.blake2b(text, key=self._secret, digest_size=16).digest()
 
-    def _digest(self, key: str) -> bytes:
-        return hashlib.blake2b(key.encode("utf-8"), key=self._secret, digest_size=16).digest()
-
-    def _failures(self, digest: bytes, now: float) -> int:
-        entry = self._entries.get(digest)
-        if entry is None:
-            return 0
-        failures, last = entry
-        if now - last >= self.window:
-            del self._entries[digest]
-            return 0
-        return failures
-
-    def delay(self, key: str) -> float:
+    async def delay(self, key: str) -> float:
         """How long the verdict of an attempt for ``key`` made now must wait."""
-        failures = self._failures(self._digest(key), self._clock())
+        since = self._clock() - self.window
+        failures = await self.ledger.failures(self.kind, self.digest(key), since)
         return backoff(failures, free=self.free, base=self.base, cap=self.cap)
 
-    def failed(self, key: str) -> None:
-        """Count a failure for ``key``."""
+    async def failed(self, key: str) -> None:
+        """Count a failure for ``key`` (in the store before the verdict is sent)."""
         now = self._clock()
-        digest = self._digest(key)
-        failures = self._failures(digest, now) + 1
-        self._entries[digest] = (failures, now)
-        self._entries.move_to_end(digest)
-        while len(self._entries) > self.capacity:
-            self._entries.popitem(last=False)
+        await self.ledger.count_failure(
+            self.kind, self.digest(key), now, now - self.window, self.capacity
+        )
+
+
+class MemoryLedger:
+    """A :class:`FailureLedger` in a dict, with the stores' semantics (unit tests)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, bytes], tuple[int, float]] = {}
+
+    async def failures(self, kind: str, key: bytes, since: float) -> int:
+        count, last = self.rows.get((kind, key), (0, 0.0))
+        return count if last > since else 0
+
+    async def count_failure(
+        self, kind: str, key: bytes, now: float, since: float, capacity: int
+    ) -> None:
+        known = (kind, key) in self.rows
+        self.rows[(kind, key)] = (await self.failures(kind, key, since) + 1, now)
+        if known:
+            return
+        mine = sorted((last, k) for (kd, k), (_, last) in self.rows.items() if kd == kind)
+        if len(mine) <= capacity:
+            return
+        stale = [k for last, k in mine if last <= since]
+        fresh = [k for last, k in mine if last > since]
+        for k in stale + fresh[: max(0, len(fresh) - capacity)]:  # oldest first
+            del self.rows[(kind, k)]

@@ -38,7 +38,8 @@ from rune_proto.events import (
 from rune_proto.handshake import login_proof
 from rune_proto.keys import Identity
 from rune_proto.server.config import OperatorError, ServerConfig
-from rune_proto.server.throttle import Throttle, backoff
+from rune_proto.server.limits import secret_of
+from rune_proto.server.throttle import MemoryLedger, Throttle, backoff
 from tests.server.wire_client import WireClient
 from tests.server_process import RuneServerProcess, ServerFactory
 
@@ -328,6 +329,7 @@ def timed_login(server: RuneServerProcess, address: Address, identity: Identity)
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("store_kind")  # counted in the store
 def test_failed_logins_for_one_address_are_slowed_down_and_tell_nothing(
     rune_server: ServerFactory,
 ) -> None:
@@ -373,6 +375,7 @@ def test_failed_logins_for_one_address_are_slowed_down_and_tell_nothing(
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("store_kind")  # counted in the store
 def test_one_connection_guessing_many_addresses_is_slowed_down_then_cut(
     rune_server: ServerFactory,
 ) -> None:
@@ -394,6 +397,7 @@ def test_one_connection_guessing_many_addresses_is_slowed_down_then_cut(
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("store_kind")  # counted in the store
 def test_failed_registrations_for_one_address_are_slowed_down(
     rune_server: ServerFactory,
 ) -> None:
@@ -451,28 +455,45 @@ def test_throttle_settings_are_checked(settings: dict[str, float]) -> None:
 def test_throttle_forgets_after_the_window_and_beyond_its_capacity() -> None:
     now = [0.0]
     clock: Callable[[], float] = lambda: now[0]  # noqa: E731
-    throttle = Throttle(free=1, base=1, cap=4, window=60, capacity=3, clock=clock)
-    for _ in range(4):
-        throttle.failed("a@example")
-    assert throttle.delay("a@example") == 4  # after 4 failures: 1 free, then 1, 2, 4
-    assert throttle.delay("b@example") == 0
-    now[0] = 59.0
-    assert throttle.delay("a@example") == 4
-    now[0] = 120.0  # a minute after the last failure
-    assert throttle.delay("a@example") == 0
-    for name in ("a", "b", "c", "d"):  # capacity 3: the oldest failure is forgotten
-        throttle.failed(f"{name}@example")
-        throttle.failed(f"{name}@example")
-    assert len(throttle) == 3
-    assert throttle.delay("a@example") == 0 and throttle.delay("d@example") == 2
+    ledger = MemoryLedger()
+    throttle = Throttle(
+        ledger, "login", b"k" * 32, free=1, base=1, cap=4, window=60, capacity=3, clock=clock
+    )
+
+    async def run() -> None:
+        for _ in range(4):
+            await throttle.failed("a@example")
+        assert await throttle.delay("a@example") == 4  # after 4 failures: 1 free, 1, 2, 4
+        assert await throttle.delay("b@example") == 0
+        now[0] = 59.0
+        assert await throttle.delay("a@example") == 4
+        now[0] = 120.0  # a minute after the last failure
+        assert await throttle.delay("a@example") == 0
+        for name in ("a", "b", "c", "d"):  # capacity 3: the oldest failure is forgotten
+            now[0] += 1
+            await throttle.failed(f"{name}@example")
+            await throttle.failed(f"{name}@example")
+        assert len(ledger.rows) == 3
+        assert await throttle.delay("a@example") == 0 and await throttle.delay("d@example") == 2
+
+    asyncio.run(run())
 
 
-def test_throttle_keeps_no_addresses_in_memory_only_keyed_digests() -> None:
-    throttle = Throttle(free=0, base=1, cap=1, window=60, capacity=10)
-    throttle.failed("secret-user@example")
-    keys = list(throttle._entries)
-    assert len(keys) == 1 and b"secret" not in keys[0] and len(keys[0]) == 16
-    # Another server process (another key) files the same address under another digest.
-    other = Throttle(free=0, base=1, cap=1, window=60, capacity=10)
-    other.failed("secret-user@example")
-    assert list(other._entries) != keys
+def test_throttle_keys_are_keyed_digests_the_same_on_every_node() -> None:
+    """No address in the ledger; two nodes with one identity file a key the same way,
+    a server with another identity (another secret) differently."""
+    secret = secret_of(Identity.generate())
+    nodes = [
+        Throttle(MemoryLedger(), "login", s, free=0, base=1, cap=1, window=60, capacity=10)
+        for s in (secret, secret, secret_of(Identity.generate()))
+    ]
+    for node in nodes:
+        asyncio.run(node.failed("secret-user@example"))
+    keys = [list(node.ledger.rows) for node in nodes]  # type: ignore[attr-defined]
+    assert len(keys[0]) == 1 and len(keys[0][0][1]) == 16
+    assert b"secret" not in keys[0][0][1]
+    assert keys[0] == keys[1] != keys[2]
+    register = Throttle(
+        MemoryLedger(), "register", secret, free=0, base=1, cap=1, window=60, capacity=10
+    )
+    assert register.digest("secret-user@example") != nodes[0].digest("secret-user@example")

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from rune_proto.server import slots
+from rune_proto.server import failures, slots
 from rune_proto.server.store import SCHEMA_VERSION, Database, SQLiteStore, StoreError
 
 VERSION_1 = """
@@ -84,7 +84,7 @@ def test_a_version_1_database_is_upgraded_on_open_and_keeps_everything(tmp_path:
     path = version_1_database(tmp_path / "rune.db")
     db = Database(path)
     try:
-        assert user_version(path) == SCHEMA_VERSION == 4
+        assert user_version(path) == SCHEMA_VERSION == 5
         for message_id, receiver, blob in ROWS:
             assert db.message(receiver, message_id) == blob
             assert db.message("mallory@x.example", message_id) is None
@@ -216,9 +216,32 @@ def test_a_version_3_database_gains_the_holds_table_and_keeps_its_data(tmp_path:
     old.close()
     db = Database(path)
     try:
-        assert user_version(path) == SCHEMA_VERSION == 4
+        assert user_version(path) == SCHEMA_VERSION == 5
         assert db.holds_generation() == 0 and db.held() == {}
         assert db.registrable("carol@x.example") and not db.registrable("bob@x.example")
+        assert db.message("bob@x.example", str(message_id)) == b"\x02" * 5000
+    finally:
+        db.close()
+
+
+def test_a_version_4_database_gains_the_failures_table_and_keeps_its_data(
+    tmp_path: Path,
+) -> None:
+    """The shared throttle's table (failures.py) arrives by upgrade, nothing else moves."""
+    path = tmp_path / "rune.db"
+    db = Database(path, create=True)
+    db.create_account("bob@x.example", b"\x01", None, 0)
+    (message_id,) = db.add_messages([("bob@x.example", b"\x02" * 5000, 10**9)])
+    db.close()
+    with sqlite3.connect(path) as old:  # as version 4 left it
+        old.execute("DROP TABLE failures")
+        old.execute("PRAGMA user_version=4")
+    old.close()
+    db = Database(path)
+    try:
+        assert user_version(path) == SCHEMA_VERSION == 5
+        db.read(lambda c: failures.record(c, "login", b"k" * 16, 10.0, 0.0, 5))
+        assert db.read(lambda c: failures.count(c, "login", b"k" * 16, 0.0)) == 1
         assert db.message("bob@x.example", str(message_id)) == b"\x02" * 5000
     finally:
         db.close()

@@ -1,7 +1,8 @@
 """``rune-server accounts|invitations|mailbox`` against a running server (issue 18).
 
 A real server process, real TLS clients, and the CLI as a second process on the same
-database: what the server does must follow from the database alone.
+database: what the server does must follow from the database alone. Every test runs
+on both stores (``store_kind``: SQLite, and PostgreSQL through pg/admin.py).
 """
 
 from __future__ import annotations
@@ -12,17 +13,21 @@ import threading
 import time
 from collections.abc import Iterator
 
+import pytest
+
 from rune_proto import status
 from rune_proto.address import random_address
 from rune_proto.envelope import Content
 from rune_proto.events import Authenticated, Listing, ListMessages, Registered, Roger
 from rune_proto.keys import Identity
+from tests.pg_tools import pg_usage_row
 from tests.server_process import RuneServerProcess, ServerFactory, run_cli
 
 from .conftest import User, register_user
 from .wire_client import WireClient, code_of
 
 DEADLINE = 10.0  # generous: two CPUs shared with other test runs
+pytestmark = pytest.mark.usefixtures("store_kind")
 
 
 def admin(server: RuneServerProcess, *args: str) -> str:
@@ -42,6 +47,8 @@ def logged_in(server: RuneServerProcess, user: User) -> Iterator[WireClient]:
 
 
 def usage_row(server: RuneServerProcess, address: str) -> tuple[int, int] | None:
+    if server.database_url is not None:
+        return pg_usage_row(server.database_url, address)
     with contextlib.closing(sqlite3.connect(server.database)) as db:
         row = db.execute("SELECT bytes, count FROM usage WHERE receiver = ?", (address,)).fetchone()
     return None if row is None else (int(row[0]), int(row[1]))

@@ -38,11 +38,21 @@ def test_init_then_load_gives_the_same_config(tmp_path: Path) -> None:
 
 
 def test_every_key_is_written(tmp_path: Path) -> None:
+    """Every key but ``database``, which is absent for the SQLite file (its default)."""
     path = tmp_path / "config.toml"
     write_config(path, ServerConfig(domain="example"))
     text = path.read_text()
     for field in fields(ServerConfig):
-        assert f"\n{field.name} = " in text
+        assert (f"\n{field.name} = " in text) == (field.name != "database")
+
+
+def test_a_database_url_is_written_owner_only_and_read_back(tmp_path: Path) -> None:
+    """A URL may hold a password: the file is 0600 then, and the key round-trips."""
+    path = tmp_path / "config.toml"
+    url = "postgresql://rune:s3cret@db.example:5432/rune"
+    write_config(path, ServerConfig(domain="example", database=url))
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert load_config(path).database == url
 
 
 def _config_with(tmp_path: Path, lines: str) -> Path:

@@ -43,8 +43,9 @@ from ..database import DiskFull, Invitation, Outcome, StoreError
 from ..limits import Charge, LimitReached
 from ..metrics import Histogram
 from ..store import ORDER_WINDOW, _Queued
-from . import chunks, ordering, schema, transactions
+from . import chunks, failures, ordering, schema, transactions
 from .chunks import Connection
+from .errors import connection_error
 from .url import masked
 
 _T = TypeVar("_T")
@@ -115,7 +116,7 @@ class PgStore:
                 server_settings=SERVER_SETTINGS,
             )
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise StoreError(f"cannot connect to {masked(url)}: {_reason(exc)}") from None
+            raise connection_error(url, exc) from None
         except ValueError:  # asyncpg's DSN parser (its message may quote the URL)
             raise StoreError(f"not a usable PostgreSQL URL: {masked(url)}") from None
         try:
@@ -410,6 +411,18 @@ class PgStore:
     async def held(self) -> dict[str, str]:
         rows = await self._read(partial(_fetch, query="SELECT address, kind FROM holds"))
         return {str(r[0]): str(r[1]) for r in rows}
+
+    # -- the shared throttle (../throttle.py, failures.py) ---------------------------
+
+    async def failures(self, kind: str, key: bytes, since: float) -> int:
+        return await self._read(partial(failures.count, kind=kind, key=key, since=since))
+
+    async def count_failure(
+        self, kind: str, key: bytes, now: float, since: float, capacity: int
+    ) -> None:
+        record = partial(failures.record, kind=kind, key=key, now=now, since=since)
+        await self._transact(partial(record, capacity=capacity))
+        self._changed()
 
     async def close(self) -> None:
         """Close after the queued commits; finish a due pass if this node can."""
