@@ -22,11 +22,11 @@ So the pass does not shuffle positions; it cuts links and rewrites:
    transaction: a step's xmin and place hold chunks of random messages of the window.
 2. **Rewrite the small tables** (:func:`rewrite`): ``mailbox``, ``accounts``,
    ``usage``, ``invitations``, ``holds``, ``limits``, ``failures``, ``freed``,
-   ``fresh`` and ``layout`` are each copied aside, TRUNCATEd and written back in key
-   order in one short transaction. TRUNCATE gives the table (and its indexes) new
-   files and drops the old ones, so no old version, no deleted row and no old xmin
-   survives in the data directory; the rows written back share one xmin and sit in
-   key order. CLUSTER would not do: it keeps each row's xmin.
+   ``fresh`` and ``layout`` each have their rows deleted and inserted again in key
+   order (one transaction: they share one xmin), then ``VACUUM FULL`` writes the
+   live rows into new files for the table and its indexes and drops the old ones,
+   so no old version, no deleted row and no old xmin survives in the data
+   directory. CLUSTER alone would not do: it keeps each row's xmin.
 3. **Age the WAL out** (:func:`flush_wal`): CHECKPOINT, ``pg_switch_wal()``,
    CHECKPOINT, so the segments holding the window's changes are no longer needed and
    are removed (``wal_recycle = off``) or recycled. Both need rights an operator
@@ -220,18 +220,24 @@ async def move_step(
 async def rewrite(conn: Connection, table: int) -> None:
     """Write table number ``table`` of REWRITTEN again, in key order, into new files.
 
-    One transaction holding the table's ACCESS EXCLUSIVE lock: deliveries touching it
-    wait for this long (measured in docs/server.md), never longer.
+    First the rows are deleted and inserted again in key order, in one transaction
+    holding the table's EXCLUSIVE lock (writes to it wait, reads go on: both see the
+    old rows or the new, as MVCC promises). Then ``VACUUM FULL`` copies the live rows
+    — one xmin, key order — into new files for the table and its indexes, and drops
+    the old ones with every old version in them (ACCESS EXCLUSIVE while it copies).
+    TRUNCATE would be one step, but it is not MVCC-safe: a reader whose snapshot
+    predates it sees the table empty (found by test_store_parity.py).
     """
     name, key = REWRITTEN[table]
     async with conn.transaction():
-        await conn.execute(f"LOCK TABLE {name} IN ACCESS EXCLUSIVE MODE")
+        await conn.execute(f"LOCK TABLE {name} IN EXCLUSIVE MODE")
         await conn.execute(
             f"CREATE TEMPORARY TABLE rune_rewrite ON COMMIT DROP AS SELECT * FROM {name}"
         )
-        await conn.execute(f"TRUNCATE {name}")
+        await conn.execute(f"DELETE FROM {name}")
         await conn.execute(f"INSERT INTO {name} SELECT * FROM rune_rewrite ORDER BY {key}")
-        await conn.execute("UPDATE layout SET value = $1 WHERE name = 'rewrite'", table + 1)
+    await conn.execute(f"VACUUM (FULL) {name}")
+    await conn.execute("UPDATE layout SET value = $1 WHERE name = 'rewrite'", table + 1)
 
 
 async def sweep(conn: Connection, now: float, failures_before: float | None) -> None:
