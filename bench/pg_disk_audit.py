@@ -6,7 +6,10 @@ CLUSTER of the small tables, CHECKPOINT), copies the data directory as a thief w
 and looks for every blob and mailbox row: in which files, how many copies, and
 Kendall's τ between arrival and (a) the place in the file, (b) the tuple's xmin.
 
-    .venv/bin/python -m bench.pg_disk_audit [--messages 300] [--variant naive|sealed]
+    .venv/bin/python -m bench.pg_disk_audit [--messages 300] [--variant none|naive]
+
+"none": no pass at all (the WAL alone); "naive": the straight port. The defended store
+is measured by tests/pg/test_order_audit_pg.py.
 """
 
 from __future__ import annotations
