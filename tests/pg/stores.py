@@ -19,7 +19,7 @@ import asyncpg
 
 from rune_proto.server import admin
 from rune_proto.server.database import Database
-from rune_proto.server.pg import chunks, schema
+from rune_proto.server.pg import chunks, schema, transactions
 from rune_proto.server.pg.store import PgStore
 from rune_proto.server.store import SQLiteStore
 
@@ -110,12 +110,11 @@ class PgBackend:
         await self._run(lambda conn: conn.execute(sql, *args))
 
     async def add_invitation(self, token_hash: bytes, address: str, expires_at: int) -> None:
-        await self.execute(
-            "INSERT INTO invitations (token_hash, address, expires_at) VALUES ($1, $2, $3)",
-            token_hash,
-            address,
-            expires_at,
-        )
+        async def add(conn: asyncpg.Connection) -> None:
+            async with conn.transaction():
+                await transactions.add_invitation(conn, token_hash, address, expires_at)
+
+        await self._run(add)
 
     async def block(self, address: str) -> None:
         await self.execute(

@@ -111,3 +111,27 @@ async def test_messages_arriving_together_share_commits(pg: PgBackend) -> None:
         assert 1 <= commits < 50  # later arrivals waited for a commit and went together
     finally:
         await store.close()
+
+
+async def test_a_restart_of_postgresql_costs_at_most_one_failed_write(
+    pg: PgBackend, crashable: PostgresServer
+) -> None:
+    """The pool's connections die with the server; asyncpg sees them closed and the
+    pool opens new ones (a guard: this holds without code of ours)."""
+    store = await PgStore.open(pg.url, order_window=3600, pool_size=4)
+    try:
+        await asyncio.gather(*(store.message_size("lou@x.example", "none") for _ in range(8)))
+        first = await store.add_message("lou@x.example", BLOB, 10**6)
+        await asyncio.to_thread(crashable.stop)
+        await asyncio.to_thread(crashable.start)
+        assert len(await store.list_messages("lou@x.example")) == 1
+        outcomes = []
+        for _ in range(3):
+            try:
+                outcomes.append(await store.add_message("lou@x.example", BLOB, 10**6))
+            except StoreError:
+                outcomes.append(None)
+        assert all(outcomes[1:]) and outcomes.count(None) <= 1, outcomes
+        assert first is not None and await store.message("lou@x.example", first) == BLOB
+    finally:
+        await store.close()

@@ -33,7 +33,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import asyncpg
 
@@ -43,7 +43,7 @@ from ..database import DiskFull, Invitation, Outcome, StoreError
 from ..limits import Charge, LimitReached
 from ..metrics import Histogram
 from ..store import ORDER_WINDOW, _Queued
-from . import chunks, failures, ordering, schema, transactions
+from . import chunks, failures, ordering, reads, schema, transactions
 from .chunks import Connection
 from .errors import connection_error
 from .url import masked
@@ -352,65 +352,40 @@ class PgStore:
 
     async def totals(self) -> tuple[int, int, int]:
         """Accounts, stored messages, stored bytes (for metrics; sums, nobody's own)."""
-        row = await self._read(
-            partial(
-                _fetchrow,
-                query="""SELECT (SELECT count(*) FROM accounts),
-                             (SELECT COALESCE(sum(count), 0) FROM usage),
-                             (SELECT COALESCE(sum(bytes), 0) FROM usage)""",
-            )
-        )
-        return int(row[0]), int(row[1]), int(row[2])
+        return await self._read(reads.totals)
 
     async def public_key(self, address: str) -> bytes | None:
-        return await self._read(partial(transactions.public_key, address=address))
+        return await self._read(partial(reads.public_key, address=address))
 
     async def invitation(self, token_hash: bytes, address: str, now: int) -> Invitation:
         return await self._read(
-            partial(transactions.invitation, token_hash=token_hash, address=address, now=now)
+            partial(reads.invitation, token_hash=token_hash, address=address, now=now)
         )
 
     async def list_messages(self, receiver: str) -> list[tuple[str, int]]:
-        # Ordered by the random id, so the listing shows no arrival order.
-        rows = await self._read(
-            partial(
-                _fetch,
-                query="SELECT id, size FROM mailbox WHERE receiver = $1 ORDER BY id",
-                args=(receiver,),
-            )
-        )
-        return [(str(r[0]), int(r[1])) for r in rows]
+        return await self._read(partial(reads.list_messages, receiver=receiver))
 
     async def message(self, receiver: str, message_id: str) -> bytes | None:
         return await self._read(
-            partial(_message, seal=self._seal, receiver=receiver, message_id=message_id)
+            partial(reads.message, seal=self._seal, receiver=receiver, message_id=message_id)
         )
 
     async def message_size(self, receiver: str, message_id: str) -> int | None:
-        size = await self._read(
-            partial(
-                _fetchval,
-                query="SELECT size FROM mailbox WHERE receiver = $1 AND id = $2",
-                args=(receiver, message_id),
-            )
+        return await self._read(
+            partial(reads.message_size, receiver=receiver, message_id=message_id)
         )
-        return None if size is None else int(size)
 
     async def registrable(self, address: str) -> bool:
-        return await self._read(partial(transactions.registrable, address=address))
+        return await self._read(partial(reads.registrable, address=address))
 
     async def blocked(self, address: str) -> bool:
-        return await self._read(partial(transactions.blocked, address=address))
+        return await self._read(partial(reads.blocked, address=address))
 
     async def holds_generation(self) -> int:
-        value = await self._read(
-            partial(_fetchval, query="SELECT value FROM layout WHERE name = 'holds'")
-        )
-        return 0 if value is None else int(value)
+        return await self._read(reads.holds_generation)
 
     async def held(self) -> dict[str, str]:
-        rows = await self._read(partial(_fetch, query="SELECT address, kind FROM holds"))
-        return {str(r[0]): str(r[1]) for r in rows}
+        return await self._read(reads.held)
 
     # -- the shared throttle (../throttle.py, failures.py) ---------------------------
 
@@ -439,33 +414,6 @@ class PgStore:
                 self._order_timer.cancel()
                 self._order_timer = None
         await self._pool.close()
-
-
-async def _message(
-    conn: Connection, seal: chunks.Seal, receiver: str, message_id: str
-) -> bytes | None:
-    # one snapshot: the order pass may move the chunks between two reads
-    async with conn.transaction(isolation="repeatable_read", readonly=True):
-        row = await conn.fetchrow(
-            "SELECT size, slots FROM mailbox WHERE receiver = $1 AND id = $2", receiver, message_id
-        )
-        if row is None:
-            return None
-        return await chunks.read(conn, seal, receiver, message_id, bytes(row[1]), int(row[0]))
-
-
-async def _fetch(conn: Connection, query: str, args: Sequence[object] = ()) -> list[asyncpg.Record]:
-    return await conn.fetch(query, *args)
-
-
-async def _fetchrow(conn: Connection, query: str, args: Sequence[object] = ()) -> asyncpg.Record:
-    row = await conn.fetchrow(query, *args)
-    assert row is not None
-    return row
-
-
-async def _fetchval(conn: Connection, query: str, args: Sequence[object] = ()) -> Any:
-    return await conn.fetchval(query, *args)
 
 
 def _reason(exc: BaseException) -> str:
