@@ -479,6 +479,20 @@ def test_throttle_forgets_after_the_window_and_beyond_its_capacity() -> None:
     asyncio.run(run())
 
 
+def test_a_throttle_turned_off_neither_reads_nor_writes_the_store() -> None:
+    """throttle_delay = 0: no row per failed login (and no store round trip)."""
+    ledger = MemoryLedger()
+    throttle = Throttle(ledger, "login", b"k" * 32, free=0, base=0, cap=0, window=60, capacity=9)
+
+    async def run() -> None:
+        for _ in range(3):
+            await throttle.failed("a@example")
+        assert await throttle.delay("a@example") == 0
+
+    asyncio.run(run())
+    assert ledger.rows == {}
+
+
 def test_throttle_keys_are_keyed_digests_the_same_on_every_node() -> None:
     """No address in the ledger; two nodes with one identity file a key the same way,
     a server with another identity (another secret) differently."""
