@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
 
+from rune_proto.server.config import DataDir
+from rune_proto.server.datadir import load_identity
 from rune_proto.server.pg import chunks, schema
 
 _T = TypeVar("_T")
@@ -43,7 +46,13 @@ def pg_usage_row(url: str, address: str) -> tuple[int, int] | None:
     return (int(rows[0][0]), int(rows[0][1])) if rows else None
 
 
-def pg_blob(url: str, receiver: str, message_id: str) -> bytes:
+def server_seal(data_dir: Path, passphrase_file: Path) -> chunks.Seal:
+    """The at-rest key a rune-server derives from its identity (pg/chunks.py)."""
+    identity = load_identity(DataDir(data_dir), passphrase_file.read_text().strip())
+    return chunks.Seal.from_identity(identity.private_bytes())
+
+
+def pg_blob(url: str, seal: chunks.Seal, receiver: str, message_id: str) -> bytes:
     """A stored message's blob, read from its chunks as the store reads it."""
 
     async def run() -> bytes:
@@ -55,14 +64,16 @@ def pg_blob(url: str, receiver: str, message_id: str) -> bytes:
                 message_id,
             )
             assert row is not None, "no such message"
-            return await chunks.read(conn, list(row["slots"]), int(row["size"]))
+            return await chunks.read(
+                conn, seal, receiver, message_id, bytes(row["slots"]), int(row["size"])
+            )
         finally:
             await conn.close()
 
     return _sync(run)
 
 
-def pg_put_back(url: str, receiver: str, message_id: str, blob: bytes) -> None:
+def pg_put_back(url: str, seal: chunks.Seal, receiver: str, message_id: str, blob: bytes) -> None:
     """Store ``blob`` under ``message_id`` again, as a server that kept a copy would
     (store_tools.put_back's twin)."""
 
@@ -71,7 +82,9 @@ def pg_put_back(url: str, receiver: str, message_id: str, blob: bytes) -> None:
         try:
             async with conn.transaction():
                 size = await schema.chunk_bytes(conn)
-                (placed,) = await chunks.append_many(conn, [(receiver, message_id, blob)], size)
+                (placed,) = await chunks.append_many(
+                    conn, seal, [(receiver, message_id, blob)], size
+                )
                 await conn.execute(
                     "INSERT INTO mailbox (receiver, id, size, slots) VALUES ($1, $2, $3, $4)",
                     receiver,

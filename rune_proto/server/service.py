@@ -347,7 +347,7 @@ async def serve(
     return_freed_memory_to_os()
     switch_interval = sys.getswitchinterval()
     sys.setswitchinterval(min(switch_interval, SWITCH_INTERVAL))
-    store = await open_store(location, config)
+    store = await open_store(location, config, identity)
     workers = min(4, os.cpu_count() or 1)
     crypto = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rune-crypto")
     signals = (signal.SIGINT, signal.SIGTERM)

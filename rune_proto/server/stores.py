@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from ..keys import Identity
 from .config import ServerConfig
 from .dburl import Location
 from .diskspace import Reserve
@@ -28,18 +29,26 @@ class ServedStore(Store, Protocol):
 
 
 async def open_store(
-    location: Location, config: ServerConfig, clock: Callable[[], float] = time.time
+    location: Location,
+    config: ServerConfig,
+    identity: Identity,
+    clock: Callable[[], float] = time.time,
 ) -> ServedStore:
     """The store at ``location``, opened (and its schema created or upgraded).
+
+    On PostgreSQL the chunks are sealed at rest under a key derived from the server
+    identity (pg/chunks.py): every node holds the same identity, so the same key.
 
     On SQLite a disk reserve in the data directory keeps DELETE possible on a full
     disk (diskspace.py); PostgreSQL's disk is the database server's, not ours.
     """
     if location.url is not None:
+        from .pg.chunks import Seal
         from .pg.store import PgStore  # asyncpg only for PostgreSQL
 
         return await PgStore.open(
             location.url,
+            seal=Seal.from_identity(identity.private_bytes()),
             order_window=config.order_window,
             clock=clock,
             pool_size=config.database_pool,

@@ -19,7 +19,7 @@ from rune_proto.client.vault import Vault
 from rune_proto.events import Command, Delete, Reply
 from rune_proto.keys import Identity
 from rune_tui.service_mailbox import Mailbox
-from tests.pg_tools import pg_blob, pg_put_back
+from tests.pg_tools import pg_blob, pg_put_back, server_seal
 from tests.store_tools import put_back
 from tests.tui.test_cache import alice_with_mail
 
@@ -120,7 +120,8 @@ async def test_rune_tui_delete_goes_through_the_log(rune_server: Any, tmp_path: 
     alice, _, ids = await alice_with_mail(server, tmp_path)
     target = ids[0]
     if server.database_url is not None:
-        blob = pg_blob(server.database_url, str(alice.address), target)
+        seal = server_seal(server.data_dir, server.passphrase_file)
+        blob = pg_blob(server.database_url, seal, str(alice.address), target)
     else:
         with sqlite3.connect(server.database) as db:
             (blob,) = db.execute("SELECT blob FROM messages WHERE id = ?", (target,)).fetchone()
@@ -128,7 +129,7 @@ async def test_rune_tui_delete_goes_through_the_log(rune_server: Any, tmp_path: 
     await alice.delete(target)
     assert target not in alice.messages
     if server.database_url is not None:  # the copy comes back
-        pg_put_back(server.database_url, str(alice.address), target, blob)
+        pg_put_back(server.database_url, seal, str(alice.address), target, blob)
     else:
         put_back(server.database, str(alice.address), target, blob)
     later = Mailbox(alice.paths, alice.account, alice.identity)  # the app started again

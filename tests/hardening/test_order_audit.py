@@ -9,10 +9,17 @@ not follow the order they arrived in: Kendall's τ between position and order mu
 indistinguishable from a random order (p ≥ 0.001). The same statistics on a store
 whose pass has not run show the order plainly (τ near 1): the control that the
 thief's method works.
+
+The same audit runs against the PostgreSQL store (a rune-server on a cluster of its
+own, with ``wal_recycle = off`` as docs/server.md asks): the thief copies the whole
+cluster data directory, ``pg_wal`` included, and measures with tests/pg/pgthief.py
+(the place in the file *and* the xmin of each row). Chunks are sealed at rest there,
+so the bar is higher: not one piece of any blob may be found at all.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import re
@@ -31,8 +38,11 @@ from rune_proto.client.messages import open_retrieved
 from rune_proto.envelope import Content
 from rune_proto.events import Listing, ListMessages, Registered, Retrieve, Retrieved
 from rune_proto.keys import Identity
+from rune_proto.server.pg import ordering
 from rune_proto.server.store import Database
 from tests.hardening.thief import Order, find_all, order_of
+from tests.pg.pgthief import Hit, find, read_copy
+from tests.postgres import PostgresServer, postgres_cluster
 from tests.server.wire_client import WireClient
 from tests.server_process import RuneServerProcess, server_factory
 
@@ -58,16 +68,46 @@ def wait_for(condition: object, what: str, deadline: float = 60.0) -> None:
         time.sleep(0.05)
 
 
+def pg_settled(cluster: PostgresServer, server: RuneServerProcess) -> bool:
+    """A pass began after the last change (``pending`` is clear) and has ended (its
+    lock is free, nothing is left to move or rewrite)."""
+    assert server.database_url is not None
+    lock = ordering.ORDER_LOCK
+    state = cluster.psql(
+        f"""SELECT (SELECT value FROM layout WHERE name = 'pending') = 0
+               AND (SELECT value FROM layout WHERE name = 'rewrite') = 0
+               AND NOT EXISTS (SELECT 1 FROM fresh)
+               AND pg_try_advisory_lock({lock}) AND pg_advisory_unlock({lock})""",
+        server.database_url.rsplit("/", 1)[1],
+    )
+    return state.strip() == "t"
+
+
 def passes(server: RuneServerProcess) -> int:
     return len(PASS_LINE.findall(server.stderr_text()))
 
 
-@pytest.fixture(scope="module")
+@contextlib.contextmanager
+def own_cluster(kind: str) -> Iterator[PostgresServer | None]:
+    """For PostgreSQL, a cluster whose data directory holds nothing but this test's."""
+    if kind == "sqlite":
+        yield None
+        return
+    with postgres_cluster() as cluster:
+        cluster.psql("ALTER SYSTEM SET wal_recycle = off")
+        cluster.psql("SELECT pg_reload_conf()")
+        yield cluster
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def workload(
-    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[tuple[Path, list[Delivery], list[Identity]]]:
     base = tmp_path_factory.mktemp("order")
-    with server_factory(base) as factory:
+    with (
+        own_cluster(request.param) as cluster,
+        server_factory(base, cluster.new_database if cluster else None) as factory,
+    ):
         server = factory(order_window=WINDOW)
         key = server.server_public_key
         rng = random.Random(12)
@@ -97,13 +137,19 @@ def workload(
         finally:
             for client in clients.values():
                 client.close()
-        # Every pass counted in `done` ended before the last commit ran (one store thread).
-        wait_for(lambda: passes(server) > done, "the order pass after the last message")
+        if cluster is None:
+            # Every pass counted in `done` ended before the last commit ran (one store thread).
+            wait_for(lambda: passes(server) > done, "the order pass after the last message")
+        else:  # passes run beside commits: wait for one that began after the last
+            wait_for(lambda: pg_settled(cluster, server), "the order pass after the last message")
         copy = base / "copy"
-        copy.mkdir()
-        for path in server.data_dir.iterdir():
-            if path.is_file() and path.name.startswith("rune.db"):
-                shutil.copy2(path, copy / path.name)
+        if cluster is not None:  # the cluster's whole data directory, pg_wal included
+            shutil.copytree(cluster.data, copy, symlinks=True)
+        else:
+            copy.mkdir()
+            for path in server.data_dir.iterdir():
+                if path.is_file() and path.name.startswith("rune.db"):
+                    shutil.copy2(path, copy / path.name)
         # Which stored blob is which message: only its receiver can tell (decrypt).
         for address, identity in users:
             mine = {d.index: d for d in deliveries if d.receiver == address}
@@ -142,11 +188,43 @@ def measure(
     ]
 
 
+def measure_cluster(
+    files: dict[str, bytes], deliveries: list[Delivery], identities: list[Identity]
+) -> list[Order]:
+    """τ of arrival against each row's newest heap copy: its xmin, its place."""
+    orders = []
+    for what, needles in (
+        ("mailbox rows", [d.stored_id.encode() for d in deliveries]),
+        ("accounts", [i.public.raw[:32] for i in identities]),
+    ):
+        newest: list[Hit] = []
+        for needle in needles:
+            heap = [hit for hit in find(files, needle) if hit.xmin is not None]
+            assert heap, f"a {what} piece is not in the copy"
+            newest.append(max(heap, key=lambda hit: hit.xmin or 0))
+        orders.append(order_of(f"{what} by xmin", [hit.xmin or 0 for hit in newest]))
+        orders.append(order_of(f"{what} by place", [hit.offset for hit in newest]))
+    return orders
+
+
 @pytest.mark.slow
 def test_a_copy_of_the_files_shows_no_arrival_order(
     workload: tuple[Path, list[Delivery], list[Identity]],
 ) -> None:
     copy, deliveries, identities = workload
+    if (copy / "PG_VERSION").exists():
+        files = read_copy(copy)
+        pieces = [d.blob[at : at + 32] for d in deliveries for at in (64, len(d.blob) - 48)]
+        found = sum(len(find(files, piece)) for piece in pieces)
+        in_wal = sum(h.in_wal for d in deliveries for h in find(files, d.stored_id.encode()))
+        orders = measure_cluster(files, deliveries, identities)
+        for order in orders:
+            print(order)
+        print(f"blob pieces found {found} of {len(pieces)}; mailbox ids in pg_wal {in_wal}")
+        assert found == 0, "pieces of blobs in the copy (chunks are sealed at rest)"
+        assert in_wal == 0, "pg_wal still holds the mailbox rows' history"
+        assert not [order for order in orders if order.leaks], orders
+        return
     files = {path.name: path.read_bytes() for path in copy.iterdir()}
     for name, data in files.items():  # the WAL and its index are gone, or hold nothing
         if name != "rune.db":

@@ -19,11 +19,13 @@ import asyncpg
 
 from rune_proto.server import admin
 from rune_proto.server.database import Database
-from rune_proto.server.pg import schema, transactions
+from rune_proto.server.pg import chunks, schema, transactions
 from rune_proto.server.pg.store import PgStore
 from rune_proto.server.store import SQLiteStore
 
 AnyStore = SQLiteStore | PgStore
+# The at-rest key of the test stores (a server derives it from its identity: chunks.py).
+TEST_SEAL = chunks.Seal.from_identity(bytes(range(128)))
 
 
 @dataclass
@@ -87,7 +89,7 @@ class PgBackend:
     prepared: bool = False
 
     async def open(self, **options: Any) -> AnyStore:
-        store = await PgStore.open(self.url, **options)
+        store = await PgStore.open(self.url, **{"seal": TEST_SEAL, **options})
         self.opened.append(store)
         return store
 

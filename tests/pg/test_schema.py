@@ -14,11 +14,11 @@ from rune_proto.server.pg.store import PgStore
 from rune_proto.server.pg.url import is_postgres, masked
 from tests.postgres import PostgresServer, free_port
 
-from .stores import PgBackend
+from .stores import TEST_SEAL, PgBackend
 
 
 async def test_three_nodes_preparing_a_new_database_at_once_all_open(pg: PgBackend) -> None:
-    stores = await asyncio.gather(*(PgStore.open(pg.url) for _ in range(3)))
+    stores = await asyncio.gather(*(PgStore.open(pg.url, seal=TEST_SEAL) for _ in range(3)))
     try:
         ids = await asyncio.gather(
             *(store.add_message("ann@x.example", b"x", 100) for store in stores)
@@ -33,10 +33,10 @@ async def test_three_nodes_preparing_a_new_database_at_once_all_open(pg: PgBacke
 
 
 async def test_reopening_changes_nothing(pg: PgBackend) -> None:
-    store = await PgStore.open(pg.url)
+    store = await PgStore.open(pg.url, seal=TEST_SEAL)
     message_id = await store.add_message("bo@x.example", b"kept", 100)
     await store.close()
-    store = await PgStore.open(pg.url)
+    store = await PgStore.open(pg.url, seal=TEST_SEAL)
     try:
         assert message_id is not None
         assert await store.message("bo@x.example", message_id) == b"kept"
@@ -45,10 +45,10 @@ async def test_reopening_changes_nothing(pg: PgBackend) -> None:
 
 
 async def test_a_newer_schema_is_refused_and_left_alone(pg: PgBackend) -> None:
-    await (await PgStore.open(pg.url)).close()
+    await (await PgStore.open(pg.url, seal=TEST_SEAL)).close()
     await pg.execute("UPDATE rune_schema SET version = $1", schema.SCHEMA_VERSION + 1)
     with pytest.raises(StoreError, match="newer than this rune-server"):
-        await PgStore.open(pg.url)
+        await PgStore.open(pg.url, seal=TEST_SEAL)
     assert await pg.scalar("SELECT version FROM rune_schema") == schema.SCHEMA_VERSION + 1
 
 
@@ -63,7 +63,7 @@ async def test_commits_are_synchronous_even_when_the_database_says_off(
         assert await plain.fetchval("SHOW synchronous_commit") == "off"  # the default took
     finally:
         await plain.close()
-    await (await PgStore.open(pg.url)).close()
+    await (await PgStore.open(pg.url, seal=TEST_SEAL)).close()
     # What the group commit's own transaction runs with, seen from inside it.
     await pg.execute("CREATE TABLE seen (setting text)")
     await pg.execute(
@@ -75,7 +75,7 @@ async def test_commits_are_synchronous_even_when_the_database_says_off(
         "CREATE TRIGGER note AFTER INSERT ON mailbox"
         " FOR EACH STATEMENT EXECUTE FUNCTION note_setting()"
     )
-    store = await PgStore.open(pg.url)
+    store = await PgStore.open(pg.url, seal=TEST_SEAL)
     try:
         await asyncio.gather(*(store.add_message("cy@x.example", b"m", 10**6) for _ in range(20)))
         assert await store.delete_message(
@@ -100,7 +100,7 @@ async def test_unreachable_wrong_password_and_missing_database_are_clear_errors(
     }
     for case, bad in cases.items():
         with pytest.raises(StoreError) as failed:
-            await PgStore.open(bad)
+            await PgStore.open(bad, seal=TEST_SEAL)
         message = str(failed.value)
         assert secret not in message and postgres.password not in message, case
         assert "***" in message, (case, message)

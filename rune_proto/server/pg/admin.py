@@ -2,7 +2,7 @@
 
 Same behaviour, same reasons (../admin.py's docstring): holds with no time or
 reason, a fresh random ``layout.holds`` at each block or delete that every node's
-watcher polls, mail erased through the store's delete path (chunks.free, ``usage``)
+watcher polls, mail erased as the store deletes it (chunks queued in ``freed``, ``usage``)
 a batch a transaction, ``pending`` set so the order pass hides what changed.
 :class:`PgAdmin` gives the ``rune-server`` commands the same synchronous interface as
 the SQLite one (../adminstore.py), one short connection per command.
@@ -168,22 +168,21 @@ async def release(db: Connection, address: str) -> bool:
 
 
 async def erase_batch(db: Connection, address: str) -> tuple[int, int]:
-    """Delete up to ERASE_BATCH messages as DELETE does (chunks freed, usage);
-    (messages, bytes) erased, (0, 0) when the mailbox is empty."""
+    """Delete up to ERASE_BATCH messages, ``usage`` kept right; (messages, bytes)
+    erased, (0, 0) when the mailbox is empty. A command has no server key, so the
+    sealed slot lists are queued in ``freed``: the next order pass frees the chunks
+    (they are sealed meanwhile, as every chunk is)."""
+    await chunks.hold_still(db)
     rows = await db.fetch(
-        "SELECT id, size, slots FROM mailbox WHERE receiver = $1 LIMIT $2 FOR UPDATE",
+        """DELETE FROM mailbox WHERE receiver = $1 AND id IN (SELECT id FROM mailbox
+           WHERE receiver = $1 LIMIT $2 FOR UPDATE) RETURNING id, size, slots""",
         address,
         admin.ERASE_BATCH,
     )
     if not rows:
         await db.execute("DELETE FROM usage WHERE receiver = $1", address)
         return 0, 0
-    await chunks.free(db, [int(slot) for row in rows for slot in row["slots"]])
-    await db.execute(
-        "DELETE FROM mailbox WHERE receiver = $1 AND id = ANY($2::text[])",
-        address,
-        [str(row["id"]) for row in rows],
-    )
+    await chunks.free_later(db, [(address, str(row["id"]), bytes(row["slots"])) for row in rows])
     size = sum(int(row["size"]) for row in rows)
     await db.execute(
         "UPDATE usage SET bytes = bytes - $1, count = count - $2 WHERE receiver = $3",

@@ -62,14 +62,16 @@ async def list_messages(conn: Connection, receiver: str) -> list[tuple[str, int]
     return [(str(r[0]), int(r[1])) for r in rows]
 
 
-async def message(conn: Connection, receiver: str, message_id: str) -> bytes | None:
+async def message(
+    conn: Connection, seal: chunks.Seal, receiver: str, message_id: str
+) -> bytes | None:
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         row = await conn.fetchrow(
             "SELECT size, slots FROM mailbox WHERE receiver = $1 AND id = $2", receiver, message_id
         )
         if row is None:
             return None
-        return await chunks.read(conn, list(row[1]), int(row[0]))
+        return await chunks.read(conn, seal, receiver, message_id, bytes(row[1]), int(row[0]))
 
 
 async def message_size(conn: Connection, receiver: str, message_id: str) -> int | None:

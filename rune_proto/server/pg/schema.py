@@ -39,15 +39,17 @@ _TABLES = (
     # epoch: the parity of the max-age bucket it arrived in (../expiry.py)
     """CREATE TABLE mailbox (
         receiver text COLLATE "C" NOT NULL, id text COLLATE "C" NOT NULL,
-        size bigint NOT NULL, slots bigint[] NOT NULL, epoch smallint NOT NULL DEFAULT 0,
+        size bigint NOT NULL, slots bytea NOT NULL, epoch smallint NOT NULL DEFAULT 0,
         PRIMARY KEY (receiver, id))""",
-    """CREATE TABLE chunks (
-        slot bigint PRIMARY KEY, receiver text COLLATE "C" NOT NULL,
-        id text COLLATE "C" NOT NULL, seq integer NOT NULL, data bytea NOT NULL)""",
+    # sealed at rest, the owner inside (chunks.py): nothing here names a message
+    "CREATE TABLE chunks (slot bigint PRIMARY KEY, data bytea NOT NULL)",
     "ALTER TABLE chunks ALTER COLUMN data SET STORAGE PLAIN",
-    # the order pass rebuilds a moved chunk's owner's slot list (ordering.py)
-    "CREATE INDEX chunks_owner ON chunks (receiver, id)",
-    "CREATE TABLE holes (slot bigint PRIMARY KEY)",
+    # chunks appended since the last order pass, which moves them (ordering.py)
+    "CREATE TABLE fresh (slot bigint PRIMARY KEY)",
+    # sealed slot lists of messages deleted without the key: the pass frees them
+    """CREATE TABLE freed (
+        receiver text COLLATE "C" NOT NULL, id text COLLATE "C" NOT NULL,
+        slots bytea NOT NULL, PRIMARY KEY (receiver, id))""",
     """CREATE TABLE usage (
         receiver text COLLATE "C" PRIMARY KEY, bytes bigint NOT NULL, count integer NOT NULL)""",
     """CREATE TABLE invitations (
@@ -61,10 +63,11 @@ _TABLES = (
         last_at double precision NOT NULL, PRIMARY KEY (kind, key))""",
 )
 
-# chunk_bytes (fixed at creation), next_slot (end of the slot array), shuffled (slots
-# below it are in random order), pending (1: something changed since the last pass
-# began), holds (random, drawn again at each block or delete), epoch (expiry bucket).
-_LAYOUT = ("chunk_bytes", "next_slot", "shuffled", "pending", "holds", "epoch")
+# chunk_bytes (fixed at creation), next_slot (the next unused slot number), rewrite
+# (the next table the order pass writes again, 0 when none), pending (1: something
+# changed since the last pass began), holds (random, drawn again at each block or
+# delete), epoch (expiry bucket).
+_LAYOUT = ("chunk_bytes", "next_slot", "rewrite", "pending", "holds", "epoch")
 
 # As ../schema.py's: one row read whether or not the address has an account.
 ACCOUNT_QUERY = """

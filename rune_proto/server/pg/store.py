@@ -43,7 +43,7 @@ from ..database import DiskFull, Invitation, Outcome, StoreError
 from ..limits import Charge, LimitReached
 from ..metrics import Histogram
 from ..store import ORDER_WINDOW, _Queued
-from . import failures, ordering, reads, schema, transactions
+from . import chunks, failures, ordering, reads, schema, transactions
 from .chunks import Connection
 from .errors import connection_error
 from .url import masked
@@ -56,6 +56,10 @@ CONNECT_TIMEOUT = 15.0  # seconds to reach PostgreSQL at open
 RETRIES = 5  # a transaction ended by a deadlock or serialization failure runs again
 # Whatever the database's default: a commit is durable before it is acknowledged.
 SERVER_SETTINGS = {"synchronous_commit": "on"}
+WAL_LEFT = (
+    "pg_wal keeps the window's changes until they age out (grant pg_checkpoint and"
+    " EXECUTE on pg_switch_wal, set wal_recycle = off: see docs/server.md)"
+)
 _RETRIED = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 _FAILURES = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
@@ -72,8 +76,11 @@ class PgStore:
         order_window: float,
         clock: Callable[[], float],
         randbelow: ordering.Randbelow,
+        seal: chunks.Seal,
     ) -> None:
         self._pool = pool
+        self._seal = seal  # the at-rest key of chunks and slot lists (chunks.py)
+        self._wal_warned = False
         self._chunk_bytes = chunk_bytes
         self._clock = clock  # wall clock of the abuse-limit windows and expiry
         self._randbelow = randbelow  # the pass's randomness (tests pass their own)
@@ -93,6 +100,7 @@ class PgStore:
         cls,
         url: str,
         *,
+        seal: chunks.Seal,
         order_window: float = ORDER_WINDOW,
         clock: Callable[[], float] = time.time,
         pool_size: int = POOL_SIZE,
@@ -115,14 +123,21 @@ class PgStore:
             async with pool.acquire() as conn:
                 await schema.prepare(conn)
                 chunk_bytes = await schema.chunk_bytes(conn)
+                await chunks.check_key(conn, seal)
                 pending = await ordering.due(conn)
         except schema.SchemaError as exc:
             await pool.close()
             raise StoreError(str(exc)) from None
+        except chunks.SealError:
+            await pool.close()
+            raise StoreError(
+                f"the mail in {masked(url)} was stored by a server with another identity:"
+                " every node needs the same identity.key (docs/deploy.md)"
+            ) from None
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             await pool.close()
             raise StoreError(f"cannot prepare {masked(url)}: {_reason(exc)}") from None
-        store = cls(pool, chunk_bytes, order_window, clock, randbelow)
+        store = cls(pool, chunk_bytes, order_window, clock, randbelow, seal)
         store._due_at_open = pending
         return store
 
@@ -171,18 +186,19 @@ class PgStore:
             return True
         started = time.perf_counter()
         await ordering.begin(conn)
-        async with conn.transaction():
-            await transactions.sweep_limits(conn, self._clock())
         progress = ordering.OrderProgress()
         while not progress.done:
-            await ordering.step(conn, progress, self._randbelow)
+            await ordering.step(conn, self._seal, progress, self._randbelow, now=self._clock())
         self.passes += 1
         log.info(
             "order pass: %d chunks placed, %d steps, %.0f ms",
-            progress.chunks_placed,
+            progress.chunks_moved,
             progress.steps,
             (time.perf_counter() - started) * 1000,
         )
+        if not progress.wal_flushed and not self._wal_warned:
+            self._wal_warned = True
+            log.warning("order pass: %s", WAL_LEFT)
         return await ordering.covered(conn)
 
     # -- transactions -------------------------------------------------------------
@@ -232,7 +248,11 @@ class PgStore:
         items = [(q.receiver, q.blob, q.quota) for q in batch]
         charges = [q.charges for q in batch]
         body = partial(
-            transactions.add_messages, items=items, charges=charges, chunk_bytes=self._chunk_bytes
+            transactions.add_messages,
+            items=items,
+            charges=charges,
+            chunk_bytes=self._chunk_bytes,
+            seal=self._seal,
         )
         commit = asyncio.get_running_loop().create_task(self._transact(body))
         commit.add_done_callback(partial(self._committed, batch, time.perf_counter()))
@@ -288,7 +308,12 @@ class PgStore:
 
     async def delete_message(self, receiver: str, message_id: str) -> bool:
         deleted = await self._transact(
-            partial(transactions.delete_message, receiver=receiver, message_id=message_id)
+            partial(
+                transactions.delete_message,
+                receiver=receiver,
+                message_id=message_id,
+                seal=self._seal,
+            )
         )
         if deleted:
             self._changed()
@@ -304,7 +329,7 @@ class PgStore:
         now = self._clock()
         while not finished:
             count, finished = await self._transact(
-                partial(transactions.expire_step, now=now, bucket_seconds=max_age)
+                partial(transactions.expire_step, now=now, bucket_seconds=max_age, seal=self._seal)
             )
             deleted += count
         if deleted:
@@ -341,7 +366,9 @@ class PgStore:
         return await self._read(partial(reads.list_messages, receiver=receiver))
 
     async def message(self, receiver: str, message_id: str) -> bytes | None:
-        return await self._read(partial(reads.message, receiver=receiver, message_id=message_id))
+        return await self._read(
+            partial(reads.message, seal=self._seal, receiver=receiver, message_id=message_id)
+        )
 
     async def message_size(self, receiver: str, message_id: str) -> int | None:
         return await self._read(

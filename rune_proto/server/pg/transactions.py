@@ -117,6 +117,7 @@ async def add_messages(
     items: Sequence[tuple[str, bytes, int]],
     charges: Sequence[Sequence[Charge]],
     chunk_bytes: int,
+    seal: chunks.Seal,
 ) -> list[str | limits.Kind | None]:
     """As Database.add_messages: each ``(receiver, blob, quota)`` gets its new id, None
     (over quota, counting the items before it) or the limit its charges pass."""
@@ -140,7 +141,7 @@ async def add_messages(
         used[receiver] = (before + len(blob), count + 1)
         ids.append(message_id)
     if accepted:
-        placed = await chunks.append_many(conn, accepted, chunk_bytes)
+        placed = await chunks.append_many(conn, seal, accepted, chunk_bytes)
         await conn.copy_records_to_table(
             "mailbox",
             records=[
@@ -214,7 +215,9 @@ async def create_account(
     return Outcome.CREATED
 
 
-async def delete_message(conn: Connection, receiver: str, message_id: str) -> bool:
+async def delete_message(
+    conn: Connection, receiver: str, message_id: str, seal: chunks.Seal
+) -> bool:
     await chunks.hold_still(conn)
     await conn.execute("SELECT 1 FROM usage WHERE receiver = $1 FOR UPDATE", receiver)
     row = await conn.fetchrow(
@@ -224,7 +227,7 @@ async def delete_message(conn: Connection, receiver: str, message_id: str) -> bo
     )
     if row is None:
         return False
-    await chunks.free(conn, list(row[1]))
+    await chunks.free(conn, seal, receiver, message_id, bytes(row[1]))
     await conn.execute(
         "UPDATE usage SET bytes = bytes - $1, count = count - 1 WHERE receiver = $2",
         int(row[0]),
@@ -234,7 +237,9 @@ async def delete_message(conn: Connection, receiver: str, message_id: str) -> bo
     return True
 
 
-async def expire_step(conn: Connection, now: float, bucket_seconds: float) -> tuple[int, bool]:
+async def expire_step(
+    conn: Connection, now: float, bucket_seconds: float, seal: chunks.Seal
+) -> tuple[int, bool]:
     """expiry.sweep_step in PostgreSQL: (messages deleted, whether the sweep is done).
 
     The ``epoch`` row is locked (after the move lock), so nodes sweeping at once take
@@ -250,13 +255,13 @@ async def expire_step(conn: Connection, now: float, bucket_seconds: float) -> tu
         rows = await conn.fetch(
             """DELETE FROM mailbox AS m USING unnest($1::text[], $2::text[]) AS d(receiver, id)
                WHERE m.receiver = d.receiver AND m.id = d.id
-               RETURNING m.receiver, m.size, m.slots""",
+               RETURNING m.receiver, m.id, m.size, m.slots""",
             [str(r[0]) for r in doomed],
             [str(r[1]) for r in doomed],
         )
         freed: dict[str, tuple[int, int]] = {}
-        for receiver, size, slots in rows:
-            await chunks.free(conn, list(slots))
+        for receiver, message_id, size, slots in rows:
+            await chunks.free(conn, seal, receiver, message_id, bytes(slots))
             before = freed.get(receiver, (0, 0))
             freed[receiver] = (before[0] + int(size), before[1] + 1)
         await conn.execute(
