@@ -8,6 +8,7 @@ test pauses one (SIGSTOP) while the other accepts, as tests/pg/test_workers.py d
 from __future__ import annotations
 
 import asyncio
+from contextlib import AsyncExitStack
 from typing import Any
 
 from rune_proto.address import parse_address
@@ -32,8 +33,11 @@ async def test_a_wait_on_one_worker_wakes_for_mail_stored_through_the_other(
     alice, bob = (parse_address(f"{name}@{server.domain}") for name in ("alice", "bob"))
     keys = {alice: Identity.generate(), bob: Identity.generate()}
     invitations = {address: server.invite(str(address)) for address in keys}
-    async with connect(server.host, server.port, ephemeral=True, **pins) as waiting:
-        with _paused(first):  # bob's connection is the second worker's
+    async with AsyncExitStack() as stack:
+        with _paused(first):  # bob's connection (made now) is the second worker's
+            waiting = await stack.enter_async_context(
+                connect(server.host, server.port, ephemeral=True, **pins)
+            )
             await waiting.register(bob, keys[bob], invitations[bob])
             await waiting.login(bob, keys[bob])
             assert waiting.can_wait
