@@ -73,6 +73,10 @@ def _cmd_init(args: argparse.Namespace) -> int:
         database=check_url(args.database) if args.database else "",
     )
     location = locate(data, config, None)
+    if location.url is not None:
+        from .pg.admin import check_unused  # asyncpg only for PostgreSQL
+
+        check_unused(location.url)
     passphrase = read_passphrase(args.passphrase_file, confirm=True)
     prints = create_data_dir(data, config, passphrase, location)
     print(f"created {data.root} (registration: {config.registration}, port {config.port})")

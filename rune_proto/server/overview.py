@@ -34,6 +34,7 @@ def status_lines(data: DataDir, config: ServerConfig) -> list[str]:
                 "SELECT COALESCE(SUM(count), 0), COALESCE(SUM(bytes), 0) FROM usage"
             ).fetchone()
             counters = _count(db, "limits")
+            throttled = _count(db, "failures")
             invitations = _count(db, "invitations")
         finally:
             db.close()
@@ -50,7 +51,7 @@ def status_lines(data: DataDir, config: ServerConfig) -> list[str]:
         f"disk free {disk.f_bavail * disk.f_frsize / MIB:.0f} MiB,"
         f" reserve {'present' if (data.root / RESERVE_NAME).exists() else 'MISSING'}"
         f" ({config.disk_reserve_mib:g} MiB configured)",
-        f"abuse-limit counters active {counters}",
+        f"abuse-limit counters active {counters}, throttled keys {throttled}",
     ]
     return lines + live_lines(config)
 

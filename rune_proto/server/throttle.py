@@ -95,12 +95,16 @@ class Throttle:
 
     async def delay(self, key: str) -> float:
         """How long the verdict of an attempt for ``key`` made now must wait."""
+        if self.base <= 0:  # throttling is off: nothing to read
+            return 0.0
         since = self._clock() - self.window
         failures = await self.ledger.failures(self.kind, self.digest(key), since)
         return backoff(failures, free=self.free, base=self.base, cap=self.cap)
 
     async def failed(self, key: str) -> None:
         """Count a failure for ``key`` (in the store before the verdict is sent)."""
+        if self.base <= 0:  # throttling is off: nothing to count
+            return
         now = self._clock()
         await self.ledger.count_failure(
             self.kind, self.digest(key), now, now - self.window, self.capacity

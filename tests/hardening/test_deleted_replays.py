@@ -12,11 +12,14 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from rune_proto.client import ReplayLog
 from rune_proto.client.vault import Vault
 from rune_proto.events import Command, Delete, Reply
 from rune_proto.keys import Identity
 from rune_tui.service_mailbox import Mailbox
+from tests.pg_tools import pg_blob, pg_put_back
 from tests.store_tools import put_back
 from tests.tui.test_cache import alice_with_mail
 
@@ -109,18 +112,25 @@ def test_an_older_log_and_a_rewritten_log_keep_the_deletions(tmp_path: Path) -> 
     assert rewritten.was_deleted("m1", "s1") and rewritten.was_deleted("", "s2")
 
 
+@pytest.mark.usefixtures("store_kind")
 async def test_rune_tui_delete_goes_through_the_log(rune_server: Any, tmp_path: Path) -> None:
     """rune-tui's delete (service_mailbox.py) against a real server whose database then
     gets the deleted message back, as a server that kept a copy would put it."""
     server = rune_server()
     alice, _, ids = await alice_with_mail(server, tmp_path)
     target = ids[0]
-    with sqlite3.connect(server.database) as db:
-        (blob,) = db.execute("SELECT blob FROM messages WHERE id = ?", (target,)).fetchone()
-    db.close()
+    if server.database_url is not None:
+        blob = pg_blob(server.database_url, str(alice.address), target)
+    else:
+        with sqlite3.connect(server.database) as db:
+            (blob,) = db.execute("SELECT blob FROM messages WHERE id = ?", (target,)).fetchone()
+        db.close()
     await alice.delete(target)
     assert target not in alice.messages
-    put_back(server.database, str(alice.address), target, blob)  # the copy comes back
+    if server.database_url is not None:  # the copy comes back
+        pg_put_back(server.database_url, str(alice.address), target, blob)
+    else:
+        put_back(server.database, str(alice.address), target, blob)
     later = Mailbox(alice.paths, alice.account, alice.identity)  # the app started again
     assert target in await later.refresh()
     again = later.message(target)

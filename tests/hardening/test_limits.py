@@ -329,6 +329,7 @@ def timed_login(server: RuneServerProcess, address: Address, identity: Identity)
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("store_kind")  # counted in the store
 def test_failed_logins_for_one_address_are_slowed_down_and_tell_nothing(
     rune_server: ServerFactory,
 ) -> None:
@@ -374,6 +375,7 @@ def test_failed_logins_for_one_address_are_slowed_down_and_tell_nothing(
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("store_kind")  # counted in the store
 def test_one_connection_guessing_many_addresses_is_slowed_down_then_cut(
     rune_server: ServerFactory,
 ) -> None:
@@ -395,6 +397,7 @@ def test_one_connection_guessing_many_addresses_is_slowed_down_then_cut(
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("store_kind")  # counted in the store
 def test_failed_registrations_for_one_address_are_slowed_down(
     rune_server: ServerFactory,
 ) -> None:
@@ -474,6 +477,20 @@ def test_throttle_forgets_after_the_window_and_beyond_its_capacity() -> None:
         assert await throttle.delay("a@example") == 0 and await throttle.delay("d@example") == 2
 
     asyncio.run(run())
+
+
+def test_a_throttle_turned_off_neither_reads_nor_writes_the_store() -> None:
+    """throttle_delay = 0: no row per failed login (and no store round trip)."""
+    ledger = MemoryLedger()
+    throttle = Throttle(ledger, "login", b"k" * 32, free=0, base=0, cap=0, window=60, capacity=9)
+
+    async def run() -> None:
+        for _ in range(3):
+            await throttle.failed("a@example")
+        assert await throttle.delay("a@example") == 0
+
+    asyncio.run(run())
+    assert ledger.rows == {}
 
 
 def test_throttle_keys_are_keyed_digests_the_same_on_every_node() -> None:

@@ -22,6 +22,7 @@ from tests.tui.test_daily_inbox import app_for, listing
 from tests.tui.test_mail_screens import SIZE, registered_mailbox, wait_until
 
 REASON = "attachment 1 has no data text"
+pytestmark = pytest.mark.usefixtures("store_kind")  # the server on SQLite and PostgreSQL
 GOOD_BEFORE, GOOD_AFTER = 4, 6
 
 

@@ -387,6 +387,7 @@ TABLES = {  # rune_proto/server/schema.py: nothing more, and no rowid that count
     "holds": ["address", "kind"],  # blocked or deleted by the operator (server/admin.py)
     "layout": ["name", "value"],
     "limits": ["key", "ends", "count"],
+    "failures": ["kind", "key", "count", "last_at"],  # the login throttle (server/failures.py)
 }
 
 

@@ -441,6 +441,7 @@ class ServerMachine(RuleBasedStateMachine):
             assert logged_in == (peer.me is not None)
 
 
+@pytest.mark.usefixtures("store_kind")
 def test_replies_follow_the_state_table(rune_server: ServerFactory) -> None:
     server = rune_server(
         "free",

@@ -16,6 +16,7 @@ import pytest
 from rune_proto.server.config import DataDir
 from rune_proto.server.dburl import masked
 from tests.postgres import PostgresServer, free_port
+from tests.server.conftest import register_user
 from tests.server_process import RuneServerProcess, ServerFactory, run_cli
 
 
@@ -112,3 +113,18 @@ def test_backup_on_postgresql_names_its_tools(
     assert "pg_dump" in result.stderr and "pg_basebackup" in result.stderr
     assert postgres.password not in result.stderr
     assert not (tmp_path / "copy.db").exists()
+
+
+def test_init_refuses_a_database_that_already_serves_accounts(
+    postgres: PostgresServer, rune_server: ServerFactory, tmp_path: Path
+) -> None:
+    """A second server's keys on the first one's data: clients would pin other keys."""
+    url = postgres.new_database()
+    server = rune_server(database=url)
+    register_user(server)
+    _, _, result = _init(tmp_path / "other", url)
+    assert result.returncode == 2  # type: ignore[attr-defined]
+    lines = result.stderr.strip().splitlines()  # type: ignore[attr-defined]
+    assert len(lines) == 1 and "already holds a Rune store with 1 account" in lines[0]
+    assert postgres.password not in lines[0]
+    assert not (tmp_path / "other" / "data").exists()

@@ -1,7 +1,8 @@
 """Abuse-limit windows against a server whose clock the test moves (no sleeping for it).
 
 The server runs in the test's event loop (real TLS, store and sessions on loopback);
-only :attr:`Services.clock` and the store's clock are the test's.
+only :attr:`Services.clock` and the store's clock are the test's. Both stores
+(``store_kind``): SQLite, and PostgreSQL on the tests' private cluster.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from rune_proto.keys import Identity
 from rune_proto.server.admission import fit_limits
 from rune_proto.server.config import DataDir, ServerConfig
 from rune_proto.server.datadir import create_data_dir, load_identity, tls_context
+from rune_proto.server.dburl import Location
 from rune_proto.server.service import RuneServer
 from rune_proto.server.session import Services
-from rune_proto.server.store import SQLiteStore
+from rune_proto.server.stores import ServedStore, open_store
+from tests.pg_tools import pg_rows
 
 from .conftest import User
 from .wire_client import WireClient
@@ -48,25 +51,41 @@ class Server:
     host: str
     port: int
     clock: Clock
-    store: SQLiteStore
-    database: Path
+    store: ServedStore
+    location: Location
+    config: ServerConfig
     server_key: object
+
+    def rows(self, sqlite_query: str, pg_query: str, *args: object) -> list[tuple[object, ...]]:
+        """A query on the store's database, whichever it is."""
+        if self.location.url is not None:
+            return pg_rows(self.location.url, pg_query, *args)
+        with sqlite3.connect(self.location.path) as db:
+            rows = [tuple(row) for row in db.execute(sqlite_query, args)]
+        db.close()
+        return rows
 
 
 @pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[Server]:
+async def server(
+    tmp_path: Path, store_kind: str, request: pytest.FixtureRequest
+) -> AsyncIterator[Server]:
     data = DataDir(tmp_path / "data")
-    config = ServerConfig(domain=DOMAIN, send_limit=2, send_window=WINDOW, order_window=3600)
-    create_data_dir(data, config, PASSPHRASE)
+    url = request.getfixturevalue("postgres").new_database() if store_kind != "sqlite" else ""
+    config = ServerConfig(
+        domain=DOMAIN, send_limit=2, send_window=WINDOW, order_window=3600, database=url
+    )
+    location = Location(data.database, url or None)
+    await asyncio.to_thread(create_data_dir, data, config, PASSPHRASE, location)
     clock = Clock()
-    store = await SQLiteStore.open(data.database, order_window=3600, clock=clock)
+    store = await open_store(location, config, clock=clock)
     crypto = ThreadPoolExecutor(max_workers=2)
     identity = load_identity(data, PASSPHRASE)
     services = Services(config, identity, store, crypto, clock=clock)
     limits = fit_limits(config.max_connections, 0, config.max_anonymous_per_source, 1024)
     rune = RuneServer(services, tls_context(data, PASSPHRASE), limits)
     host, port = await rune.start("127.0.0.1", 0)
-    running = Server(host, port, clock, store, data.database, identity.public)
+    running = Server(host, port, clock, store, location, config, identity.public)
     try:
         yield running
     finally:
@@ -89,9 +108,10 @@ def _send(server: Server, alice: User, bob: User) -> object:
         return client.send_message(*alice, bob[0], Content("s", "b"))
 
 
-def _counters(database: Path) -> int:
-    with sqlite3.connect(database) as db:
-        return int(db.execute("SELECT COUNT(*) FROM limits").fetchone()[0])
+def _counters(server: Server) -> int:
+    ((count,),) = server.rows("SELECT COUNT(*) FROM limits", "SELECT COUNT(*) FROM limits")
+    assert isinstance(count, int)
+    return count
 
 
 async def test_a_new_window_lifts_the_send_limit_and_the_order_pass_forgets_old_counts(
@@ -107,11 +127,11 @@ async def test_a_new_window_lifts_the_send_limit_and_the_order_pass_forgets_old_
     assert await asyncio.to_thread(_send, server, alice, bob) == Roger()
     assert await asyncio.to_thread(_send, server, alice, bob) == Roger()
     assert await asyncio.to_thread(_send, server, alice, bob) == over
-    assert _counters(server.database) >= 1  # this window's count (and the registrations')
+    assert _counters(server) >= 1  # this window's count (and the registrations')
     server.clock.now += 2 * WINDOW
     await server.store.close()  # its order pass sweeps every ended window
-    assert _counters(server.database) == 0
-    server.store = await SQLiteStore.open(server.database)  # for the fixture's close
+    assert _counters(server) == 0
+    server.store = await open_store(server.location, server.config)  # for the fixture's close
 
 
 DAY = 86400.0
@@ -144,10 +164,13 @@ async def test_messages_expire_after_the_maximum_age_without_a_stored_time(
     server.clock.now += DAY
     assert await server.store.expire(DAY) == 1  # the old one, two buckets old, goes
     assert await _listed(server, bob) == 1
-    with sqlite3.connect(server.database) as db:
-        tags = {row[0] for row in db.execute("SELECT epoch FROM mailbox")}
-        usage = db.execute("SELECT count FROM usage WHERE receiver = ?", (str(bob[0]),)).fetchone()
-    assert tags <= {0, 1} and usage == (1,)  # one bit per message; the quota stays right
+    tags = {row[0] for row in server.rows("SELECT epoch FROM mailbox", "SELECT epoch FROM mailbox")}
+    usage = server.rows(
+        "SELECT count FROM usage WHERE receiver = ?",
+        "SELECT count FROM usage WHERE receiver = $1",
+        str(bob[0]),
+    )
+    assert tags <= {0, 1} and usage == [(1,)]  # one bit per message; the quota stays right
     server.clock.now += 5 * DAY  # idle for long: everything is past the age
     assert await server.store.expire(DAY) == 1
     assert await _listed(server, bob) == 0

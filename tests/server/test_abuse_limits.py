@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
+
 from rune_proto import status
 from rune_proto.address import random_address
 from rune_proto.envelope import Content
 from rune_proto.events import ErrorReply, Noop, Ok, Registered, Roger
 from rune_proto.keys import Identity
 from rune_proto.server.config import ServerConfig
+from tests.pg_tools import pg_rows
 from tests.server_process import RuneServerProcess, ServerFactory, run_cli
 
 from .conftest import User, register_user
@@ -34,11 +37,21 @@ def _register(server: RuneServerProcess, client: WireClient) -> object:
     return client.register(random_address(server.domain), Identity.generate())
 
 
+def _limit_keys(server: RuneServerProcess) -> list[bytes]:
+    if server.database_url is not None:
+        return [bytes(key) for (key,) in pg_rows(server.database_url, "SELECT key FROM limits")]
+    with sqlite3.connect(server.database) as db:
+        keys = [bytes(key) for (key,) in db.execute("SELECT key FROM limits")]
+    db.close()
+    return keys
+
+
 def test_the_limits_are_on_by_default() -> None:
     config = ServerConfig(domain="example")
     assert config.register_limit > 0 and config.send_limit > 0 and config.inflow_limit > 0
 
 
+@pytest.mark.usefixtures("store_kind")
 def test_registrations_per_source_are_limited_across_connections(
     rune_server: ServerFactory,
 ) -> None:
@@ -62,6 +75,7 @@ def test_registrations_per_source_are_limited_across_connections(
     assert "127.0.0.1" not in log
 
 
+@pytest.mark.usefixtures("store_kind")
 def test_messages_per_sender_are_limited_across_connections(rune_server: ServerFactory) -> None:
     server = rune_server(send_limit=3, register_limit=0)
     alice, bob, carol = (register_user(server) for _ in range(3))
@@ -79,12 +93,12 @@ def test_messages_per_sender_are_limited_across_connections(rune_server: ServerF
     assert "limit reached: messages per sender" in log
     for user in (alice, bob, carol):
         assert str(user[0]) not in log
-    with sqlite3.connect(server.database) as db:  # counters are keyed digests, no address
-        keys = [bytes(key) for (key,) in db.execute("SELECT key FROM limits")]
+    keys = _limit_keys(server)  # counters are keyed digests, no address
     assert keys and all(len(key) == 16 for key in keys)
     assert not any(str(user[0]).encode() in key for key in keys for user in (alice, bob))
 
 
+@pytest.mark.usefixtures("store_kind")
 def test_messages_per_receiver_are_limited(rune_server: ServerFactory) -> None:
     server = rune_server(inflow_limit=2, register_limit=0)
     bob = register_user(server)
@@ -102,6 +116,7 @@ def test_messages_per_receiver_are_limited(rune_server: ServerFactory) -> None:
         assert client.send_message(*senders[2], senders[0][0], HELLO) == Roger()
 
 
+@pytest.mark.usefixtures("store_kind")
 def test_an_operator_lifts_the_limits_of_one_address_and_one_source(
     rune_server: ServerFactory,
 ) -> None:

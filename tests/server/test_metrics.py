@@ -11,6 +11,9 @@ import pytest
 from rune_proto import status
 from rune_proto.envelope import Content
 from rune_proto.events import Roger
+from rune_proto.keys import Identity
+from rune_proto.server.pg.schema import SCHEMA_VERSION as PG_SCHEMA_VERSION
+from rune_proto.server.store import SCHEMA_VERSION
 from tests.server_process import RuneServerProcess, ServerFactory, run_cli
 
 from .conftest import User, register_user
@@ -42,6 +45,7 @@ def _logged_in(server: RuneServerProcess, user: User) -> WireClient:
     return client
 
 
+@pytest.mark.usefixtures("store_kind")
 def test_metrics_count_connections_replies_storage_and_limit_hits(
     rune_server: ServerFactory,
 ) -> None:
@@ -76,15 +80,25 @@ def test_metrics_are_off_by_default(rune_server: ServerFactory) -> None:
     assert "metrics on" not in server.stderr_text()
 
 
+@pytest.mark.usefixtures("store_kind")
 def test_status_shows_the_store_the_disk_and_live_counts(rune_server: ServerFactory) -> None:
     port = _free_port()
     server = rune_server(metrics_port=port)
     alice, bob = register_user(server), register_user(server)
     with _logged_in(server, alice) as client:
         assert client.send_message(*alice, bob[0], Content("s", "b")) == Roger()
+    with WireClient.to(server) as client:  # a failed login: one throttled key
+        assert code_of(client.login(alice[0], Identity.generate(), server.server_public_key)) == 411
     result = run_cli("status", "--data-dir", str(server.data_dir))
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "schema version 4" in out and "accounts 2" in out and "messages stored 1" in out
-    assert "reserve present" in out and "live rune_connections_total" in out
+    version = PG_SCHEMA_VERSION if server.database_url else SCHEMA_VERSION
+    assert f"schema version {version}" in out and "accounts 2" in out
+    assert "messages stored 1" in out and "throttled keys 1" in out
+    assert "live rune_connections_total" in out
+    if server.database_url is None:
+        assert "reserve present" in out
+    else:
+        assert "store: PostgreSQL" in out and "***" in out  # the URL, its password masked
+        out = "\n".join(line for line in out.splitlines() if not line.startswith("store:"))
     assert str(alice[0]) not in out and "@" not in out

@@ -23,7 +23,7 @@ from ..config import OperatorError, ServerConfig
 from ..dburl import Location, masked
 from ..overview import MIB, live_lines
 from ..store import StoreError
-from . import chunks, schema
+from . import chunks, reads, schema, transactions
 from .chunks import Connection
 from .errors import connection_error
 
@@ -57,6 +57,28 @@ async def prepared(url: str) -> asyncpg.Connection:
         await conn.close()
         raise
     return conn
+
+
+def check_unused(url: str) -> None:
+    """Before ``init`` makes new keys: refuse a database that already serves a Rune
+    store with accounts. Its nodes share one identity; a fresh ``init`` would make
+    another, whose clients pin other keys and whose counters do not match."""
+
+    async def run() -> int:
+        conn = await connect(url)
+        try:
+            if await schema.version(conn) is None:
+                return 0
+            return int(await conn.fetchval("SELECT COUNT(*) FROM accounts"))
+        finally:
+            await conn.close()
+
+    accounts = asyncio.run(run())
+    if accounts:
+        raise OperatorError(
+            f"{masked(url)} already holds a Rune store with {accounts} account(s): a new node"
+            " of that server needs its keys, not new ones (docs/operations.md, PostgreSQL)"
+        )
 
 
 def prepare(url: str) -> None:
@@ -98,15 +120,6 @@ async def has_account(db: Connection, address: str) -> bool:
     return await db.fetchval("SELECT 1 FROM accounts WHERE address = $1", address) is not None
 
 
-async def registrable(db: Connection, address: str) -> bool:
-    taken = await db.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM accounts WHERE address = $1)"
-        " OR EXISTS (SELECT 1 FROM holds WHERE address = $1)",
-        address,
-    )
-    return not taken
-
-
 async def block(db: Connection, address: str) -> bool:
     """In a transaction; False if there is no such account."""
     if not await has_account(db, address):
@@ -125,7 +138,7 @@ async def unblock(db: Connection, address: str) -> bool:
     status = await db.execute(
         "DELETE FROM holds WHERE address = $1 AND kind = $2", address, admin.BLOCKED
     )
-    await mark_pending(db)
+    await transactions.mark_pending(db)
     return _rows(status) > 0
 
 
@@ -150,7 +163,7 @@ async def release(db: Connection, address: str) -> bool:
     status = await db.execute(
         "DELETE FROM holds WHERE address = $1 AND kind = $2", address, admin.DELETED
     )
-    await mark_pending(db)
+    await transactions.mark_pending(db)
     return _rows(status) > 0
 
 
@@ -178,7 +191,7 @@ async def erase_batch(db: Connection, address: str) -> tuple[int, int]:
         len(rows),
         address,
     )
-    await mark_pending(db)
+    await transactions.mark_pending(db)
     return len(rows), size
 
 
@@ -192,35 +205,20 @@ async def list_invitations(db: Connection) -> list[InvitationRow]:
 
 async def revoke_invitations(db: Connection, address: str) -> int:
     status = await db.execute("DELETE FROM invitations WHERE address = $1", address)
-    await mark_pending(db)
+    await transactions.mark_pending(db)
     return _rows(status)
-
-
-async def add_invitation(db: Connection, token_hash: bytes, address: str, expires_at: int) -> None:
-    await db.execute(
-        "INSERT INTO invitations (token_hash, address, expires_at) VALUES ($1, $2, $3)",
-        token_hash,
-        address,
-        expires_at,
-    )
-    await mark_pending(db)
 
 
 async def clear_limits(db: Connection, keys: Sequence[bytes]) -> int:
     status = await db.execute("DELETE FROM limits WHERE key = ANY($1::bytea[])", list(keys))
-    await mark_pending(db)
+    await transactions.mark_pending(db)
     return _rows(status)
-
-
-async def mark_pending(db: Connection) -> None:
-    """Something changed that the order pass must hide (as compaction.mark_pending)."""
-    await db.execute("UPDATE layout SET value = 1 WHERE name = 'pending'")
 
 
 async def _announce(db: Connection) -> None:
     """Tell every node's watcher to look at ``holds`` again."""
     await db.execute("UPDATE layout SET value = $1 WHERE name = 'holds'", secrets.randbits(62) + 1)
-    await mark_pending(db)
+    await transactions.mark_pending(db)
 
 
 def _rows(status: str) -> int:
@@ -256,10 +254,12 @@ class PgAdmin:
             raise StoreError(f"the database failed: {type(exc).__name__}") from None
 
     def registrable(self, address: str) -> bool:
-        return self._in_transaction(lambda db: registrable(db, address))
+        return self._in_transaction(lambda db: reads.registrable(db, address))
 
     def add_invitation(self, token_hash: bytes, address: str, expires_at: int) -> None:
-        self._in_transaction(lambda db: add_invitation(db, token_hash, address, expires_at))
+        self._in_transaction(
+            lambda db: transactions.add_invitation(db, token_hash, address, expires_at)
+        )
 
     def clear_limits(self, keys: Sequence[bytes]) -> int:
         return self._in_transaction(lambda db: clear_limits(db, keys))

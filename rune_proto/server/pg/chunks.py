@@ -12,6 +12,14 @@ under dense slot numbers 0…n-1. Slots are taken from the ``layout`` row
 ``next_slot`` with ``UPDATE … RETURNING`` inside the commit's transaction: the row
 lock makes the numbers unique across nodes, and a rolled-back commit gives its
 numbers back. Freed slots become holes that the order pass fills.
+
+Freeing and moving exclude each other: the pass swaps the contents of two slot rows
+and rebuilds the owners' slot lists, and a DELETE that read a slot list just before
+would then free a slot that holds another message's chunk (found by
+tests/pg/test_nodes.py). So a transaction that frees chunks first takes the
+transaction advisory lock ``MOVE_LOCK`` shared (:func:`hold_still`), and each step
+of the pass takes it exclusive (:func:`moving`). Lock order, across all
+transactions: ``MOVE_LOCK``, then ``usage`` rows, ``limits`` rows, ``next_slot``.
 """
 
 from __future__ import annotations
@@ -24,7 +32,20 @@ import asyncpg
 # must fit one 8 KiB page with its header and owner columns, and is never TOASTed.
 CHUNK_BYTES = 7680
 
+# pg_advisory_xact_lock key: "rune", "move"
+MOVE_LOCK = 0x72756E65_6D6F7665
+
 Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+
+
+async def hold_still(conn: Connection) -> None:
+    """No chunk moves until this transaction ends; call it first in a freeing one."""
+    await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", MOVE_LOCK)
+
+
+async def moving(conn: Connection) -> None:
+    """This transaction moves chunks: wait for the freeing ones, keep new ones out."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", MOVE_LOCK)
 
 
 def pieces_of(blob: bytes, size: int) -> list[bytes]:
@@ -90,7 +111,8 @@ async def read(conn: Connection, slots: Sequence[int], size: int) -> bytes:
 
 
 async def free(conn: Connection, slots: Sequence[int]) -> None:
-    """Free ``slots`` (in the caller's transaction); the order pass fills the holes."""
+    """Free ``slots`` (in the caller's transaction, which began with :func:`hold_still`
+    before it read them); the order pass fills the holes."""
     await conn.execute("DELETE FROM chunks WHERE slot = ANY($1::bigint[])", slots)
     await conn.execute(
         "INSERT INTO holes (slot) SELECT unnest($1::bigint[]) ON CONFLICT DO NOTHING", slots

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from . import chunks
 from .chunks import Connection
 
 STEP_SWAPS = 256  # chunk moves in one step
@@ -62,7 +63,8 @@ async def covered(conn: Connection) -> bool:
 async def step(conn: Connection, progress: OrderProgress, randbelow: Randbelow) -> None:
     """One bounded step in its own transaction; advances ``progress``."""
     async with conn.transaction():
-        # next_slot first: the lock order of transactions.py (commits take it after usage)
+        # the lock order of transactions.py: moves, then next_slot (commits take it last)
+        await chunks.moving(conn)
         top = int(
             await conn.fetchval("SELECT value FROM layout WHERE name = 'next_slot' FOR UPDATE")
         )
@@ -90,10 +92,8 @@ async def _fill_holes(conn: Connection, top: int, budget: int) -> tuple[int, int
     end of the array, whether holes are left). Holes at the end just shorten it."""
     moves = 0
     while True:
-        while top > 0 and await conn.fetchval(
-            "SELECT NOT EXISTS (SELECT 1 FROM chunks WHERE slot = $1)", top - 1
-        ):
-            top -= 1
+        last = await conn.fetchval("SELECT max(slot) FROM chunks WHERE slot < $1", top)
+        top = 0 if last is None else int(last) + 1  # free slots at the end: just dropped
         await conn.execute("DELETE FROM holes WHERE slot >= $1", top)
         hole = await conn.fetchval("SELECT min(slot) FROM holes")
         if hole is None or moves >= budget:

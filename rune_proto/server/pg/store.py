@@ -33,7 +33,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import asyncpg
 
@@ -43,7 +43,7 @@ from ..database import DiskFull, Invitation, Outcome, StoreError
 from ..limits import Charge, LimitReached
 from ..metrics import Histogram
 from ..store import ORDER_WINDOW, _Queued
-from . import chunks, failures, ordering, schema, transactions
+from . import failures, ordering, reads, schema, transactions
 from .chunks import Connection
 from .errors import connection_error
 from .url import masked
@@ -57,6 +57,7 @@ RETRIES = 5  # a transaction ended by a deadlock or serialization failure runs a
 # Whatever the database's default: a commit is durable before it is acknowledged.
 SERVER_SETTINGS = {"synchronous_commit": "on"}
 _RETRIED = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+_FAILURES = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 _disk_full_log = RateLimitedLog()
 
@@ -83,6 +84,7 @@ class PgStore:
         self._order_task: asyncio.Task[None] | None = None
         self._due_at_open = False
         self.passes = 0
+        self.passes_deferred = 0  # passes left to the node that held the lock
         self.commit_times = Histogram()
         self.disk_full = 0
 
@@ -148,6 +150,7 @@ class PgStore:
         try:
             async with self._pool.acquire() as conn:
                 if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", ordering.ORDER_LOCK):
+                    self.passes_deferred += 1
                     again = True  # another node's pass: it may not cover our last change
                     return
                 try:
@@ -155,7 +158,7 @@ class PgStore:
                 finally:
                     await conn.execute("SELECT pg_advisory_unlock($1)", ordering.ORDER_LOCK)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            log.warning("order pass failed (%s)", _reason(exc))
+            log.warning("order pass failed (%s)", _unavailable(exc))
             again = True
         finally:
             self._order_task = None
@@ -190,16 +193,21 @@ class PgStore:
             try:
                 async with self._pool.acquire() as conn, conn.transaction():
                     return await body(conn)
-            except _RETRIED:
+            except _RETRIED as exc:
                 if attempt == RETRIES - 1:
-                    raise
+                    raise _unavailable(exc) from exc
             except asyncpg.DiskFullError:
                 raise self._full() from None
+            except _FAILURES as exc:
+                raise _unavailable(exc) from exc
         raise AssertionError("unreachable")
 
     async def _read(self, body: Callable[[Connection], Awaitable[_T]]) -> _T:
-        async with self._pool.acquire() as conn:
-            return await body(conn)
+        try:
+            async with self._pool.acquire() as conn:
+                return await body(conn)
+        except _FAILURES as exc:
+            raise _unavailable(exc) from exc
 
     def _full(self) -> DiskFull:
         self.disk_full += 1
@@ -309,8 +317,8 @@ class PgStore:
         while True:
             try:
                 await self.expire(max_age)
-            except (StoreError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("expiry failed (%s)", _reason(exc))
+            except StoreError as exc:  # the next round tries again
+                log.warning("expiry failed (%s)", exc)
             if max_age <= 0:
                 return
             await asyncio.sleep(interval)
@@ -319,75 +327,38 @@ class PgStore:
 
     async def totals(self) -> tuple[int, int, int]:
         """Accounts, stored messages, stored bytes (for metrics; sums, nobody's own)."""
-        row = await self._read(
-            partial(
-                _fetchrow,
-                query="""SELECT (SELECT count(*) FROM accounts),
-                             (SELECT COALESCE(sum(count), 0) FROM usage),
-                             (SELECT COALESCE(sum(bytes), 0) FROM usage)""",
-            )
-        )
-        return int(row[0]), int(row[1]), int(row[2])
+        return await self._read(reads.totals)
 
     async def public_key(self, address: str) -> bytes | None:
-        return await self._read(partial(transactions.public_key, address=address))
+        return await self._read(partial(reads.public_key, address=address))
 
     async def invitation(self, token_hash: bytes, address: str, now: int) -> Invitation:
         return await self._read(
-            partial(transactions.invitation, token_hash=token_hash, address=address, now=now)
+            partial(reads.invitation, token_hash=token_hash, address=address, now=now)
         )
 
     async def list_messages(self, receiver: str) -> list[tuple[str, int]]:
-        # Ordered by the random id, so the listing shows no arrival order.
-        rows = await self._read(
-            partial(
-                _fetch,
-                query="SELECT id, size FROM mailbox WHERE receiver = $1 ORDER BY id",
-                args=(receiver,),
-            )
-        )
-        return [(str(r[0]), int(r[1])) for r in rows]
+        return await self._read(partial(reads.list_messages, receiver=receiver))
 
     async def message(self, receiver: str, message_id: str) -> bytes | None:
-        # one snapshot: the order pass may move the chunks between two reads
-        async with (
-            self._pool.acquire() as conn,
-            conn.transaction(isolation="repeatable_read", readonly=True),
-        ):
-            row = await conn.fetchrow(
-                "SELECT size, slots FROM mailbox WHERE receiver = $1 AND id = $2",
-                receiver,
-                message_id,
-            )
-            if row is None:
-                return None
-            return await chunks.read(conn, list(row[1]), int(row[0]))
+        return await self._read(partial(reads.message, receiver=receiver, message_id=message_id))
 
     async def message_size(self, receiver: str, message_id: str) -> int | None:
-        size = await self._read(
-            partial(
-                _fetchval,
-                query="SELECT size FROM mailbox WHERE receiver = $1 AND id = $2",
-                args=(receiver, message_id),
-            )
+        return await self._read(
+            partial(reads.message_size, receiver=receiver, message_id=message_id)
         )
-        return None if size is None else int(size)
 
     async def registrable(self, address: str) -> bool:
-        return await self._read(partial(transactions.registrable, address=address))
+        return await self._read(partial(reads.registrable, address=address))
 
     async def blocked(self, address: str) -> bool:
-        return await self._read(partial(transactions.blocked, address=address))
+        return await self._read(partial(reads.blocked, address=address))
 
     async def holds_generation(self) -> int:
-        value = await self._read(
-            partial(_fetchval, query="SELECT value FROM layout WHERE name = 'holds'")
-        )
-        return 0 if value is None else int(value)
+        return await self._read(reads.holds_generation)
 
     async def held(self) -> dict[str, str]:
-        rows = await self._read(partial(_fetch, query="SELECT address, kind FROM holds"))
-        return {str(r[0]): str(r[1]) for r in rows}
+        return await self._read(reads.held)
 
     # -- the shared throttle (../throttle.py, failures.py) ---------------------------
 
@@ -418,25 +389,18 @@ class PgStore:
         await self._pool.close()
 
 
-async def _fetch(conn: Connection, query: str, args: Sequence[object] = ()) -> list[asyncpg.Record]:
-    return await conn.fetch(query, *args)
-
-
-async def _fetchrow(conn: Connection, query: str, args: Sequence[object] = ()) -> asyncpg.Record:
-    row = await conn.fetchrow(query, *args)
-    assert row is not None
-    return row
-
-
-async def _fetchval(conn: Connection, query: str, args: Sequence[object] = ()) -> Any:
-    return await conn.fetchval(query, *args)
-
-
 def _reason(exc: BaseException) -> str:
-    """What a log or an error says about a failure: PostgreSQL's message or the
-    error's kind, never a URL (asyncpg's own messages hold no password)."""
+    """What an error at open says: PostgreSQL's message (refused, bad password, no
+    such database: no data in them) or the error's kind; never a URL."""
     if isinstance(exc, asyncpg.PostgresError):
         return f"{type(exc).__name__}: {exc}"
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return type(exc).__name__
+
+
+def _unavailable(exc: BaseException) -> StoreError:
+    """A failure while serving, for logs: its kind and SQLSTATE only, since
+    PostgreSQL's messages can quote a row (an address, say)."""
+    state = getattr(exc, "sqlstate", None)
+    return StoreError(f"database error: {type(exc).__name__}" + (f" ({state})" if state else ""))

@@ -1,10 +1,11 @@
 """The store's writes as PostgreSQL transaction bodies, safe with several nodes at once.
 
 Each function runs inside the caller's transaction (READ COMMITTED) on one pooled
-connection. What makes them right with N nodes on one database is row locks taken
-in one fixed order — ``usage`` rows (by receiver), ``limits`` rows (by key), the
-``layout`` rows ``next_slot`` then ``pending`` — so two transactions never wait on
-each other in a circle, and a count read under a lock is the count written back:
+connection. What makes them right with N nodes on one database is locks taken in
+one fixed order — the chunk move lock (chunks.py), ``usage`` rows (by receiver),
+``limits`` rows (by key), the ``layout`` rows ``next_slot`` then ``pending`` — so
+two transactions never wait on each other in a circle, and a count read under a
+lock is the count written back:
 
 - quota: the receiver's ``usage`` row is created if missing (``ON CONFLICT DO
   NOTHING`` waits for a concurrent creator) and locked ``FOR UPDATE`` before it is
@@ -24,13 +25,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from .. import admin, limits
-from ..database import Invitation, Outcome
+from .. import limits
+from ..database import Outcome
 from ..expiry import DOOMED
 from ..limits import Charge
-from . import chunks
+from . import chunks, reads
 from .chunks import Connection
-from .schema import ACCOUNT_QUERY
 
 EXPIRY_BATCH = 500  # messages deleted in one transaction
 
@@ -163,13 +163,17 @@ async def add_messages(
     return ids
 
 
-async def invitation(conn: Connection, token_hash: bytes, address: str, now: int) -> Invitation:
-    row = await conn.fetchrow(
-        "SELECT address, expires_at FROM invitations WHERE token_hash = $1", token_hash
+async def add_invitation(
+    conn: Connection, token_hash: bytes, address: str, expires_at: int
+) -> None:
+    """An operator's invitation (``rune-server invite``), as Database.add_invitation."""
+    await conn.execute(
+        "INSERT INTO invitations (token_hash, address, expires_at) VALUES ($1, $2, $3)",
+        token_hash,
+        address,
+        expires_at,
     )
-    if row is None or row[0] != address:
-        return Invitation.INVALID
-    return Invitation.EXPIRED if int(row[1]) <= now else Invitation.VALID
+    await mark_pending(conn)
 
 
 async def create_account(
@@ -190,7 +194,7 @@ async def create_account(
             return Outcome.INVITATION_INVALID
         if int(row[1]) <= now:
             return Outcome.INVITATION_EXPIRED
-    if not await registrable(conn, address):
+    if not await reads.registrable(conn, address):
         return Outcome.TAKEN
     tally: limits.Tally = {}
     if _check(await _lock_limits(conn, charges), charges, tally) is not None:
@@ -210,28 +214,8 @@ async def create_account(
     return Outcome.CREATED
 
 
-async def public_key(conn: Connection, address: str) -> bytes | None:
-    row = await conn.fetchrow(ACCOUNT_QUERY, address)
-    if row is None:
-        return None
-    key = bytes(row[1])
-    return key if row[0] else None
-
-
-async def hold_of(conn: Connection, address: str) -> str | None:
-    kind = await conn.fetchval("SELECT kind FROM holds WHERE address = $1", address)
-    return None if kind is None else str(kind)
-
-
-async def registrable(conn: Connection, address: str) -> bool:
-    return await public_key(conn, address) is None and await hold_of(conn, address) is None
-
-
-async def blocked(conn: Connection, address: str) -> bool:
-    return await hold_of(conn, address) == admin.BLOCKED
-
-
 async def delete_message(conn: Connection, receiver: str, message_id: str) -> bool:
+    await chunks.hold_still(conn)
     await conn.execute("SELECT 1 FROM usage WHERE receiver = $1 FOR UPDATE", receiver)
     row = await conn.fetchrow(
         "DELETE FROM mailbox WHERE receiver = $1 AND id = $2 RETURNING size, slots",
@@ -253,8 +237,10 @@ async def delete_message(conn: Connection, receiver: str, message_id: str) -> bo
 async def expire_step(conn: Connection, now: float, bucket_seconds: float) -> tuple[int, bool]:
     """expiry.sweep_step in PostgreSQL: (messages deleted, whether the sweep is done).
 
-    The ``epoch`` row is locked first, so nodes sweeping at once take turns.
+    The ``epoch`` row is locked (after the move lock), so nodes sweeping at once take
+    turns.
     """
+    await chunks.hold_still(conn)
     epoch = int(await conn.fetchval("SELECT value FROM layout WHERE name = 'epoch' FOR UPDATE"))
     doomed = await conn.fetch(
         f"SELECT receiver, id FROM mailbox WHERE epoch = {DOOMED} LIMIT {EXPIRY_BATCH}"
