@@ -97,13 +97,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     data = DataDir(args.data_dir)
     data.check()
     config = load_config(data.config)
+    location = locate(data, config, args.database)
     workers = config.workers if args.workers is None else args.workers
     if not 1 <= workers <= MAX_WORKERS:
         raise OperatorError(f"--workers is 1 to {MAX_WORKERS}")
-    logsetup.configure(config.log_format, config.log_level)
-    location = locate(data, config, args.database)
     if workers > 1 and not location.is_postgres:
         raise OperatorError(SQLITE_ONE_WORKER.format(n=workers))
+    logsetup.configure(config.log_format, config.log_level)
     os.umask(0o077)  # SQLite's WAL and shared-memory files: owner only
     if not location.is_postgres:
         backup_before_upgrade(location.path)
@@ -241,26 +241,26 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--welcome", default="Rune is Not Email", help="greeting text")
     init.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
     init.add_argument("--passphrase-file", type=Path, metavar="F")
+    database_option(init, "put the store in PostgreSQL at URL (recorded in config.toml)")
     init.add_argument(
         "--from-node",
         type=Path,
         metavar="FILE",
         help="a new node of an existing server: its export-node bundle (docs/operations.md)",
     )
-    database_option(init, "put the store in PostgreSQL at URL (recorded in config.toml)")
     init.set_defaults(func=_cmd_init)
 
     run = command("serve", "serve until SIGINT/SIGTERM")
     run.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (loopback)")
     run.add_argument("--port", type=int, help="default: the config's port; 0 picks a free one")
     run.add_argument("--passphrase-file", type=Path, metavar="F")
+    database_option(run)
     run.add_argument(
         "--workers",
         type=int,
         metavar="N",
         help="worker processes (default: the config's workers, 1); more than 1 needs PostgreSQL",
     )
-    database_option(run)
     run.set_defaults(func=_cmd_serve)
 
     invite = command("invite", "print a single-use invitation token bound to ADDRESS")

@@ -38,6 +38,10 @@ MAX_LIMIT_WINDOW = 7 * 86400  # a counter row lives at most one window (limits.p
 MAX_WAIT_LIFETIME = 3600  # a wait lives at most an hour; clients re-WAIT after it
 PASSPHRASE_ENV = "RUNE_SERVER_PASSPHRASE"
 MAX_WORKERS = 64  # worker processes (workers.py); far more than cores is only overhead
+# PostgreSQL connections of one process at least (a group commit and a read at once),
+# and of the whole server at most (each is a PostgreSQL backend process).
+MIN_POOL = 2
+MAX_POOL = 1000
 REGISTRATION_CHOICES = ("free", "invite", "both", "closed")
 _MODES = {"free": ("free",), "invite": ("invite",), "both": ("free", "invite"), "closed": ()}
 
@@ -149,13 +153,15 @@ class ServerConfig:
     stats_interval: float = 3600
     # Delete stored messages after max_age_days to twice that (expiry.py); 0: never.
     max_age_days: float = 0
-    # Worker processes on this machine (workers.py; ``serve --workers`` overrides it).
-    # More than one needs PostgreSQL; the connection and memory limits above are the
-    # whole server's, split across the workers.
-    workers: int = 1
     # The store (dburl.py): empty is the SQLite file rune.db in the data directory; a
     # postgresql:// URL puts it in PostgreSQL, shared by every node (docs/operations.md).
     database: str = ""
+    # Worker processes on this machine (workers.py; ``serve --workers`` overrides it).
+    # More than one needs PostgreSQL; the connection and memory limits above and the
+    # database pool are the whole server's, split across the workers.
+    workers: int = 1
+    # Connections to PostgreSQL this server (all its workers together) holds at most.
+    database_pool: int = 8
 
     def __post_init__(self) -> None:
         try:
@@ -226,6 +232,8 @@ class ServerConfig:
             raise OperatorError("config: disk_reserve_mib must be 0 (none) or more")
         if not 1 <= self.workers <= MAX_WORKERS:
             raise OperatorError(f"config: workers is 1 to {MAX_WORKERS}")
+        if not MIN_POOL <= self.database_pool <= MAX_POOL:
+            raise OperatorError(f"config: database_pool is {MIN_POOL} to {MAX_POOL}")
 
     @property
     def wait_seconds(self) -> int | None:

@@ -18,6 +18,7 @@ import os
 import shutil
 import tomllib
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from cryptography import x509
@@ -27,8 +28,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from ..encoding import b64decode, b64encode
 from ..keys import Identity, InvalidKey, PublicKey
 from ..secretbox import SecretBoxError, open_secret
-from .config import DataDir, OperatorError, load_config, read_passphrase
+from .config import DataDir, OperatorError, load_config, read_passphrase, write_config
 from .datadir import IDENTITY_CONTEXT, read_fingerprints
+from .dburl import Location, check_url, locate
 from .store import Database
 
 FORMAT = "rune-node-bundle/1"
@@ -113,18 +115,27 @@ def _check_keys(parts: dict[str, str], sealed: bytes, passphrase: str) -> None:
         raise OperatorError("the node bundle's identity.pub does not match its identity")
 
 
-def init_from_node(bundle_path: Path, data: DataDir, passphrase: str) -> None:
-    """A data directory holding the bundle's keys and config, checked before writing."""
+def init_from_node(
+    bundle_path: Path, data: DataDir, passphrase: str, database: str | None = None
+) -> Location:
+    """A data directory holding the bundle's keys and config, checked before writing.
+
+    ``database`` (``--database``) replaces the bundle's. On PostgreSQL the schema the
+    other nodes made is checked (and upgraded if this code is newer); on SQLite the new
+    node gets an empty store of its own.
+    """
+    if database is not None:
+        check_url(database)
     root = data.root
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise OperatorError(f"{root} exists and is not empty; init will not overwrite it")
     parts = _read_bundle(bundle_path)
     try:
         sealed = b64decode(parts["identity.key"], max_length=MAX_BUNDLE)
-        config = tomllib.loads(parts["config.toml"])
+        raw_config = tomllib.loads(parts["config.toml"])
     except (ValueError, tomllib.TOMLDecodeError) as exc:
         raise OperatorError("the node bundle is damaged (identity.key or config.toml)") from exc
-    if not isinstance(config.get("domain"), str):
+    if not isinstance(raw_config.get("domain"), str):
         raise OperatorError("the node bundle's config.toml names no domain")
     _check_keys(parts, sealed, passphrase)
     created = not root.exists()
@@ -136,16 +147,26 @@ def init_from_node(bundle_path: Path, data: DataDir, passphrase: str) -> None:
         _write_new(data.tls_cert, parts["tls.crt"].encode("utf-8"), 0o644)
         _write_new(data.identity_pub, parts["identity.pub"].encode("ascii"), 0o644)
         _write_new(data.config, parts["config.toml"].encode("utf-8"), 0o600)
-        load_config(data.config)  # every key checked, as serve will
-        old_umask = os.umask(0o077)
-        try:
-            Database.create(data.database)
-        finally:
-            os.umask(old_umask)
+        config = load_config(data.config)  # every key checked, as serve will
+        if database is not None:
+            config = replace(config, database=database)
+            write_config(data.config, config)
+        location = locate(data, config, None)
+        if location.url is not None:
+            from .pg.admin import prepare  # asyncpg only for PostgreSQL
+
+            prepare(location.url)
+        else:
+            old_umask = os.umask(0o077)
+            try:
+                Database.create(data.database)
+            finally:
+                os.umask(old_umask)
     except BaseException:
         if created:
             shutil.rmtree(root, ignore_errors=True)
         raise
+    return location
 
 
 def _write_new(path: Path, content: bytes, mode: int) -> None:
@@ -165,8 +186,12 @@ def cmd_init_from_node(args: argparse.Namespace) -> int:
     """``init --from-node FILE``: the passphrase is typed here and opens the keys."""
     data = DataDir(args.data_dir)
     passphrase = read_passphrase(args.passphrase_file)
-    init_from_node(args.from_node, data, passphrase)
+    location = init_from_node(args.from_node, data, passphrase, args.database)
     print(f"created {data.root} from the node bundle {args.from_node}")
+    if location.is_postgres:
+        print(f"store: {location.shown()} (shared with the other nodes)")
+    else:
+        print("store: an empty SQLite file of its own (nodes share mail on PostgreSQL only)")
     print("\n".join(read_fingerprints(data).lines()))
     return 0
 

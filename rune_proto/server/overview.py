@@ -64,12 +64,25 @@ def _count(db: sqlite3.Connection, table: str) -> int:
 
 
 def live_lines(config: ServerConfig) -> list[str]:
+    """The live counts from the metrics listener, summed over every worker's
+    (``workers`` N: ports ``metrics_port`` to ``metrics_port + N - 1``)."""
     if not config.metrics_port:
         return ["live counts: metrics_port is off"]
-    url = f"http://{config.metrics_bind}:{config.metrics_port}/metrics"
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            text = response.read().decode()
-    except (urllib.error.URLError, OSError):
-        return [f"live counts: no answer from {url} (is the server running?)"]
-    return ["live " + line for line in text.splitlines() if line.startswith(LIVE)]
+    totals: dict[str, float] = {}
+    silent: list[str] = []
+    for port in range(config.metrics_port, config.metrics_port + config.workers):
+        url = f"http://{config.metrics_bind}:{port}/metrics"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                text = response.read().decode()
+        except (urllib.error.URLError, OSError):
+            silent.append(url)
+            continue
+        for line in text.splitlines():
+            if line.startswith(LIVE):
+                name, _, value = line.rpartition(" ")
+                totals[name] = totals.get(name, 0.0) + float(value)
+    if len(silent) == config.workers:
+        return [f"live counts: no answer from {silent[0]} (is the server running?)"]
+    lines = [f"live {name} {value:g}" for name, value in totals.items()]
+    return lines + [f"live counts: no answer from {url}" for url in silent]

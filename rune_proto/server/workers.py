@@ -8,12 +8,13 @@ worker that dies loses no connection the kernel had queued for it (with
 ``SO_REUSEPORT`` the kernel hashes connections to the dead socket's backlog, and they
 are reset), and its replacement accepts on the same socket at once. The cost: every
 idle worker wakes for each new connection and one wins the ``accept()``; at the rate
-connections arrive for a mail server that is noise (measured in docs/performance.md).
+connections arrive for a mail server that is noise, and the kernel spreads them
+about evenly (docs/performance.md, issue 14).
 
 The supervisor runs no event loop and no thread: it waits on a self-pipe for signals
 and on a pipe on which each worker reports that it listens. It prints the ready line
 once, when every worker listens; restarts a worker that dies (logged); stops the
-server when one keeps dying before it listens; and on SIGTERM or SIGINT tells every
+server when one keeps dying before it listens (or just after); on SIGTERM or SIGINT tells every
 worker to stop (each drains like a single server) and exits 0 once they have.
 """
 
@@ -36,13 +37,15 @@ from dataclasses import dataclass, replace
 from . import logsetup
 from .acceptor import open_listeners_now
 from .admission import ACCEPT_BACKLOG
-from .config import OperatorError, ServerConfig
+from .config import MIN_POOL, OperatorError, ServerConfig
 
 log = logging.getLogger("rune_proto.server")
 
-# A worker that dies this many times in a row before it listens stops the server: it
-# will not get better by itself (a wrong database URL, a port it may not use).
+# A worker that dies this many times in a row before it listens, or within
+# QUICK_DEATH seconds of its start, stops the server: it will not get better by itself
+# (a wrong database URL, a port it may not use), and restarting it would only spin.
 START_FAILURES = 3
+QUICK_DEATH = 10.0
 # How long stopping workers may drain: the server's own grace, plus time to exit.
 STOP_TIMEOUT = 45.0
 _PR_SET_PDEATHSIG = 1
@@ -60,10 +63,11 @@ class WorkersError(Exception):
 def share_limits(config: ServerConfig, workers: int) -> ServerConfig:
     """One worker's share of the limits that are the whole server's, not a process's.
 
-    ``max_connections``, ``login_reserved_connections`` and the memory budget are split
-    evenly (rounded down, at least one connection), so N workers hold no more
-    connections, descriptors or line memory than one process would. The per-source
-    share is not split: it bounds one source within a worker.
+    ``max_connections``, ``login_reserved_connections``, the memory budget and the
+    database pool are split evenly (rounded down; at least one connection, and the
+    smallest pool a worker can work with), so N workers hold no more connections,
+    descriptors, line memory or PostgreSQL backends than one process would. The
+    per-source share is not split: it bounds one source within a worker.
     """
     if workers <= 1:
         return config
@@ -72,6 +76,7 @@ def share_limits(config: ServerConfig, workers: int) -> ServerConfig:
         max_connections=max(1, config.max_connections // workers),
         login_reserved_connections=config.login_reserved_connections // workers,
         memory_budget_mib=config.memory_budget_mib / workers,
+        database_pool=max(MIN_POOL, config.database_pool // workers),
     )
 
 
@@ -85,7 +90,8 @@ class _Worker:
     slot: int
     pid: int = 0
     ready: bool = False
-    start_failures: int = 0
+    started: float = 0.0  # time.monotonic() of its fork
+    start_failures: int = 0  # quick deaths in a row
 
 
 class Supervisor:
@@ -143,7 +149,6 @@ class Supervisor:
             return
         worker = self._workers[slot]
         worker.ready = True
-        worker.start_failures = 0
         if not self._announced and all(w.ready for w in self._workers):
             self._announced = True
             log.info("%d workers serving", len(self._workers))
@@ -172,15 +177,16 @@ class Supervisor:
             worker.pid = 0
             if self._stopping:
                 continue
-            if not worker.ready:
-                worker.start_failures += 1
-                if worker.start_failures >= START_FAILURES:
-                    self._stopping = True
-                    self._stop_all()
-                    raise WorkersError(
-                        f"worker {worker.slot + 1} {how} before it listened,"
-                        f" {START_FAILURES} times in a row; stopping (its error is above)"
-                    )
+            quick = not worker.ready or time.monotonic() - worker.started < QUICK_DEATH
+            worker.start_failures = worker.start_failures + 1 if quick else 0
+            if worker.start_failures >= START_FAILURES:
+                self._stopping = True
+                self._stop_all()
+                raise WorkersError(
+                    f"worker {worker.slot + 1} {how} before it listened or within"
+                    f" {QUICK_DEATH:g} s, {START_FAILURES} times in a row; stopping"
+                    " (its error is above)"
+                )
             log.warning("worker %d %s; starting it again", worker.slot + 1, how)
             worker.ready = False
             self._spawn(worker)
@@ -189,9 +195,18 @@ class Supervisor:
         sys.stdout.flush()
         sys.stderr.flush()
         supervisor = os.getpid()
-        pid = os.fork()
+        # Signals wait until each side is ready for them: the child's would otherwise
+        # reach the supervisor's handler, copied into it, and be lost.
+        signal.pthread_sigmask(signal.SIG_BLOCK, _HANDLED)
+        try:
+            pid = os.fork()
+        except BaseException:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)
+            raise
         if pid:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)
             worker.pid = pid
+            worker.started = time.monotonic()
             return
         code = 1
         try:
@@ -214,6 +229,7 @@ class Supervisor:
         signal.set_wakeup_fd(-1)
         for signum in _HANDLED:
             signal.signal(signum, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)  # a pending SIGTERM ends it here
         os.close(self._ready_r)
         os.close(self._wake_r)
         os.close(self._wake_w)
@@ -307,6 +323,10 @@ def run_workers(
             serve_one(mine, listeners, lambda _host, _port: report_ready())
         except OperatorError as exc:
             print(f"rune-server: worker {slot + 1}: {exc}", file=sys.stderr, flush=True)
+            return 2
+        except OSError as exc:  # its metrics port in use, say
+            reason = exc.strerror or exc
+            print(f"rune-server: worker {slot + 1}: {reason}", file=sys.stderr, flush=True)
             return 2
         return 0
 

@@ -10,14 +10,29 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import ssl
 import time
+import urllib.request
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from rune_proto import status
 from rune_proto.envelope import Content, open_stored_message
-from rune_proto.events import Greeting, Listing, ListMessages, Noop, Ok, Retrieve, Retrieved, Roger
+from rune_proto.events import (
+    Greeting,
+    Listing,
+    ListMessages,
+    NewMail,
+    Noop,
+    Ok,
+    Retrieve,
+    Retrieved,
+    Roger,
+    Wait,
+)
+from rune_proto.server.config import DataDir, load_config, write_config
 from tests.postgres import PostgresServer
 from tests.server.conftest import User, register_user
 from tests.server.wire_client import WireClient
@@ -101,6 +116,22 @@ def test_clients_spread_over_both_workers_and_mail_crosses_them(
     finally:
         for client in clients:
             client.close()
+
+
+def test_a_wait_on_one_worker_hears_of_mail_stored_through_the_other(
+    rune_server: ServerFactory, postgres: PostgresServer
+) -> None:
+    server = _on_workers(rune_server, postgres)
+    _wait_for(lambda: len(_workers(server)) == 2, "two workers", server)
+    first, second = _workers(server)
+    alice, bob = register_user(server), register_user(server)
+    with _paused(second):
+        waiting = _logged_in(server, bob)  # on `first`
+    with waiting:
+        waiting.sock.sendall(waiting.conn.send(Wait()))
+        with _paused(first), _logged_in(server, alice) as client:  # on `second`
+            assert client.send_message(*alice, bob[0], Content("woken", "b")) == Roger()
+        assert waiting._next() == NewMail()  # PostgreSQL NOTIFY, across processes
 
 
 def test_a_killed_worker_is_started_again_and_clients_carry_on(
@@ -202,8 +233,8 @@ def test_a_worker_that_keeps_dying_at_start_stops_the_server(
         str(passphrase),
     )  # fmt: skip
     assert made.returncode == 0, made.stderr
-    config = data / "config.toml"
-    config.write_text(config.read_text() + f'database = "{url}"\n')
+    config = DataDir(data).config
+    write_config(config, replace(load_config(config), database=url))
     result = run_cli(
         "serve", "--data-dir", str(data), "--port", "0", "--workers", "2",
         "--passphrase-file", str(passphrase), timeout=120,
@@ -211,5 +242,57 @@ def test_a_worker_that_keeps_dying_at_start_stops_the_server(
     assert result.returncode == 2
     assert result.stdout == ""
     last = result.stderr.strip().splitlines()[-1]
-    assert "before it listened, 3 times in a row; stopping" in last, result.stderr
+    assert "before it listened or within 10 s, 3 times in a row; stopping" in last, result.stderr
     assert "not-the-password" not in result.stderr and "Traceback" not in result.stderr
+
+
+def _two_free_ports() -> int:
+    """A port P with P and P + 1 both free on 127.0.0.1 (the two workers' metrics)."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        if port >= 65535:
+            continue
+        with socket.socket() as second:
+            try:
+                second.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise AssertionError("no two free ports in a row")
+
+
+def test_each_worker_serves_metrics_and_status_sums_them(
+    rune_server: ServerFactory, postgres: PostgresServer
+) -> None:
+    port = _two_free_ports()
+    server = _on_workers(rune_server, postgres, metrics_port=port)
+    _wait_for(lambda: len(_workers(server)) == 2, "two workers", server)
+    for worker_port in (port, port + 1):
+        with urllib.request.urlopen(f"http://127.0.0.1:{worker_port}/metrics", timeout=10) as r:
+            assert "rune_connections_open" in r.read().decode()
+    alice = register_user(server)
+    clients = [_logged_in(server, alice) for _ in range(3)]
+    try:
+        status = run_cli("status", "--data-dir", str(server.data_dir))
+        assert status.returncode == 0, status.stderr
+        assert "live rune_connections_open 3" in status.stdout, status.stdout
+    finally:
+        for client in clients:
+            client.close()
+
+
+def test_workers_stop_when_the_supervisor_is_killed(
+    rune_server: ServerFactory, postgres: PostgresServer
+) -> None:
+    server = _on_workers(rune_server, postgres)
+    _wait_for(lambda: len(_workers(server)) == 2, "two workers", server)
+    workers = _workers(server)
+    server.kill()  # SIGKILL: no chance to stop them itself
+    _wait_for(
+        lambda: all(_state(pid) in ("gone", "Z") for pid in workers),
+        "the orphaned workers stopping",
+        server,
+    )
+    assert "Traceback" not in server.stderr_text()

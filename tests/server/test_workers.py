@@ -68,11 +68,14 @@ def test_the_limits_are_the_whole_servers_split_across_the_workers() -> None:
         login_reserved_connections=64,
         memory_budget_mib=64,
         metrics_port=9100,
+        database_pool=9,
     )
     share = share_limits(whole, 2)
     assert share.max_connections * 2 == 300
     assert share.login_reserved_connections * 2 == 64
     assert share.memory_budget * 2 == whole.memory_budget
+    assert share.database_pool == 4  # 2 x 4 <= 9
+    assert share_limits(whole, 8).database_pool == 2  # the least a worker works with
     assert share.max_anonymous_per_source == whole.max_anonymous_per_source
     three = share_limits(whole, 3)
     assert three.max_connections * 3 <= 300 and three.login_reserved_connections * 3 <= 64
