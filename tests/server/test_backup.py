@@ -16,6 +16,7 @@ from rune_proto import status
 from rune_proto.envelope import Content, open_message, open_stored_message
 from rune_proto.events import Delete, Deleted, Listing, ListMessages, Retrieve, Retrieved, Roger
 from rune_proto.server.config import DataDir
+from rune_proto.server.store import SCHEMA_VERSION
 from tests.server_process import RuneServerProcess, ServerFactory, run_cli
 
 from .conftest import User, register_user
@@ -88,6 +89,7 @@ def _set_schema(database: Path, version: int, *, drop_limits: bool = False) -> N
     with sqlite3.connect(database) as db:
         if drop_limits:
             db.execute("DROP TABLE limits")
+            db.execute("DROP TABLE failures")
             db.execute("ALTER TABLE mailbox DROP COLUMN epoch")
             db.execute("DELETE FROM layout WHERE name = 'epoch'")
         db.execute(f"PRAGMA user_version={version}")
@@ -108,7 +110,7 @@ def test_an_upgrade_at_start_backs_up_the_old_database_first(rune_server: Server
     with _logged_in(server, alice) as client:  # upgraded and serving
         assert client.send_message(*alice, alice[0], Content("s", "b")) == Roger()
     with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (4,)
+        assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
 
 
 def test_a_newer_schema_is_refused_with_a_clear_message(rune_server: ServerFactory) -> None:

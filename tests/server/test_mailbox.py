@@ -202,6 +202,7 @@ def test_the_store_holds_no_plaintext_sender_subject_or_body(
         "holds": ["address", "kind"],  # blocked or deleted by the operator (server/admin.py)
         "layout": ["name", "value"],
         "limits": ["key", "ends", "count"],  # abuse-limit counters (server/limits.py)
+        "failures": ["kind", "key", "count", "last_at"],  # the throttle (server/failures.py)
     }
     assert len(blobs) == 1
     for needle in (subject.encode(), body.encode(), str(alice[0]).encode()):
