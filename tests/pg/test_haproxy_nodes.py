@@ -24,6 +24,7 @@ from rune_proto import status
 from rune_proto.address import Address, parse_address
 from rune_proto.client import ClientError, ContactBook, ReplayLog, ServerError, Session, connect
 from rune_proto.keys import Identity
+from rune_proto.server.pg.notifier import APPLICATION_NAME
 from tests.deploy import settings
 from tests.haproxy import HAProxy, haproxy
 from tests.postgres import PostgresServer
@@ -327,3 +328,37 @@ async def test_a_wait_on_one_node_wakes_for_mail_stored_through_another(nodes: N
     finally:
         await on_node1.close()
         await on_node3.close()
+
+
+async def test_nodes_whose_listening_links_are_cut_wake_their_waiters_and_hear_again(
+    nodes: Nodes, postgres: PostgresServer
+) -> None:
+    """Every node's notices connection ended by PostgreSQL (pg_terminate_backend): each
+    reconnects and wakes its waiters once (a 280 with nothing new: the client lists),
+    then hears the other nodes again."""
+    alice, bob = await _new_users(nodes, ["alice", "bob"])
+    on_node1 = Client(bob, nodes.servers[0].port, nodes)
+    on_node3 = Client(alice, nodes.servers[2].port, nodes)
+    database = str(nodes.first.config()["database"]).rsplit("/", 1)[1]
+    try:
+        await on_node1.register()
+        await on_node3.register()
+        waiting = await on_node1.session()
+        wait = asyncio.create_task(waiting.wait(timeout=DEADLINE))
+        ended = postgres.psql(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            f" WHERE application_name = '{APPLICATION_NAME}' AND datname = current_database()",
+            database,
+        )
+        assert ended.strip() == str(len(nodes.servers))
+        assert await asyncio.wait_for(wait, DEADLINE + 10) is True  # woken to re-check
+        assert await waiting.list() == []
+        wait = asyncio.create_task(waiting.wait(timeout=DEADLINE))
+        sender = await on_node3.session()
+        await sender.send(bob.address, "after the cut", "heard again")
+        assert await asyncio.wait_for(wait, DEADLINE + 10) is True
+        assert len(await waiting.list()) == 1
+    finally:
+        await on_node1.close()
+        await on_node3.close()
+    assert "mail notices: listening again" in nodes.first.stderr_text()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 
@@ -15,6 +16,7 @@ import asyncpg
 import pytest
 
 from rune_proto.keys import Identity
+from rune_proto.server.database import StoreError
 from rune_proto.server.pg.notifier import CHANNEL, PgNotifier, notice_secret
 from tests.postgres import PostgresServer
 
@@ -159,3 +161,17 @@ async def test_close_sends_what_is_pending(postgres: PostgresServer) -> None:
         leaving.publish(ALICE)  # after close: its own waiters only, and no error
     finally:
         await listener.close()
+
+
+async def test_a_notifier_that_cannot_connect_says_so_in_one_line() -> None:
+    """No traceback, no password: serve turns a StoreError into one line and exit 2."""
+    with socket.socket() as closed:  # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    url = f"postgresql://rune:hunter2secret@127.0.0.1:{port}/rune"
+    notifier = PgNotifier(url, notice_secret(Identity.generate()))
+    with pytest.raises(StoreError) as caught:
+        await notifier.start()
+    message = str(caught.value)
+    assert "hunter2secret" not in message and "rune:***@" in message
+    assert "\n" not in message

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import haproxy as haproxy_module
 from tests.haproxy import DOCUMENTED_CONFIG, haproxy, render, server_names
 from tests.server.wire_client import WireClient, code_of
 from tests.server_process import ServerFactory
@@ -49,3 +50,21 @@ def test_a_killed_node_is_taken_out_and_connections_go_to_the_live_ones(
         assert served <= {nodes[0].tls_pin, nodes[2].tls_pin}
         nodes[1].start()
         proxy.wait_for({"node2": "UP"})
+
+
+def test_a_missing_haproxy_skips_unless_ci_requires_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(haproxy_module, "binary", lambda: None)
+    monkeypatch.delenv("RUNE_REQUIRE_HAPROXY", raising=False)
+    with (
+        pytest.raises(pytest.skip.Exception, match="apt-get install haproxy"),
+        haproxy(tmp_path, [1, 2, 3]),
+    ):
+        pass
+    monkeypatch.setenv("RUNE_REQUIRE_HAPROXY", "1")
+    with (
+        pytest.raises(pytest.fail.Exception, match="RUNE_REQUIRE_HAPROXY=1"),
+        haproxy(tmp_path, [1, 2, 3]),
+    ):
+        pass

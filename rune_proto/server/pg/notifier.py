@@ -41,7 +41,9 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 from ...keys import Identity
+from ..database import StoreError
 from ..notifier import LocalNotifier, Unsubscribe, Wake
+from .url import masked
 
 if TYPE_CHECKING:
     import asyncpg
@@ -103,7 +105,15 @@ class PgNotifier:
         return self._conn.get_server_pid() if self._conn is not None else None
 
     async def start(self) -> None:
-        self._conn = await self._listen()
+        """Listen; StoreError (one line, the URL's password masked) if it cannot."""
+        try:
+            self._conn = await self._listen()
+        except Exception as exc:  # asyncpg's errors, OSError, TimeoutError, a bad URL
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else None
+            raise StoreError(
+                f"cannot listen for new-mail notices on {masked(self._dsn)}:"
+                f" {reason or type(exc).__name__}"
+            ) from None
         self._runner = asyncio.create_task(self._run(self._conn))
 
     async def close(self) -> None:
@@ -199,8 +209,8 @@ class PgNotifier:
                     return
                 delay = min(2 * delay, BACKOFF_MAX)
             self._conn = conn
-            woken = self._local.wake_all()
-            log.info("mail notices: listening again; %d waiting addresses woken", woken)
+            self._local.wake_all()
+            log.info("mail notices: listening again; every waiting client woken once")
 
     async def _serve(self, conn: asyncpg.Connection[Any]) -> None:
         """Send pending notices as they come; ping when idle; return when lost or closing."""
