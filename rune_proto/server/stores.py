@@ -38,7 +38,12 @@ async def open_store(
     if location.url is not None:
         from .pg.store import PgStore  # asyncpg only for PostgreSQL
 
-        return await PgStore.open(location.url, order_window=config.order_window, clock=clock)
+        return await PgStore.open(
+            location.url,
+            order_window=config.order_window,
+            clock=clock,
+            throttle_window=config.throttle_window,
+        )
     reserve = Reserve(location.path.parent, config.disk_reserve)
     return await SQLiteStore.open(
         location.path,
