@@ -35,8 +35,6 @@ def check_url(url: str) -> str:
         )
     if port == 0:
         raise OperatorError(f"bad database URL {masked(url)}: port 0")
-    if not parts.hostname and "host=" not in parts.query:
-        raise OperatorError(f"bad database URL {masked(url)}: no host")
     return url
 
 

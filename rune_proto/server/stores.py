@@ -52,6 +52,7 @@ async def open_store(
             order_window=config.order_window,
             clock=clock,
             pool_size=config.database_pool,
+            throttle_window=config.throttle_window,
         )
     reserve = Reserve(location.path.parent, config.disk_reserve)
     return await SQLiteStore.open(

@@ -24,6 +24,9 @@ from tests.server_process import run_cli
 # Top-level packages the server must never load: the OS keyring and its D-Bus transport,
 # the terminal client and its UI stack.
 FORBIDDEN = ("keyring", "secretstorage", "jeepney", "dbus", "textual", "rich", "rune_tui")
+# ... and on SQLite (this test's store), the PostgreSQL driver: only a postgresql://
+# database loads it (rune_proto/server/stores.py).
+FORBIDDEN_ON_SQLITE = ("asyncpg",)
 
 HOOK = """
 import atexit, json, os, sys
@@ -85,5 +88,7 @@ def test_rune_server_never_loads_keyring_or_textual(module_reports: Path, rune_s
     serve = next(report for report in reports if report["argv"][0] == "serve")
     assert "rune_proto.server.service" in serve["modules"]  # the hook saw a real start
     for report in reports:
-        loaded = [m for m in report["modules"] if m.split(".")[0] in FORBIDDEN]
+        loaded = [
+            m for m in report["modules"] if m.split(".")[0] in FORBIDDEN + FORBIDDEN_ON_SQLITE
+        ]
         assert loaded == [], f"rune-server {report['argv'][0]} loaded {loaded}"

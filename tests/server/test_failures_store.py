@@ -18,7 +18,7 @@ import pytest
 
 from rune_proto.server.config import ServerConfig
 from rune_proto.server.dburl import Location
-from rune_proto.server.store import Database, SQLiteStore, Store
+from rune_proto.server.store import Database, Store
 from rune_proto.server.stores import open_store
 from tests.pg_tools import pg_rows
 
@@ -94,14 +94,14 @@ def test_each_kind_holds_at_most_capacity_rows_the_oldest_go_first(location: Loc
     ]
 
 
-@pytest.mark.parametrize("store_kind", ["sqlite"])
 def test_the_order_pass_deletes_stale_rows(location: Location) -> None:
     now = [1000.0]
 
     async def run() -> None:
-        store = await SQLiteStore.open(
-            location.path, order_window=3600, clock=lambda: now[0], throttle_window=WINDOW
+        config = ServerConfig(
+            domain="x.example", disk_reserve_mib=0, order_window=3600, throttle_window=WINDOW
         )
+        store = await open_store(location, config, clock=lambda: now[0])
         await store.count_failure("login", b"\x01" * 16, 1000.0, 1000.0 - WINDOW, 10)
         await store.count_failure("login", b"\x02" * 16, 1050.0, 1050.0 - WINDOW, 10)
         now[0] = 1000.0 + WINDOW  # the first one's window is over, not the second's

@@ -9,6 +9,9 @@ last few counts, never corrupt anything, and a failed login must not cost a disk
 flush (or failures would slow every node's commits down). Messages keep
 ``synchronous_commit=on``: the setting is local to this transaction.
 
+One statement counts the failure and marks the order pass due; it touches the
+``pending`` row only when no pass is due yet (``value = 0``), so failures on many
+nodes do not queue behind each other's and the message commits' lock on that row.
 The order pass (ordering.py) calls :func:`sweep` to delete rows whose last failure
 is older than the window.
 """
@@ -35,11 +38,14 @@ async def record(
     """Count one failure at ``now``, in the caller's transaction."""
     await conn.execute("SET LOCAL synchronous_commit = off")
     inserted = await conn.fetchval(
-        """INSERT INTO failures AS f (kind, key, count, last_at) VALUES ($1, $2, 1, $3)
-           ON CONFLICT (kind, key) DO UPDATE SET
-               count = CASE WHEN f.last_at > $4 THEN f.count + 1 ELSE 1 END,
-               last_at = EXCLUDED.last_at
-           RETURNING xmax = 0""",
+        """WITH counted AS (
+               INSERT INTO failures AS f (kind, key, count, last_at) VALUES ($1, $2, 1, $3)
+               ON CONFLICT (kind, key) DO UPDATE SET
+                   count = CASE WHEN f.last_at > $4 THEN f.count + 1 ELSE 1 END,
+                   last_at = EXCLUDED.last_at
+               RETURNING xmax = 0 AS inserted),
+           due AS (UPDATE layout SET value = 1 WHERE name = 'pending' AND value = 0)
+           SELECT inserted FROM counted""",
         kind,
         key,
         now,
@@ -47,7 +53,6 @@ async def record(
     )
     if inserted:
         await _bound(conn, kind, since, capacity)
-    await conn.execute("UPDATE layout SET value = 1 WHERE name = 'pending'")
 
 
 async def _bound(conn: Connection, kind: str, since: float, capacity: int) -> None:

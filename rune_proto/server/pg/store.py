@@ -42,7 +42,7 @@ from ..admission import RateLimitedLog
 from ..database import DiskFull, Invitation, Outcome, StoreError
 from ..limits import Charge, LimitReached
 from ..metrics import Histogram
-from ..store import ORDER_WINDOW, _Queued
+from ..store import ORDER_WINDOW, THROTTLE_WINDOW, _Queued
 from . import chunks, failures, ordering, reads, schema, transactions
 from .chunks import Connection
 from .errors import connection_error
@@ -84,6 +84,7 @@ class PgStore:
         self._chunk_bytes = chunk_bytes
         self._clock = clock  # wall clock of the abuse-limit windows and expiry
         self._randbelow = randbelow  # the pass's randomness (tests pass their own)
+        self.throttle_window = THROTTLE_WINDOW  # the pass sweeps older failures rows
         self._queued: list[_Queued] = []
         self._commit: asyncio.Task[list[str | limits.Kind | None]] | None = None
         self._order_window = order_window
@@ -105,6 +106,7 @@ class PgStore:
         clock: Callable[[], float] = time.time,
         pool_size: int = POOL_SIZE,
         randbelow: ordering.Randbelow = secrets.randbelow,
+        throttle_window: float = THROTTLE_WINDOW,
     ) -> PgStore:
         """Connect, create or upgrade the schema; StoreError (password masked) if not."""
         try:
@@ -139,6 +141,7 @@ class PgStore:
             raise StoreError(f"cannot prepare {masked(url)}: {_reason(exc)}") from None
         store = cls(pool, chunk_bytes, order_window, clock, randbelow, seal)
         store._due_at_open = pending
+        store.throttle_window = throttle_window
         return store
 
     def begin(self) -> None:
@@ -188,7 +191,14 @@ class PgStore:
         await ordering.begin(conn)
         progress = ordering.OrderProgress()
         while not progress.done:
-            await ordering.step(conn, self._seal, progress, self._randbelow, now=self._clock())
+            await ordering.step(
+                conn,
+                self._seal,
+                progress,
+                self._randbelow,
+                now=self._clock(),
+                failures_before=self._clock() - self.throttle_window,
+            )
         self.passes += 1
         log.info(
             "order pass: %d chunks placed, %d steps, %.0f ms",
