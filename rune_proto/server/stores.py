@@ -51,6 +51,7 @@ async def open_store(
             seal=Seal.from_identity(identity.private_bytes()),
             order_window=config.order_window,
             clock=clock,
+            throttle_window=config.throttle_window,
         )
     reserve = Reserve(location.path.parent, config.disk_reserve)
     return await SQLiteStore.open(

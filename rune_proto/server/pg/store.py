@@ -42,7 +42,7 @@ from ..admission import RateLimitedLog
 from ..database import DiskFull, Invitation, Outcome, StoreError
 from ..limits import Charge, LimitReached
 from ..metrics import Histogram
-from ..store import ORDER_WINDOW, _Queued
+from ..store import ORDER_WINDOW, THROTTLE_WINDOW, _Queued
 from . import chunks, failures, ordering, reads, schema, transactions
 from .chunks import Connection
 from .errors import connection_error
@@ -81,6 +81,7 @@ class PgStore:
         self._pool = pool
         self._seal = seal  # the at-rest key of chunks and slot lists (chunks.py)
         self._wal_warned = False
+        self._throttle_window = THROTTLE_WINDOW
         self._chunk_bytes = chunk_bytes
         self._clock = clock  # wall clock of the abuse-limit windows and expiry
         self._randbelow = randbelow  # the pass's randomness (tests pass their own)
@@ -105,6 +106,7 @@ class PgStore:
         clock: Callable[[], float] = time.time,
         pool_size: int = POOL_SIZE,
         randbelow: ordering.Randbelow = secrets.randbelow,
+        throttle_window: float = THROTTLE_WINDOW,
     ) -> PgStore:
         """Connect, create or upgrade the schema; StoreError (password masked) if not."""
         try:
@@ -139,6 +141,7 @@ class PgStore:
             raise StoreError(f"cannot prepare {masked(url)}: {_reason(exc)}") from None
         store = cls(pool, chunk_bytes, order_window, clock, randbelow, seal)
         store._due_at_open = pending
+        store._throttle_window = throttle_window  # the pass sweeps failures older than this
         return store
 
     def begin(self) -> None:
@@ -188,7 +191,15 @@ class PgStore:
         await ordering.begin(conn)
         progress = ordering.OrderProgress()
         while not progress.done:
-            await ordering.step(conn, self._seal, progress, self._randbelow, now=self._clock())
+            now = self._clock()
+            await ordering.step(
+                conn,
+                self._seal,
+                progress,
+                self._randbelow,
+                now=now,
+                failures_before=now - self._throttle_window,
+            )
         self.passes += 1
         log.info(
             "order pass: %d chunks placed, %d steps, %.0f ms",
