@@ -118,7 +118,7 @@ async def test_a_restart_of_postgresql_costs_at_most_one_failed_write(
 ) -> None:
     """The pool's connections die with the server; asyncpg sees them closed and the
     pool opens new ones (a guard: this holds without code of ours)."""
-    store = await PgStore.open(pg.url, order_window=3600, pool_size=4)
+    store = await PgStore.open(pg.url, seal=TEST_SEAL, order_window=3600, pool_size=4)
     try:
         await asyncio.gather(*(store.message_size("lou@x.example", "none") for _ in range(8)))
         first = await store.add_message("lou@x.example", BLOB, 10**6)
