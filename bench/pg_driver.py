@@ -70,15 +70,25 @@ def _blob(i: int) -> bytes:
     return (i.to_bytes(4, "big") * (BLOB_BYTES // 4 + 1))[:BLOB_BYTES]
 
 
-def _records(chunk_bytes: int, start: int) -> list[tuple[int, str, str, int, bytes]]:
-    from rune_proto.server.pg.chunks import pieces_of
+def _seal() -> Any:
+    """The bench's at-rest key (the store seals chunks and slot lists: pg/chunks.py)."""
+    from rune_proto.server.pg.chunks import Seal
 
+    return Seal.from_identity(bytes(128))
+
+
+def _records(chunk_bytes: int, start: int) -> list[tuple[int, bytes]]:
+    """Sealed chunk rows as the store writes them (the sealing is the same work for
+    both drivers, done before the clock's interval of interest)."""
+    from rune_proto.server.pg.chunks import Owner, pieces_of
+
+    seal = _seal()
     records = []
     slot = start
     for i in range(GROUP):
         message_id = str(uuid.uuid4())
         for seq, data in enumerate(pieces_of(_blob(i), chunk_bytes)):
-            records.append((slot, RECEIVER, message_id, seq, data))
+            records.append((slot, seal.seal_chunk(slot, Owner(RECEIVER, message_id, seq), data)))
             slot += 1
     return records
 
@@ -114,7 +124,7 @@ class AsyncpgSide:
             await conn.copy_records_to_table(
                 "chunks",
                 records=_records(chunk_bytes, int(start)),
-                columns=("slot", "receiver", "id", "seq", "data"),
+                columns=("slot", "data"),
             )
             await conn.execute(
                 "UPDATE usage SET bytes = bytes + $1, count = count + $2 WHERE receiver = $3",
@@ -140,11 +150,12 @@ class AsyncpgSide:
                 RECEIVER,
                 message_id,
             )
+            slots = _seal().open_slots(RECEIVER, message_id, bytes(row[1]))
             rows = await conn.fetch(
-                "SELECT slot, data FROM chunks WHERE slot = ANY($1::bigint[])", list(row[1])
+                "SELECT slot, data FROM chunks WHERE slot = ANY($1::bigint[])", slots
             )
             data = {r[0]: r[1] for r in rows}
-            return len(b"".join(data[s] for s in row[1])[: row[0]])
+            return len(b"".join(data[s] for s in slots)[: row[0]])
 
 
 class PsycopgSide:
@@ -177,10 +188,8 @@ class PsycopgSide:
                 (count, count),
             )
             (start,) = await cur.fetchone()  # type: ignore[misc]
-            async with cur.copy(
-                "COPY chunks (slot, receiver, id, seq, data) FROM STDIN (FORMAT BINARY)"
-            ) as copy:
-                copy.set_types(["int8", "text", "text", "int4", "bytea"])
+            async with cur.copy("COPY chunks (slot, data) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(["int8", "bytea"])
                 for record in _records(chunk_bytes, int(start)):
                     await copy.write_row(record)
             await cur.execute(
@@ -207,11 +216,12 @@ class PsycopgSide:
                 )
                 row = await cur.fetchone()
                 assert row is not None
+                slots = _seal().open_slots(RECEIVER, message_id, bytes(row[1]))
                 await cur.execute(
-                    "SELECT slot, data FROM chunks WHERE slot = ANY(%s::bigint[])", (row[1],)
+                    "SELECT slot, data FROM chunks WHERE slot = ANY(%s::bigint[])", (slots,)
                 )
                 data = {r[0]: r[1] for r in await cur.fetchall()}
-                return len(b"".join(data[s] for s in row[1])[: row[0]])
+                return len(b"".join(data[s] for s in slots)[: row[0]])
 
 
 async def _medians(
@@ -233,11 +243,9 @@ async def _medians(
 
 async def _fill(url: str) -> tuple[int, str]:
     """The store's schema, and a 100-message mailbox written by the store itself."""
-    from rune_proto.server.pg.chunks import Seal
     from rune_proto.server.pg.store import PgStore
 
-    seal = Seal.from_identity(bytes(128))  # a bench key: the data is thrown away
-    store = await PgStore.open(url, seal=seal, order_window=3600)
+    store = await PgStore.open(url, seal=_seal(), order_window=3600)
     try:
         ids = [await store.add_message(RECEIVER, _blob(i), 10**10) for i in range(MAILBOX)]
     finally:

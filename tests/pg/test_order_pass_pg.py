@@ -178,3 +178,28 @@ async def test_a_node_with_another_identity_is_refused(
     with pytest.raises(StoreError, match="another identity") as caught:
         await PgStore.open(url, seal=stranger)
     assert url.split("@")[0].split(":")[-1] not in str(caught.value)  # no password
+
+
+async def test_a_role_without_checkpoint_rights_still_runs_the_pass(
+    postgres: PostgresServer, seal: chunks.Seal
+) -> None:
+    """Operators may not grant pg_checkpoint: the pass does the rest and says so."""
+    role = f"plain_{secrets.token_hex(4)}"
+    url = postgres.new_database()
+    name = url.rsplit("/", 1)[1]
+    postgres.psql(f"CREATE ROLE {role} LOGIN PASSWORD 'pw'; ALTER DATABASE {name} OWNER TO {role}")
+    plain = url.replace(url.split("@")[0], f"postgresql://{role}:pw")
+    store = await PgStore.open(plain, seal=seal, order_window=3600)
+    try:
+        stored = await fill(store, 5)
+        conn = await asyncpg.connect(plain)
+        try:
+            progress = await ordering.run_pass(conn, seal, secrets.randbelow, now=time.time())
+        finally:
+            await conn.close()
+        assert progress.done and not progress.wal_flushed
+        assert progress.tables_rewritten == len(ordering.REWRITTEN)
+        for (receiver, message_id), blob in stored.items():
+            assert await store.message(receiver, message_id) == blob
+    finally:
+        await store.close()

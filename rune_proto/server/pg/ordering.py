@@ -51,7 +51,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from . import chunks
+from . import chunks, failures
 from .chunks import Connection, Seal
 
 log = logging.getLogger("rune_proto.server")
@@ -245,7 +245,7 @@ async def sweep(conn: Connection, now: float, failures_before: float | None) -> 
     async with conn.transaction():
         await conn.execute("DELETE FROM limits WHERE ends <= $1", int(now))
         if failures_before is not None:
-            await conn.execute("DELETE FROM failures WHERE last_at < $1", failures_before)
+            await failures.sweep(conn, failures_before)
 
 
 async def flush_wal(conn: Connection) -> bool:

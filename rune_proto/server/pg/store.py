@@ -81,10 +81,10 @@ class PgStore:
         self._pool = pool
         self._seal = seal  # the at-rest key of chunks and slot lists (chunks.py)
         self._wal_warned = False
+        self._throttle_window = THROTTLE_WINDOW
         self._chunk_bytes = chunk_bytes
         self._clock = clock  # wall clock of the abuse-limit windows and expiry
         self._randbelow = randbelow  # the pass's randomness (tests pass their own)
-        self.throttle_window = THROTTLE_WINDOW  # the pass sweeps older failures rows
         self._queued: list[_Queued] = []
         self._commit: asyncio.Task[list[str | limits.Kind | None]] | None = None
         self._order_window = order_window
@@ -141,7 +141,7 @@ class PgStore:
             raise StoreError(f"cannot prepare {masked(url)}: {_reason(exc)}") from None
         store = cls(pool, chunk_bytes, order_window, clock, randbelow, seal)
         store._due_at_open = pending
-        store.throttle_window = throttle_window
+        store._throttle_window = throttle_window  # the pass sweeps failures older than this
         return store
 
     def begin(self) -> None:
@@ -191,13 +191,14 @@ class PgStore:
         await ordering.begin(conn)
         progress = ordering.OrderProgress()
         while not progress.done:
+            now = self._clock()
             await ordering.step(
                 conn,
                 self._seal,
                 progress,
                 self._randbelow,
-                now=self._clock(),
-                failures_before=self._clock() - self.throttle_window,
+                now=now,
+                failures_before=now - self._throttle_window,
             )
         self.passes += 1
         log.info(
