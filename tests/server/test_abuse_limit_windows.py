@@ -78,9 +78,9 @@ async def server(
     location = Location(data.database, url or None)
     await asyncio.to_thread(create_data_dir, data, config, PASSPHRASE, location)
     clock = Clock()
-    store = await open_store(location, config, clock=clock)
-    crypto = ThreadPoolExecutor(max_workers=2)
     identity = load_identity(data, PASSPHRASE)
+    store = await open_store(location, config, identity, clock=clock)
+    crypto = ThreadPoolExecutor(max_workers=2)
     services = Services(config, identity, store, crypto, clock=clock)
     limits = fit_limits(config.max_connections, 0, config.max_anonymous_per_source, 1024)
     rune = RuneServer(services, tls_context(data, PASSPHRASE), limits)
@@ -131,7 +131,11 @@ async def test_a_new_window_lifts_the_send_limit_and_the_order_pass_forgets_old_
     server.clock.now += 2 * WINDOW
     await server.store.close()  # its order pass sweeps every ended window
     assert _counters(server) == 0
-    server.store = await open_store(server.location, server.config)  # for the fixture's close
+    server.store = await open_store(  # for the fixture's close
+        server.location,
+        server.config,
+        load_identity(DataDir(server.location.path.parent), PASSPHRASE),
+    )
 
 
 DAY = 86400.0

@@ -11,6 +11,7 @@ from typing import TypeVar
 
 import pytest
 
+from rune_proto.keys import Identity
 from rune_proto.server import admin
 from rune_proto.server.adminstore import open_admin
 from rune_proto.server.config import ServerConfig
@@ -20,6 +21,8 @@ from rune_proto.server.stores import open_store
 
 BOB, CAROL = "bob@x.example", "carol@x.example"
 _T = TypeVar("_T")
+# One server identity for every store opened here (PostgreSQL seals chunks under it).
+IDENTITY = Identity.generate()
 
 
 def test_erase_in_batches_keeps_usage_right_and_leaves_others_alone(tmp_path: Path) -> None:
@@ -84,7 +87,9 @@ def _with_store(location: Location, action: Callable[[Store], Awaitable[_T]]) ->
     """``action`` on the server's store at ``location`` (what a running node does)."""
 
     async def run() -> _T:
-        store = await open_store(location, ServerConfig(domain="x.example", disk_reserve_mib=0))
+        store = await open_store(
+            location, ServerConfig(domain="x.example", disk_reserve_mib=0), IDENTITY
+        )
         try:
             return await action(store)
         finally:

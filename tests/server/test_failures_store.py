@@ -16,6 +16,7 @@ from typing import TypeVar
 
 import pytest
 
+from rune_proto.keys import Identity
 from rune_proto.server.config import ServerConfig
 from rune_proto.server.dburl import Location
 from rune_proto.server.store import Database, Store
@@ -24,6 +25,8 @@ from tests.pg_tools import pg_rows
 
 _T = TypeVar("_T")
 WINDOW = 60.0
+# One server identity for every store opened here (PostgreSQL seals chunks under it).
+IDENTITY = Identity.generate()
 
 
 @pytest.fixture
@@ -39,7 +42,7 @@ def _on(location: Location, now: float, action: Callable[[Store], Awaitable[_T]]
 
     async def run() -> _T:
         config = ServerConfig(domain="x.example", disk_reserve_mib=0, throttle_window=WINDOW)
-        store = await open_store(location, config, clock=lambda: now)
+        store = await open_store(location, config, IDENTITY, clock=lambda: now)
         try:
             return await action(store)
         finally:
@@ -101,7 +104,7 @@ def test_the_order_pass_deletes_stale_rows(location: Location) -> None:
         config = ServerConfig(
             domain="x.example", disk_reserve_mib=0, order_window=3600, throttle_window=WINDOW
         )
-        store = await open_store(location, config, clock=lambda: now[0])
+        store = await open_store(location, config, IDENTITY, clock=lambda: now[0])
         await store.count_failure("login", b"\x01" * 16, 1000.0, 1000.0 - WINDOW, 10)
         await store.count_failure("login", b"\x02" * 16, 1050.0, 1050.0 - WINDOW, 10)
         now[0] = 1000.0 + WINDOW  # the first one's window is over, not the second's
