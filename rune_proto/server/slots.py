@@ -31,6 +31,7 @@ PAGE_MARGIN = 256  # page bytes left for the page header, the cell header and th
 IN_BATCH = 500  # slots per ``IN (…)`` list: well under SQLite's bound-parameter limit
 
 Randbelow = Callable[[int], int]
+Owner = tuple[str, str]  # (receiver, id): the mailbox row a chunk belongs to
 
 
 def chunk_bytes(page_size: int) -> int:
@@ -97,32 +98,38 @@ def remove(db: sqlite3.Connection, slots: Iterable[int]) -> None:
 
 
 class _Owners:
-    """The slot lists of the mailbox rows a shuffle touches, written back once."""
+    """The slot lists of the mailbox rows a shuffle touches, each written back once."""
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
-        self._lists: dict[tuple[str, str], list[int]] = {}
+        self._moves: list[tuple[Owner, int, int]] = []
 
-    def moved(self, owner: tuple[str, str], seq: int, slot: int) -> None:
-        slots = self._lists.get(owner)
-        if slots is None:
-            row = self._db.execute(
-                "SELECT slots FROM mailbox WHERE receiver = ? AND id = ?", owner
-            ).fetchone()
-            if row is None:  # a chunk without a mailbox row: left by a failed write
-                return
-            slots = self._lists[owner] = decode(row[0])
-        slots[seq] = slot
+    def moved(self, owner: Owner, seq: int, slot: int) -> None:
+        self._moves.append((owner, seq, slot))
 
     def write(self) -> None:
+        lists: dict[Owner, list[int]] = {}
+        for owner, seq, slot in self._moves:
+            if owner not in lists:
+                row = self._db.execute(
+                    "SELECT slots FROM mailbox WHERE receiver = ? AND id = ?", owner
+                ).fetchone()
+                lists[owner] = decode(row[0]) if row else []
+            if seq < len(lists[owner]):  # (no mailbox row: a chunk left by a failed write)
+                lists[owner][seq] = slot
         self._db.executemany(
             "UPDATE mailbox SET slots = ? WHERE receiver = ? AND id = ?",
-            [(encode(slots), *owner) for owner, slots in self._lists.items()],
+            [(encode(slots), *owner) for owner, slots in lists.items() if slots],
         )
 
 
-def shuffle_step(db: sqlite3.Connection, budget: int, randbelow: Randbelow) -> tuple[int, bool]:
+def shuffle_step(
+    db: sqlite3.Connection, budget: int, randbelow: Randbelow, owners_seen: set[Owner] | None = None
+) -> tuple[int, bool]:
     """Up to ``budget`` moves towards a shuffled array; (chunks placed, whether done).
+
+    ``owners_seen`` gets the ``(receiver, id)`` of each chunk placed: the mailbox rows
+    added since the last pass, which the pass rewrites (compaction.py).
 
     Runs inside the caller's transaction. Holes go first: each is filled with the
     last chunk, which lands where a uniformly placed chunk was. Then each slot ``i``
@@ -135,10 +142,9 @@ def shuffle_step(db: sqlite3.Connection, budget: int, randbelow: Randbelow) -> t
     (shuffled,) = db.execute("SELECT value FROM layout WHERE name = 'shuffled'").fetchone()
     start = min(int(shuffled), top)
     stop = start if holes_left else min(top, start + max(0, budget - moves))
-    for i in range(start, stop):
-        j = randbelow(i + 1)
-        if j != i:
-            _swap(db, owners, i, j)
+    placed = _permute(db, owners, [(i, randbelow(i + 1)) for i in range(start, stop)])
+    if owners_seen is not None:
+        owners_seen.update(placed)
     db.execute("UPDATE layout SET value = ? WHERE name = 'shuffled'", (stop,))
     owners.write()
     return stop - start, not holes_left and stop == top
@@ -175,17 +181,34 @@ def _move(db: sqlite3.Connection, owners: _Owners, source: int, target: int) -> 
     owners.moved((receiver, message_id), seq, target)
 
 
-def _swap(db: sqlite3.Connection, owners: _Owners, first: int, second: int) -> None:
-    """Trade the contents of two slots; each row is rewritten in place, on its page."""
-    a = db.execute("SELECT receiver, id, seq, data FROM chunks WHERE slot = ?", (first,)).fetchone()
-    b = db.execute(
-        "SELECT receiver, id, seq, data FROM chunks WHERE slot = ?", (second,)
-    ).fetchone()
-    db.execute(
-        "UPDATE chunks SET receiver = ?, id = ?, seq = ?, data = ? WHERE slot = ?", (*b, first)
+def _permute(
+    db: sqlite3.Connection, owners: _Owners, swaps: Sequence[tuple[int, int]]
+) -> list[Owner]:
+    """Apply ``swaps`` (in order) to the slots they name: one read of every slot
+    touched, the swaps done in memory, one write of each slot whose content moved;
+    the owners of the chunks that were in each swap's first slot.
+
+    Doing each swap as two reads and two UPDATEs cost 4 statements a swap and wrote
+    a slot hit twice twice; each row is still rewritten in place, on its page.
+    """
+    touched = sorted({slot for pair in swaps for slot in pair})
+    rows: dict[int, tuple[str, str, int, bytes]] = {}
+    for start in range(0, len(touched), IN_BATCH):
+        batch = touched[start : start + IN_BATCH]
+        marks = ",".join("?" * len(batch))
+        for slot, *row in db.execute(
+            f"SELECT slot, receiver, id, seq, data FROM chunks WHERE slot IN ({marks})", batch
+        ):
+            rows[slot] = (row[0], row[1], row[2], row[3])
+    placed = dict(rows)
+    for first, second in swaps:
+        if first != second:
+            placed[first], placed[second] = placed[second], placed[first]
+    moved = [(slot, row) for slot, row in placed.items() if row is not rows[slot]]
+    db.executemany(
+        "UPDATE chunks SET receiver = ?, id = ?, seq = ?, data = ? WHERE slot = ?",
+        [(*row, slot) for slot, row in moved],
     )
-    db.execute(
-        "UPDATE chunks SET receiver = ?, id = ?, seq = ?, data = ? WHERE slot = ?", (*a, second)
-    )
-    owners.moved((b[0], b[1]), b[2], first)
-    owners.moved((a[0], a[1]), a[2], second)
+    for slot, (receiver, message_id, seq, _) in moved:
+        owners.moved((receiver, message_id), seq, slot)
+    return [(rows[first][0], rows[first][1]) for first, _ in swaps]
