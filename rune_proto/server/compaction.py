@@ -24,12 +24,12 @@ and a rewrite of the small tables — is measured in docs/performance.md.
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from . import slots
+from . import rewrite, slots
 
 STEP_SWAPS = 256  # chunk moves in one step (~30 µs each)
-STEP_ROWS = 4000  # small-table rows rewritten in one step (~3 µs each)
+STEP_ROWS = rewrite.STEP_ROWS  # small-table rows rewritten in one step
 
 # Small tables, and the key each is written back in.
 REWRITTEN = (
@@ -43,6 +43,18 @@ REWRITTEN = (
 )
 
 
+# Tables whose rows change only by an explicit change elsewhere (mark_pending): a pass
+# after appends alone leaves them. Tables whose changed rows the pass can name after
+# appends alone (the new messages' rows, their receivers' usage): only the leaf pages
+# holding those are rewritten (rewrite.py). The rest (limits, failures: small, swept
+# by every pass) are always written whole.
+UNCHANGED_BY_APPENDS = frozenset({"accounts", "invitations", "holds"})
+BY_CHANGE = frozenset({"mailbox", "usage"})
+
+# The values of the ``pending`` layout row.
+NOTHING, ANYTHING, APPENDS = 0, 1, 2
+
+
 @dataclass
 class Progress:
     """Where a pass is: shuffling (``table`` is None), then rewriting each table."""
@@ -52,6 +64,11 @@ class Progress:
     chunks_placed: int = 0
     rows_rewritten: int = 0
     steps: int = 0
+    # Whether every table is rewritten whole; None until the first step reads
+    # ``pending`` (the store sets it True for a pass whose changes it cannot name).
+    full: bool | None = None
+    added: set[slots.Owner] = field(default_factory=set)  # mailbox rows placed this pass
+    ranges: list[rewrite.KeyRange] | None = None  # key ranges left in this table
 
     @property
     def done(self) -> bool:
@@ -66,7 +83,13 @@ def pending(db: sqlite3.Connection) -> bool:
 
 def mark_pending(db: sqlite3.Connection) -> None:
     """Called inside every transaction that changes what the pass must hide."""
-    db.execute("UPDATE layout SET value = 1 WHERE name = 'pending'")
+    db.execute(f"UPDATE layout SET value = {ANYTHING} WHERE name = 'pending'")
+
+
+def mark_appended(db: sqlite3.Connection) -> None:
+    """Called instead when a transaction only added messages (and limit counts): the
+    pass finds their rows from the chunks it places, so it need not rewrite all."""
+    db.execute(f"UPDATE layout SET value = {APPENDS} WHERE name = 'pending' AND value = {NOTHING}")
 
 
 def step(db: sqlite3.Connection, progress: Progress, randbelow: slots.Randbelow) -> None:
@@ -80,19 +103,16 @@ def step(db: sqlite3.Connection, progress: Progress, randbelow: slots.Randbelow)
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("BEGIN IMMEDIATE")
     try:
+        if progress.full is None:
+            (value,) = db.execute("SELECT value FROM layout WHERE name = 'pending'").fetchone()
+            progress.full = value == ANYTHING
         if progress.table is None:
-            placed, finished = slots.shuffle_step(db, STEP_SWAPS, randbelow)
+            placed, finished = slots.shuffle_step(db, STEP_SWAPS, randbelow, progress.added)
             progress.chunks_placed += placed
             if finished:
                 progress.table, progress.after = 0, None
         else:
-            table, key = REWRITTEN[progress.table]
-            last, count = _rewrite(db, table, key, progress.after)
-            progress.rows_rewritten += count
-            if last is None:
-                progress.table, progress.after = progress.table + 1, None
-            else:
-                progress.after = last
+            _rewrite_step(db, progress)
         db.execute("COMMIT")
     except BaseException:
         if db.in_transaction:  # SQLite already rolled back after a full disk
@@ -103,33 +123,36 @@ def step(db: sqlite3.Connection, progress: Progress, randbelow: slots.Randbelow)
     progress.steps += 1
 
 
+def _rewrite_step(db: sqlite3.Connection, progress: Progress) -> None:
+    """Up to ``STEP_ROWS`` rows of the current table written again (or its changed
+    leaves only, after appends alone); moves on to the next table when it is done."""
+    assert progress.table is not None
+    while not progress.full and REWRITTEN[progress.table][0] in UNCHANGED_BY_APPENDS:
+        progress.table += 1
+        if progress.done:
+            return
+    table, key = REWRITTEN[progress.table]
+    if progress.full or table not in BY_CHANGE:
+        last, count = rewrite.rows(db, table, key, progress.after)
+        progress.rows_rewritten += count
+        progress.after = last
+        if last is None:
+            progress.table += 1
+        return
+    if progress.ranges is None:
+        changed = progress.added if table == "mailbox" else {(r,) for r, _ in progress.added}
+        progress.ranges = rewrite.changed_ranges(db, table, key, changed)
+    if progress.ranges:
+        low, high = progress.ranges[0]
+        last, count = rewrite.rows(db, table, key, progress.after, low, high)
+        progress.rows_rewritten += count
+        progress.after = last
+        if last is None:
+            progress.ranges.pop(0)
+    if not progress.ranges:
+        progress.table, progress.after, progress.ranges = progress.table + 1, None, None
+
+
 def finish(db: sqlite3.Connection) -> None:
     """Record that the pass covered everything committed before it ended."""
-    db.execute("UPDATE layout SET value = 0 WHERE name = 'pending'")
-
-
-def _rewrite(
-    db: sqlite3.Connection, table: str, key: tuple[str, ...], after: tuple[object, ...] | None
-) -> tuple[tuple[object, ...] | None, int]:
-    """Write the next ``STEP_ROWS`` rows of ``table`` after ``after`` again, in key
-    order; the last key written (None when there were none left) and the count.
-
-    Deleting frees their cells (``secure_delete`` zeroes them) and the rows go back
-    in key order, so where a row sits follows its key, never when it was written.
-    """
-    columns = ", ".join(key)
-    since = f"WHERE ({columns}) > ({', '.join('?' * len(key))})" if after else ""
-    rows = db.execute(
-        f"SELECT * FROM {table} {since} ORDER BY {columns} LIMIT {STEP_ROWS}", after or ()
-    ).fetchall()
-    if not rows:
-        return None, 0
-    names = [d[1] for d in db.execute(f"PRAGMA table_info({table})")]
-    last = tuple(rows[-1][names.index(column)] for column in key)
-    marks = ", ".join("?" * len(key))
-    upto = f"({columns}) <= ({marks})"
-    db.execute(
-        f"DELETE FROM {table} {since} {'AND' if after else 'WHERE'} {upto}", (*(after or ()), *last)
-    )
-    db.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(names))})", rows)
-    return last, len(rows)
+    db.execute(f"UPDATE layout SET value = {NOTHING} WHERE name = 'pending'")

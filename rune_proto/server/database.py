@@ -71,6 +71,11 @@ class Database:
         self._path = path
         self._randbelow = randbelow  # the order pass's randomness (tests pass their own)
         self._autocheckpoint: int | None = None
+        # Whether the next order pass rewrites every table whole: it must when this
+        # process did not see every change since the last pass (the first pass after
+        # opening, or after a pass that failed part-way), as then the new messages'
+        # rows cannot all be named from the chunks it places (compaction.py).
+        self._full_pass_next = True
         try:
             self._db = self._connect()
             if create:
@@ -237,7 +242,7 @@ class Database:
             )
             limits.write(self._db, tally)
             if rows or tally:
-                compaction.mark_pending(self._db)
+                compaction.mark_appended(self._db)
         return ids
 
     def _usage(self, receiver: str) -> tuple[int, int]:
@@ -326,6 +331,9 @@ class Database:
 
     def order_step(self, progress: compaction.Progress) -> None:
         """One bounded step of the order pass (compaction.py)."""
+        if progress.full is None and self._full_pass_next:
+            progress.full = True
+        self._full_pass_next = True  # until this pass ends
         compaction.step(self._db, progress, self._randbelow)
 
     def order_finish(self, covered: bool) -> None:
@@ -337,6 +345,7 @@ class Database:
         """
         if covered:
             compaction.finish(self._db)
+        self._full_pass_next = False
         self._erase()
         self._db.close()
         self._db = self._connect()
