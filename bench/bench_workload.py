@@ -252,7 +252,9 @@ async def start_rune(
     if pin is None:
         raise RuntimeError(f"rune-server init printed no TLS fingerprint:\n{init.stdout}")
     extra = os.environ.get("RUNE_BENCH_SERVER_CONFIG", "")  # "key = value; …", this code only
-    if extra and code == ROOT:
+    if code != ROOT:  # the same for the --baseline-code side, when it knows the keys
+        extra = os.environ.get("RUNE_BENCH_BASELINE_CONFIG", "")
+    if extra:
         _override_config(data / "config.toml", extra)
     url = ""
     if postgres is not None:

@@ -9,7 +9,11 @@ when it opens or closes), undoes all of that:
 
 1. the slot array's holes are filled and every chunk appended since the last pass
    gets a uniformly random slot (slots.py);
-2. the small tables are written again in key order, a range of keys at a time;
+2. the small tables are written again in key order, a range of keys at a time: all
+   of them after any change, or after new messages alone (``pending`` is
+   ``APPENDS``) only the ``mailbox`` and ``usage`` leaf pages that hold one of their
+   rows, named from the chunks step 1 placed (rewrite.py), and the small, swept
+   ``limits`` and ``failures`` tables;
 3. the store then checkpoints and reopens its connection, so SQLite folds the WAL
    into the file and deletes it and its index (store.py).
 
@@ -17,8 +21,9 @@ The pass is cut into steps of bounded work (``STEP_SWAPS`` chunk moves, or
 ``STEP_ROWS`` rows), each its own transaction on the store thread, so the commits
 queued meanwhile run between two steps: a long pass never holds a ``202`` back for
 more than one step. Progress is kept in the ``layout`` table, so a pass cut short
-by a crash goes on from there. Its cost — one swap (two page writes) per new chunk,
-and a rewrite of the small tables — is measured in docs/performance.md.
+by a crash goes on from there (rewriting every table whole: the process that
+resumes it cannot name the rows added before). Its cost — one swap (two page writes)
+per new chunk, and the rewrite — is measured in docs/performance.md.
 """
 
 from __future__ import annotations

@@ -11,9 +11,9 @@ with the store (0.83 s at 150,000 messages with nothing new), while only the pag
 that took a new cell show anything. ``dbstat`` lists a table's b-tree pages in key
 order with their cell counts, so one ordered scan of the keys tells which leaf holds
 which keys; the leaves holding a changed key, merged into runs, are the key ranges
-rewritten. The scan still reads every key (a few ms per 10,000 rows); the writes grow
-with what changed. The tables given here are WITHOUT ROWID: their interior cells are
-rows too, which the rank count below relies on.
+rewritten. The scan still reads every key (a few ms per 10,000 rows, keeping only the
+keys at leaf edges); the writes grow with what changed. The tables given here are
+WITHOUT ROWID: their interior cells are rows too, which the rank count relies on.
 """
 
 from __future__ import annotations
@@ -81,22 +81,32 @@ def changed_ranges(
     """
     if not changed:
         return []
-    columns = ", ".join(key)
-    keys = db.execute(f"SELECT {columns} FROM {table} ORDER BY {columns}").fetchall()
-    if not keys:
-        return []
-    whole = [(tuple(keys[0]), tuple(keys[-1]))]
     leaves = _leaf_ranks(db, table)
-    if leaves is None or leaves[-1][1] != len(keys):
-        return whole
+    wanted = sorted(tuple(k) for k in changed)
+    bounds = {rank for start, end in leaves or () for rank in (start, end - 1)}
+    keys_at: dict[int, Key] = {}  # the keys at the leaves' first and last ranks
+    ranks: list[int] = []  # where each wanted key is (or would be), in key order
+    count, first, last = 0, None, None
+    columns = ", ".join(key)
+    for row in db.execute(f"SELECT {columns} FROM {table} ORDER BY {columns}"):
+        here = tuple(row)
+        if count in bounds:
+            keys_at[count] = here
+        while len(ranks) < len(wanted) and wanted[len(ranks)] <= here:
+            ranks.append(count)
+        first = here if first is None else first
+        last, count = here, count + 1
+    if first is None or last is None:
+        return []
+    if leaves is None or leaves[-1][1] != count:
+        return [(first, last)]
+    ranks += [count] * (len(wanted) - len(ranks))
     starts = [start for start, _ in leaves]
     dirty: set[int] = set()
-    for changed_key in changed:
-        rank = bisect.bisect_left(keys, tuple(changed_key))
+    for rank in ranks:
         leaf = max(0, bisect.bisect_right(starts, rank) - 1)
         dirty.add(leaf)
-        end = leaves[leaf][1]
-        if rank >= end and leaf + 1 < len(leaves):  # an interior cell, or past the leaf
+        if rank >= leaves[leaf][1] and leaf + 1 < len(leaves):  # an interior cell
             dirty.add(leaf + 1)
     runs: list[list[int]] = []
     for leaf in sorted(dirty):
@@ -104,12 +114,11 @@ def changed_ranges(
             runs[-1][1] = leaf
         else:
             runs.append([leaf, leaf])
-    ranges: list[KeyRange] = []
-    for first, last in runs:
-        low_rank, high_rank = leaves[first][0], leaves[last][1] - 1
-        if high_rank >= low_rank:
-            ranges.append((tuple(keys[low_rank]), tuple(keys[high_rank])))
-    return ranges
+    return [
+        (keys_at[leaves[low][0]], keys_at[leaves[high][1] - 1])
+        for low, high in runs
+        if leaves[high][1] > leaves[low][0]
+    ]
 
 
 def _leaf_ranks(db: sqlite3.Connection, table: str) -> list[tuple[int, int]] | None:

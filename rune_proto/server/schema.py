@@ -61,8 +61,9 @@ _STATEMENTS = (
     """CREATE TABLE IF NOT EXISTS holds (
         address TEXT PRIMARY KEY, kind TEXT NOT NULL) WITHOUT ROWID""",
     # chunk_bytes (fixed at creation), shuffled (slots below it are in random order),
-    # pending (1 when something changed since the last order pass), holds (a random
-    # number drawn again at each block or delete: running servers poll it, admin.py).
+    # pending (1 when something changed since the last order pass, 2 when only new
+    # messages came: compaction.py), holds (a random number drawn again at each block
+    # or delete: running servers poll it, admin.py).
     """CREATE TABLE IF NOT EXISTS layout (
         name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID""",
     # Abuse-limit counters (limits.py): keyed digests, the end of their window, a count.
