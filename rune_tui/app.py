@@ -33,7 +33,7 @@ from .app_notices import NewMailNotices
 from .app_trust import ServerTrust
 from .commands import NOT_MAIL_SCREENS, ScreenCommands, system_commands
 from .config import Account, Config, Paths, load_config, save_config
-from .messages import SaveFolderChosen
+from .messages import SaveFolderChosen, UnlockStarted
 
 if TYPE_CHECKING:
     from rune_proto.keys import Identity
@@ -186,6 +186,20 @@ class RuneApp(ServerTrust, NewMailNotices):
             self.notify(f"The key of {account.label} stays locked.", title="Not switched")
         else:
             self.set_status("The key stays locked.", problem=True)
+
+    def on_unlock_started(self, _event: UnlockStarted) -> None:
+        """While scrypt runs in its thread, read the mail screens' stylesheet.
+
+        Textual reads a screen's CSS_PATH when the screen is first pushed, and re-parses
+        every stylesheet of the app to do it (~30-60 ms before the inbox's first frame);
+        here it overlaps the scrypt instead. Its rules are scoped to the mail screens.
+        """
+        from .screens import STYLES
+
+        if not self.stylesheet.has_source(str(STYLES), ""):
+            self.stylesheet.read(STYLES)
+            self.stylesheet.reparse()
+            self.stylesheet.update(self)
 
     @on(Button.Pressed, "#start-retry")
     def _retry(self) -> None:
@@ -423,11 +437,13 @@ def _describe_error(exc: BaseException) -> str:
 
 
 def _preload_service() -> None:
-    """Import the service layer in a thread while the user types the passphrase."""
+    """Import the service layer and the inbox in a thread while the user types the passphrase."""
     import threading
 
     def load() -> None:
-        from . import service  # noqa: F401 - imported for its side effect: loaded
+        # Imported for their side effect: loaded before the key opens.
+        from . import service, trust  # noqa: F401
+        from .screens import compose_drafts, inbox  # noqa: F401
 
     threading.Thread(target=load, name="rune-preload", daemon=True).start()
 
