@@ -38,6 +38,7 @@ from ..components.formatting import preview_text, unreadable_text
 from ..components.message_header import MessageHeader
 from ..components.message_list import MessageList
 from ..messages import MailboxRefreshed, MessageDeleted, RefreshFailed
+from ..pace import Pace
 from ..sent import SentMessage
 from ..service import describe_error
 from ..threads import conversations
@@ -201,8 +202,11 @@ class InboxScreen(InboxSearch, InboxActions, InboxLive):
         if not quiet:
             self._status("Checking for new mail…")
 
+        pace = Pace()
+
         def progress(done: int, total: int) -> None:
-            self._status(f"Fetching new messages: {done:,} of {total:,}…")
+            if pace.due(last=done == total):  # not a frame per message: see pace.py
+                self._status(f"Fetching new messages: {done:,} of {total:,}…")
 
         try:
             new = await self.mailbox.refresh(progress)
