@@ -34,6 +34,7 @@ from .app_trust import ServerTrust
 from .commands import NOT_MAIL_SCREENS, ScreenCommands, system_commands
 from .config import Account, Config, Paths, load_config, save_config
 from .messages import SaveFolderChosen, UnlockStarted
+from .preload import preload_inbox, preload_service
 
 if TYPE_CHECKING:
     from rune_proto.keys import Identity
@@ -122,7 +123,7 @@ class RuneApp(ServerTrust, NewMailNotices):
             self.open_wizard()
         elif account.keystore == "file":
             self.ask_passphrase(account)
-            self.call_after_refresh(_preload_service)  # once the prompt is on screen
+            self.call_after_refresh(preload_service)  # once the prompt is on screen
         else:
             self.set_status(f"Opening the system keyring for {account.label}…", busy=True)
             self.unlock_from_keyring(account)
@@ -188,7 +189,7 @@ class RuneApp(ServerTrust, NewMailNotices):
             self.set_status("The key stays locked.", problem=True)
 
     def on_unlock_started(self, _event: UnlockStarted) -> None:
-        """While scrypt runs in its thread, read the mail screens' stylesheet.
+        """While scrypt runs in its thread, import the inbox and read its stylesheet.
 
         Textual reads a screen's CSS_PATH when the screen is first pushed, and re-parses
         every stylesheet of the app to do it (~30-60 ms before the inbox's first frame);
@@ -196,6 +197,7 @@ class RuneApp(ServerTrust, NewMailNotices):
         """
         from .screens import STYLES
 
+        preload_inbox()
         if not self.stylesheet.has_source(str(STYLES), ""):
             self.stylesheet.read(STYLES)
             self.stylesheet.reparse()
@@ -434,18 +436,6 @@ def _describe_error(exc: BaseException) -> str:
     from .service import describe_error
 
     return describe_error(exc)
-
-
-def _preload_service() -> None:
-    """Import the service layer and the inbox in a thread while the user types the passphrase."""
-    import threading
-
-    def load() -> None:
-        # Imported for their side effect: loaded before the key opens.
-        from . import service, trust  # noqa: F401
-        from .screens import compose_drafts, inbox  # noqa: F401
-
-    threading.Thread(target=load, name="rune-preload", daemon=True).start()
 
 
 def _unlock_with_passphrase(paths: Paths, account: Account, passphrase: str) -> Unlocked:
