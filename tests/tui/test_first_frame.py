@@ -87,6 +87,9 @@ async def test_the_mail_stylesheet_is_read_while_the_key_unlocks(
             assert isinstance(app.screen, PassphraseScreen)  # the key is still unlocking
             release.set()
             await until(pilot, lambda: isinstance(app.screen, InboxScreen), "the inbox")
+            # Its rules apply, variables and all: the preview is mail.tcss's 14 rows high.
+            await until(pilot, lambda: app.screen.query_one("#preview").size.height, "layout")
+            assert app.screen.query_one("#preview").outer_size.height == 14
             await until(
                 pilot, lambda: "Checking" not in text_of(app, "#inbox-status"), "the refresh"
             )
