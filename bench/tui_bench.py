@@ -16,6 +16,9 @@ TERM, and the screen is polled with ``capture-pane``. Measured per run:
 * ``j``: 50 presses, each timed from sending the key until the highlighted row (found
   by its colours, ``capture-pane -e``) is the next message.
 * RSS: VmRSS and VmHWM from /proc/PID/status, after the first rows and after the presses.
+* with ``--baseline-code DIR``: rune-tui from an older tree as well, launched in turn
+  with this checkout's in every run (the order alternating), for before/after ratios
+  measured on the same machine state.
 * cold start: rune-tui's first paint (its passphrase prompt) against
   bench/bare_textual.py (a Textual app with one label) on screen, launched the same way.
 
@@ -271,6 +274,13 @@ def main(argv: list[str] | None = None) -> int:
         help="run rune-tui from another copy of rune_tui and rune_proto (for before/after, "
         "e.g. git archive <commit> rune_tui rune_proto | tar -x -C DIR)",
     )
+    parser.add_argument(
+        "--baseline-code",
+        type=Path,
+        metavar="DIR",
+        help="also run rune-tui from this copy (e.g. git archive <commit> rune_tui rune_proto "
+        "| tar -x -C DIR), interleaved with this checkout's, and print before/after ratios",
+    )
     args = parser.parse_args(argv)
     if args.runs < 1 or not 1 <= args.presses < args.count - LINES:
         parser.error("--runs must be >= 1 and --presses between 1 and --count")
@@ -296,6 +306,10 @@ def run(args: argparse.Namespace, neomutt_bin: str, workdir: Path) -> int:
     neomutt = Program("neomutt", [neomutt_bin, "-n", "-F", str(muttrc), "-R", "-f", str(maildir)])
     rune = Program("rune-tui", [*rune_command, "--profile", str(profile)])
     rune_env = env if args.code is None else {**env, "PYTHONPATH": str(args.code.resolve())}
+    base: Program | None = None
+    if args.baseline_code is not None:
+        base = Program("rune-tui base", rune.command)
+        base_env = {**env, "PYTHONPATH": str(args.baseline_code.resolve())}
     bare = Program("bare Textual", [python, str(BENCH / "bare_textual.py")])
     listing = [python, str(BENCH / "bare_textual.py"), "--list", str(args.count), str(args.seed)]
     bare_list = Program("bare Textual list", listing)
@@ -305,19 +319,22 @@ def run(args: argparse.Namespace, neomutt_bin: str, workdir: Path) -> int:
     try:
         for run in range(args.runs):
             run_neomutt(neomutt, rows, env, args.presses)
-            run_rune(rune, rows, rune_env, args.presses)
+            sides = [(rune, rune_env)] if base is None else [(rune, rune_env), (base, base_env)]
+            for program, program_env in sides[:: 1 if run % 2 == 0 else -1]:  # alternate
+                run_rune(program, rows, program_env, args.presses)
             run_bare(bare, env)
             run_bare_list(bare_list, rows, env, args.presses)
             print(
                 f"  run {run + 1}: first rows neomutt {neomutt.first_rows_ms[-1]:.0f} ms, "
                 f"rune-tui {rune.first_rows_ms[-1]:.0f} ms; first paint rune-tui "
-                f"{rune.to_prompt_ms[-1]:.0f} ms, bare {bare.to_prompt_ms[-1]:.0f} ms",
+                f"{rune.to_prompt_ms[-1]:.0f} ms, bare {bare.to_prompt_ms[-1]:.0f} ms"
+                + ("" if base is None else f"; base rune-tui {base.first_rows_ms[-1]:.0f} ms"),
                 flush=True,
             )
     except ScreenTimeout as exc:
         print(f"tui_bench: {exc}", file=sys.stderr)
         return 1
-    report(neomutt, rune, bare, bare_list, kdf, args.runs, args.count)
+    report(neomutt, rune, bare, bare_list, kdf, args.runs, args.count, base)
     load = background_load()
     print(f"background load {load_before:.0%} before, {load:.0%} after the runs")
     if max(load_before, load) > BUSY_SHARE:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 GOAL_FIRST_ROWS = 1.2  # × neomutt
 GOAL_J_MS = 5.0  # + neomutt's median
 GOAL_COLD = 1.4  # × the bare Textual app
+GOAL_RSS = 1.5  # × neomutt's VmRSS after the first rows
 
 
 @dataclass(slots=True)
@@ -47,13 +48,14 @@ def report(
     kdf: float,
     runs: int,
     count: int,
+    base: Program | None = None,
 ) -> None:
     print()
     print(f"Medians of {runs} runs; j: {len(rune.press_ms)} presses per program in all.")
     print()
     print("| program | first rows ms | j median ms | j p90 ms | VmRSS MiB | VmHWM MiB |")
     print("|---|---:|---:|---:|---:|---:|")
-    for p in (neomutt, rune):
+    for p in (neomutt, rune) if base is None else (neomutt, rune, base):
         print(
             f"| {p.name} | {_median(p.first_rows_ms):.0f} | {_median(p.press_ms):.1f} "
             f"| {_p90(p.press_ms):.1f} | {_mib(p, 'VmRSS'):.1f} | {_mib(p, 'VmHWM_after'):.1f} |"
@@ -103,6 +105,29 @@ def report(
     rss, peak = _mib(rune, "VmRSS"), _mib(rune, "VmHWM_after")
     mutt_rss, mutt_peak = _mib(neomutt, "VmRSS"), _mib(neomutt, "VmHWM_after")
     print(
-        f"INFO   RSS after first rows: rune-tui {rss:.1f} MiB (peak {peak:.1f}), "
-        f"neomutt {mutt_rss:.1f} MiB (peak {mutt_peak:.1f}) = {rss / mutt_rss:.1f}x"
+        goal(
+            rss / mutt_rss <= GOAL_RSS,
+            f"rune-tui RSS after first rows <= {GOAL_RSS}x neomutt's: {rss:.1f} MiB "
+            f"(peak {peak:.1f}) vs {mutt_rss:.1f} MiB (peak {mutt_peak:.1f}) "
+            f"= {rss / mutt_rss:.2f}x",
+        )
     )
+    if base is not None:
+        compare(rune, base)
+
+
+def compare(rune: Program, base: Program) -> None:
+    """This checkout against the baseline tree, launched in turn in the same runs."""
+    print()
+    print("this checkout vs --baseline-code (same runs, interleaved):")
+    pairs = (
+        ("first rows ms", rune.first_rows_ms, base.first_rows_ms),
+        ("launch to prompt ms", rune.to_prompt_ms, base.to_prompt_ms),
+        ("Enter to rows ms", rune.after_enter_ms, base.after_enter_ms),
+        ("j median ms", rune.press_ms, base.press_ms),
+    )
+    for name, mine, theirs in pairs:
+        now, before = _median(mine), _median(theirs)
+        print(f"  {name}: {before:.1f} -> {now:.1f} ({now / before:.2f}x)")
+    now, before = _mib(rune, "VmRSS"), _mib(base, "VmRSS")
+    print(f"  VmRSS after first rows MiB: {before:.1f} -> {now:.1f} ({now / before:.2f}x)")

@@ -33,7 +33,8 @@ from .app_notices import NewMailNotices
 from .app_trust import ServerTrust
 from .commands import NOT_MAIL_SCREENS, ScreenCommands, system_commands
 from .config import Account, Config, Paths, load_config, save_config
-from .messages import SaveFolderChosen
+from .messages import SaveFolderChosen, UnlockStarted
+from .preload import preload_inbox, preload_service
 
 if TYPE_CHECKING:
     from rune_proto.keys import Identity
@@ -122,7 +123,7 @@ class RuneApp(ServerTrust, NewMailNotices):
             self.open_wizard()
         elif account.keystore == "file":
             self.ask_passphrase(account)
-            self.call_after_refresh(_preload_service)  # once the prompt is on screen
+            self.call_after_refresh(preload_service)  # once the prompt is on screen
         else:
             self.set_status(f"Opening the system keyring for {account.label}…", busy=True)
             self.unlock_from_keyring(account)
@@ -186,6 +187,24 @@ class RuneApp(ServerTrust, NewMailNotices):
             self.notify(f"The key of {account.label} stays locked.", title="Not switched")
         else:
             self.set_status("The key stays locked.", problem=True)
+
+    def on_unlock_started(self, _event: UnlockStarted) -> None:
+        """While scrypt runs in its thread, import the inbox and read its stylesheet.
+
+        Textual reads a screen's CSS_PATH when the screen is first pushed, and re-parses
+        every stylesheet of the app to do it (~30-60 ms before the inbox's first frame);
+        here it overlaps the scrypt instead, and costs only its own parse. Its rules are
+        scoped to the mail screens.
+        """
+        from .screens import STYLES
+
+        preload_inbox()
+        if not self.stylesheet.has_source(str(STYLES), ""):
+            self.stylesheet.read(STYLES)
+            # parse(), not Textual's reparse(): that parses every source again in a fresh
+            # Stylesheet (~60 ms); parse() keeps the rules already parsed and adds these.
+            self.stylesheet.parse()
+            self.stylesheet.update(self)
 
     @on(Button.Pressed, "#start-retry")
     def _retry(self) -> None:
@@ -420,16 +439,6 @@ def _describe_error(exc: BaseException) -> str:
     from .service import describe_error
 
     return describe_error(exc)
-
-
-def _preload_service() -> None:
-    """Import the service layer in a thread while the user types the passphrase."""
-    import threading
-
-    def load() -> None:
-        from . import service  # noqa: F401 - imported for its side effect: loaded
-
-    threading.Thread(target=load, name="rune-preload", daemon=True).start()
 
 
 def _unlock_with_passphrase(paths: Paths, account: Account, passphrase: str) -> Unlocked:

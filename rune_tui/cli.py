@@ -18,9 +18,11 @@ from .config import Paths, load_config
 
 # Textual draws at most 60 frames a second, so a key pressed within 16 ms of the last
 # frame waits for the next one; j in the inbox paints two (highlight, then preview), so
-# it waited often: 25 ms at 60, 13 ms at 240 (docs/performance.md). Nothing here
-# animates continuously, so a higher cap costs no steady CPU. A user's TEXTUAL_FPS wins.
-FRAME_RATE = 240
+# it waited often: 25 ms at 60, 13 ms at 240, 11.6 at 1000 (docs/performance.md). Nothing
+# here animates continuously (the spinners tick 16 times a second whatever the cap), and
+# lines that count a long job go through pace.Pace, so a high cap costs no steady CPU.
+# A user's TEXTUAL_FPS wins.
+FRAME_RATE = 1000
 
 
 def version() -> str:

@@ -54,3 +54,11 @@ class SaveFolderChosen(Message):
     def __init__(self, folder: str) -> None:
         super().__init__()
         self.folder = folder
+
+
+class UnlockStarted(Message):
+    """A passphrase was submitted: the key file's scrypt runs in a thread from now on.
+
+    The scrypt leaves the event loop idle for ~75 ms; the App spends them on what the
+    inbox will need (its stylesheet), so the rows come sooner once the key opens.
+    """

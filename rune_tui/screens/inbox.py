@@ -38,6 +38,7 @@ from ..components.formatting import preview_text, unreadable_text
 from ..components.message_header import MessageHeader
 from ..components.message_list import MessageList
 from ..messages import MailboxRefreshed, MessageDeleted, RefreshFailed
+from ..pace import Pace
 from ..sent import SentMessage
 from ..service import describe_error
 from ..threads import conversations
@@ -119,10 +120,19 @@ class InboxScreen(InboxSearch, InboxActions, InboxLive):
         if self.mailbox.cache.needs_rebuild:
             self._recover()
         if self.refresh_on_mount:
-            self.action_refresh()
-            self._watch()  # new mail the moment it is stored (or by polling, see live.py)
+            # The rows first: the refresh opens the contact book and the replay log and
+            # connects (~30-90 ms on the event loop), none of which the cached rows need.
+            self._status("Checking for new mail…")
+            self.call_after_refresh(self._check_for_mail)
         else:
             self._status_ready()
+
+    def _check_for_mail(self) -> None:
+        """The refresh, and the watch for new mail (or polling, see live.py), once shown."""
+        if not self.is_mounted:
+            return
+        self.action_refresh()
+        self._watch()
 
     def on_screen_resume(self) -> None:
         if not self.is_mounted:
@@ -192,8 +202,11 @@ class InboxScreen(InboxSearch, InboxActions, InboxLive):
         if not quiet:
             self._status("Checking for new mail…")
 
+        pace = Pace()
+
         def progress(done: int, total: int) -> None:
-            self._status(f"Fetching new messages: {done:,} of {total:,}…")
+            if pace.due(last=done == total):  # not a frame per message: see pace.py
+                self._status(f"Fetching new messages: {done:,} of {total:,}…")
 
         try:
             new = await self.mailbox.refresh(progress)

@@ -24,6 +24,8 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, LoadingIndicator, Static
 
+from ..messages import UnlockStarted
+
 T = TypeVar("T")
 
 
@@ -100,6 +102,7 @@ class PassphraseScreen(ModalScreen[T | None], Generic[T]):
         self.query_one("#passphrase-busy").display = True
         self.query_one("#unlock", Button).disabled = True
         self.try_unlock(passphrase)
+        self.post_message(UnlockStarted())  # the app prepares the inbox meanwhile
 
     @work(exclusive=True, group="unlock", exit_on_error=False)
     async def try_unlock(self, passphrase: str) -> None:
