@@ -149,8 +149,39 @@ _BARE_COMMANDS: dict[str, type[Command]] = {
 }
 
 
+_MESSAGE = b"MESSAGE "
+
+
 def parse_command(line: bytes, *, max_payload: int) -> Command:
     """Parse one command line (without its ending). Raises RemoteProtocolError."""
+    if line.startswith(_MESSAGE):
+        message = _message_from_bytes(line, max_payload)
+        if message is not None:
+            return message
+    return parse_command_text(line, max_payload=max_payload)
+
+
+def _message_from_bytes(line: bytes, max_payload: int) -> Message | None:
+    """A MESSAGE line without turning its ~25 KB payload into text and back (four
+    copies and two scans, ~60% of the parse once base64 is SIMD).
+
+    The strict base64url decoder refuses every byte the text checks would (CR, NUL,
+    non-ASCII, a space), so a line it accepts parses exactly as in the general path;
+    for anything else this returns None and the general path gives the same error.
+    """
+    space = line.find(b" ", len(_MESSAGE))
+    payload = line[space + 1 :]
+    if space <= len(_MESSAGE) or not payload or len(payload) > (max_payload * 4 + 2) // 3:
+        return None
+    try:
+        data = b64decode(payload)
+    except EncodingError:
+        return None
+    return Message(_address(_decode_line(line[len(_MESSAGE) : space])), data)
+
+
+def parse_command_text(line: bytes, *, max_payload: int) -> Command:
+    """The general path of :func:`parse_command`: the line as text, then its tokens."""
     text = _decode_line(line)
     verb, separator, rest = text.partition(" ")
     if not verb.isascii() or (separator and not rest):

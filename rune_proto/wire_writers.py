@@ -7,10 +7,9 @@ writer only lays it out and never has to check it.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterator
 
-from .encoding import b64encode
+from .encoding import b64encode, b64encode_bytes
 from .errors import LocalProtocolError
 from .events import (
     Authenticated,
@@ -140,5 +139,5 @@ def retrieved_pieces(reply: Retrieved, piece: int) -> Iterator[bytes]:
     yield f"250 {reply.message_id} ".encode("ascii")
     blob = memoryview(reply.blob)
     for start in range(0, len(blob), step):
-        yield base64.urlsafe_b64encode(blob[start : start + step]).rstrip(b"=")
+        yield b64encode_bytes(blob[start : start + step])
     yield b"\r\n"

@@ -7,7 +7,6 @@ use) ends as one line on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import re
 import socket
@@ -20,7 +19,7 @@ from .. import __version__
 from ..address import AddressError, parse_address, random_part
 from ..encoding import b64encode
 from ..transport import DEFAULT_PORT
-from . import logsetup
+from . import eventloop, logsetup
 from .admin_cli import add_commands, database_option, store_of
 from .admission import source_of
 from .backup import backup, backup_before_upgrade
@@ -103,6 +102,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         raise OperatorError(f"--workers is 1 to {MAX_WORKERS}")
     if workers > 1 and not location.is_postgres:
         raise OperatorError(SQLITE_ONE_WORKER.format(n=workers))
+    try:  # before the passphrase: "uvloop is not installed" should not wait for it
+        eventloop.loop_factory(config.event_loop)
+    except eventloop.EventLoopUnavailable as exc:
+        raise OperatorError(str(exc)) from exc
     logsetup.configure(config.log_format, config.log_level)
     os.umask(0o077)  # SQLite's WAL and shared-memory files: owner only
     if not location.is_postgres:
@@ -120,7 +123,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     def serve_one(mine: ServerConfig, listeners: list[socket.socket] | None, ready: Ready) -> None:
         try:
-            asyncio.run(serve(mine, identity, context, location, args.host, port, ready, listeners))
+            eventloop.run(
+                lambda: serve(mine, identity, context, location, args.host, port, ready, listeners),
+                mine.event_loop,
+            )
         except StoreError as exc:
             raise OperatorError(str(exc)) from exc
 

@@ -26,6 +26,7 @@ from ..events import Greeting
 from ..local.atomicfile import write_atomically
 from ..transport import DEFAULT_PORT
 from ..wire import message_line_limit
+from .eventloop import EVENT_LOOPS
 from .logsetup import LOG_FORMATS, LOG_LEVELS
 
 MIB = 1024 * 1024
@@ -162,6 +163,8 @@ class ServerConfig:
     workers: int = 1
     # Connections to PostgreSQL this server (all its workers together) holds at most.
     database_pool: int = 8
+    # The event loop (eventloop.py): auto (uvloop when installed), uvloop or asyncio.
+    event_loop: str = "auto"
 
     def __post_init__(self) -> None:
         try:
@@ -234,6 +237,8 @@ class ServerConfig:
             raise OperatorError(f"config: workers is 1 to {MAX_WORKERS}")
         if not MIN_POOL <= self.database_pool <= MAX_POOL:
             raise OperatorError(f"config: database_pool is {MIN_POOL} to {MAX_POOL}")
+        if self.event_loop not in EVENT_LOOPS:
+            raise OperatorError(f"config: event_loop is one of {', '.join(EVENT_LOOPS)}")
 
     @property
     def wait_seconds(self) -> int | None:

@@ -41,6 +41,7 @@ from .budget import MemoryBudget, return_freed_memory_to_os
 from .closing import CLOSE_TIMEOUT, refuse
 from .config import ServerConfig
 from .dburl import Location
+from .eventloop import running_loop_name
 from .link import Link, log_bug
 from .metrics import start_metrics
 from .notices import start_notifier
@@ -79,7 +80,7 @@ class RuneServer:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
         # Connections in their TLS handshake, and the handshakes being stopped.
-        self._handshaking: dict[asyncio.StreamWriter, asyncio.Task[Any]] = {}
+        self._handshaking: set[asyncio.Task[Any]] = set()
         self._halted: set[asyncio.Task[Any]] = set()
         self._links: set[Link] = set()
         self.budget = MemoryBudget(services.config.memory_budget)
@@ -125,19 +126,17 @@ class RuneServer:
             self.stopping.set_result(None)
             for link in self._links:
                 link.stop_waiting()
-            for handshake in list(self._handshaking.values()):  # nobody greeted yet
+            for handshake in list(self._handshaking):  # nobody greeted yet
                 self._halt(handshake)
             return
         self._abort_all()
 
     def _abort_all(self) -> None:
         """Drop every connection (not task.cancel(): asyncio's stream callback logs that)."""
+        for handshake in list(self._handshaking):
+            self._halt(handshake)
         for writer in self._writers:
-            handshake = self._handshaking.get(writer)
-            if handshake is not None:
-                self._halt(handshake)
-            else:
-                writer.transport.abort()
+            writer.transport.abort()
 
     def _halt(self, handshake: asyncio.Task[Any]) -> None:
         """Stop a connection in its TLS handshake (see :meth:`_handshake`)."""
@@ -208,27 +207,48 @@ class RuneServer:
             conn.close()
             self.admission.socket_closed()
             return
+        task = asyncio.create_task(self._attach(conn, verdict, ticket))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _attach(self, conn: socket.socket, verdict: Verdict, ticket: Ticket | None) -> None:
+        """TLS on the accepted socket within ``handshake_timeout``; once it is done the
+        stream protocol starts :meth:`_accept` in a task. On failure the socket is closed.
+
+        TLS is the transport's protocol from its first read (not plain, then
+        ``start_tls``): uvloop reads as soon as a transport exists, and a ClientHello
+        read as plain bytes would be lost to the handshake. A connection displaced (or
+        dropped) during its handshake, or still in it when the server stops, is stopped
+        by cancelling this task: the loop then aborts the half-made TLS transport.
+        """
+        task = asyncio.current_task()
+        assert task is not None
+        if ticket is not None:
+            ticket.evict = lambda: self._halt(task)
         reader = asyncio.StreamReader()
         protocol = asyncio.StreamReaderProtocol(
             reader, lambda r, w: self._accept(r, w, verdict, ticket)
         )
-        task = asyncio.create_task(self._attach(conn, protocol, verdict, ticket))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _attach(
-        self,
-        conn: socket.socket,
-        protocol: asyncio.StreamReaderProtocol,
-        verdict: Verdict,
-        ticket: Ticket | None,
-    ) -> None:
-        """Streams for the socket; the protocol then starts :meth:`_accept` in a task."""
+        self._handshaking.add(task)
         try:
-            await asyncio.get_running_loop().connect_accepted_socket(lambda: protocol, conn)
-        except OSError:  # reset before it was set up
-            conn.close()
+            await asyncio.get_running_loop().connect_accepted_socket(
+                lambda: protocol,
+                conn,
+                ssl=self._context,
+                ssl_handshake_timeout=self.services.config.handshake_timeout,
+            )
+        except asyncio.CancelledError:
+            if task not in self._halted:
+                self._release(verdict, ticket)
+                raise
+            task.uncancel()
             self._release(verdict, ticket)
+        except (OSError, TimeoutError, EOFError):  # reset, timeout; ssl.SSLError is an OSError
+            self.stats["handshake failed"] += 1
+            self._release(verdict, ticket)
+        finally:
+            self._handshaking.discard(task)
+            self._halted.discard(task)
 
     def _release(self, verdict: Verdict, ticket: Ticket | None) -> None:
         """The connection is over: give back what it held."""
@@ -255,8 +275,6 @@ class RuneServer:
         self._tasks.add(task)
         self._writers.add(writer)
         try:
-            if not await self._handshake(writer, task, ticket):
-                return
             if self.stopping.done() or ticket is None:
                 if ticket is not None:  # being told 421 already: nothing left to displace
                     ticket.evict = _ignore
@@ -276,37 +294,6 @@ class RuneServer:
             self._release(verdict, ticket)
             self._tasks.discard(task)
             self._writers.discard(writer)
-
-    async def _handshake(
-        self, writer: asyncio.StreamWriter, task: asyncio.Task[Any], ticket: Ticket | None
-    ) -> bool:
-        """TLS within ``handshake_timeout``; False (the socket closed) if it fails.
-
-        A connection displaced (or dropped) during its handshake is stopped by
-        cancelling the handshake: aborting the socket under it makes ``start_tls``
-        return no transport, and the stream writer then fails.
-        """
-        if ticket is not None:
-            ticket.evict = lambda: self._halt(task)
-        self._handshaking[writer] = task
-        try:
-            await writer.start_tls(
-                self._context, ssl_handshake_timeout=self.services.config.handshake_timeout
-            )
-        except asyncio.CancelledError:
-            if task not in self._halted:
-                raise
-            task.uncancel()
-            writer.transport.abort()
-            return False
-        except (OSError, TimeoutError, EOFError):  # ssl.SSLError is an OSError
-            self.stats["handshake failed"] += 1
-            writer.transport.abort()
-            return False
-        finally:
-            del self._handshaking[writer]
-            self._halted.discard(task)
-        return True
 
 
 def _ignore() -> None:
@@ -369,12 +356,13 @@ async def serve(
             loop.add_signal_handler(signum, server.stop)
         log.info(
             "serving; registration %s, %d connections at most (%d before login, %d per"
-            " source), descriptor limit %d",
+            " source), descriptor limit %d, event loop %s",
             config.registration,
             limits.slots,
             limits.anonymous,
             limits.per_source,
             descriptors,
+            running_loop_name(),
         )
         if limits.slots < config.max_connections:
             log.warning(
