@@ -19,6 +19,12 @@ States::
 An error reply in AWAIT_ANSWER, AWAIT_PROOF or SENDING falls back to IDLE or
 AUTHENTICATED: the exchange is abandoned, the session is not.
 
+A bound SEND (``SEND <receiver> <key fingerprint>``, §9.9) is the one pipelined pair:
+the client writes its MESSAGE right behind it. A ``201`` makes that MESSAGE the next
+command as usual; an error makes the server drop the next line unread and answer it
+``402`` (event ``DISCARDED``), and the client expects exactly that, so neither side
+ever reads a MESSAGE in a state that did not ask for one.
+
 WAIT is the one command whose reply may come much later. It enters WAITING when it
 is sent (not when answered), and there the client may send one more line, ``DONE``,
 which gets no reply of its own: the WAIT's ``281`` answers it. A DONE that crosses a
@@ -35,10 +41,12 @@ from . import status
 from .address import Address
 from .errors import LocalProtocolError, RemoteProtocolError
 from .events import (
+    DISCARDED,
     NEED_DATA,
     PAUSED,
     REPLY_TYPE,
     Authenticated,
+    BoundSend,
     Capabilities,
     Command,
     ConnectionClosed,
@@ -46,6 +54,7 @@ from .events import (
     ErrorReply,
     Event,
     Greeting,
+    Message,
     Reply,
     Retrieve,
     Retrieved,
@@ -113,6 +122,12 @@ class _OwedError:
 
 
 _OWED_ERROR = _OwedError()
+_OWED_BOUND_ERROR = _OwedError()  # ... and the line was a bound SEND: discard the next
+
+
+def _bound_shape(line: bytes) -> bool:
+    """A SEND line with more than one argument, well formed or not, counts as bound (§9.9)."""
+    return line[:5].upper() == b"SEND " and b" " in line[5:]
 
 
 class Connection:
@@ -135,6 +150,10 @@ class Connection:
         self._pending: Command | _OwedError | None = None
         self._body: tuple[int, str, list[str]] | None = None
         self._body_bytes = 0
+        # A bound SEND was refused: the server drops the next line; the client reads
+        # that line's 402 as its MESSAGE's reply (§9.9).
+        self._discard_next = False
+        self._following: Message | None = None  # client: the MESSAGE written behind it
         # Server side: DONE was read, so the WAIT's reply is owed now ...
         self._wait_done = False
         # ... or the server ended the wait itself: a DONE now in flight is dropped.
@@ -189,11 +208,16 @@ class Connection:
             return PAUSED
         sending = self.state is State.SENDING
         limit = message_line_limit(self.max_payload) if sending else self.max_line
-        line = self._read_line(limit)
+        # A line to discard is dropped as it arrives (limit 0), never buffered.
+        line = self._read_line(0 if self._discard_next else limit)
         if line is None:
             return NEED_DATA
         if isinstance(line, ConnectionClosed):
             return line
+        if self._discard_next:
+            self._discard_next = False
+            self._pending = _OWED_ERROR
+            return DISCARDED
         stray_done, self._stray_done = self._stray_done, False
         if waiting:
             return self._line_while_waiting(line)
@@ -204,6 +228,8 @@ class Connection:
             raise RemoteProtocolError(
                 f"line too long (limit {self.max_line} bytes)", status.LINE_TOO_LONG
             )
+        if _bound_shape(line):
+            self._pending = _OWED_BOUND_ERROR
         command = parse_command(line, max_payload=self.max_payload)
         if stray_done and isinstance(command, Done):
             self._pending = None
@@ -296,8 +322,21 @@ class Connection:
             server = self.role is Role.SERVER
             self._stray_done = server and not self._wait_done and isinstance(reply, WaitEnded)
             self._wait_done = False
+        discarded, self._discard_next = self._discard_next and isinstance(command, Message), False
         self._apply(type(command), reply)
+        if isinstance(command, BoundSend):
+            self._after_bound_send(isinstance(reply, ErrorReply))
+        elif discarded and not isinstance(reply, ErrorReply):
+            self.state = State.CLOSED
+            raise RemoteProtocolError("success for a MESSAGE the server discarded", fatal=True)
         return reply
+
+    def _after_bound_send(self, refused: bool) -> None:
+        """The MESSAGE behind a bound SEND: next to be answered, or (refused) discarded."""
+        self._discard_next = refused and self.state is not State.CLOSED
+        following, self._following = self._following, None
+        if following is not None and self.state is not State.CLOSED:
+            self._pending = following
 
     # --- sending --------------------------------------------------------------
 
@@ -344,6 +383,7 @@ class Connection:
                 raise LocalProtocolError("a rejected line is answered with an ErrorReply")
             self._pending = None
             self._apply(None, reply)
+            self._discard_next = pending is _OWED_BOUND_ERROR and self.state is not State.CLOSED
             return format_reply(reply)
         if not isinstance(reply, ErrorReply | REPLY_TYPE[type(pending)]):
             raise LocalProtocolError(f"{type(reply).__name__} does not answer {pending.verb}")
@@ -358,7 +398,15 @@ class Connection:
                 raise LocalProtocolError("DONE ends a WAIT, and only once", status.BAD_SEQUENCE)
             self._wait_done = True
             return format_command(command)
+        if self._pending is not None and self._may_follow(command):
+            assert isinstance(command, Message)
+            self._following = command
+            return format_command(command)
         refused = rejection(self.state, type(command))
+        if self._discard_next:
+            if not isinstance(command, Message):
+                raise LocalProtocolError("a refused bound SEND's MESSAGE must come next")
+            refused = None  # written only to be discarded
         if self._pending is not None:
             waiting = self.state is State.WAITING
             if waiting:
@@ -373,6 +421,16 @@ class Connection:
             self.state = State.WAITING
             self._wait_done = False
         return format_command(command)
+
+    def _may_follow(self, command: Command) -> bool:
+        """Client: a MESSAGE may be written behind a bound SEND before its reply."""
+        pending = self._pending
+        return (
+            isinstance(pending, BoundSend)
+            and isinstance(command, Message)
+            and self._following is None
+            and self._body is None
+        )
 
     def _apply(self, command: type[Command] | None, reply: Reply) -> None:
         self.state = next_state(self.state, command, reply)

@@ -20,6 +20,7 @@ from .. import status
 from ..connection import Connection, Role, State
 from ..errors import RemoteProtocolError
 from ..events import (
+    DISCARDED,
     NEED_DATA,
     Authenticated,
     Command,
@@ -59,6 +60,15 @@ FREE_INPUT = 2 * READ_CHUNK
 # written in pieces of REPLY_PIECE bytes, each once the last has left the transport.
 LARGE_REPLY = 64 * 1024
 REPLY_PIECE = 256 * 1024
+
+
+# Replies are held back while the next command has begun to arrive (a pipelining client
+# writes it without waiting for them), and written together - one TLS record, one send -
+# once the link is between commands; at most this much is held, so a client that
+# pipelines many LOOKUPs is answered as it goes. A lock-step client never has a line
+# half sent while it waits for a reply, so it is answered at once, as before.
+HELD_REPLIES = 16 * 1024
+DISCARDED_TEXT = "no send in progress; message discarded"
 
 
 # Why a waiting read was interrupted when the answer is the WAIT's, not a 421.
@@ -134,6 +144,8 @@ class Link:
         self._new_mail = False
         self._waiting = False
         self._unsubscribe: Callable[[], None] | None = None
+        self._held: list[bytes] = []  # replies not yet written (see HELD_REPLIES)
+        self._held_bytes = 0
 
     async def run(self) -> None:
         try:
@@ -144,8 +156,10 @@ class Link:
         except Exception as exc:
             log_bug("the connection loop", exc)
             self._server.stats["500"] += 1
+            self._write_held()
             self._writer.write(format_reply(error(status.INTERNAL_ERROR)))
         finally:
+            self._write_held()
             if self._unsubscribe is not None:
                 # and drop it: it holds this link (a cycle would keep the TLS buffers of
                 # every finished connection until the garbage collector ran)
@@ -189,6 +203,8 @@ class Link:
                 await self._wait()
             elif isinstance(event, Done):
                 await self._end_wait()
+            elif event is DISCARDED:  # the MESSAGE behind a refused bound SEND (§9.9)
+                await self._send(error(status.BAD_SEQUENCE, DISCARDED_TEXT), failure=False)
             elif isinstance(event, Command):
                 if self._ended is not None:  # not even a command already pipelined
                     await self._send(error(status.CLOSING, self._ended))
@@ -314,6 +330,8 @@ class Link:
         On shutdown a connection between commands is told 421 at once, but one in the
         middle of a command line (say a long MESSAGE upload) may finish sending it.
         """
+        if self._conn.buffered == 0:  # between commands: nothing more is coming unasked
+            await self._flush()
         reason = self._timeout_reason
         if self._server.stopping.done() and self._conn.buffered == 0:
             reason = "server shutting down"
@@ -376,9 +394,10 @@ class Link:
         else:
             self._interrupt(self._timeout_reason)
 
-    async def _send(self, reply: Reply) -> None:
+    async def _send(self, reply: Reply, *, failure: bool = True) -> None:
+        """Answer; every error counts as a failure but the discarded MESSAGE's 402 (§9.9)."""
         if isinstance(reply, ErrorReply):
-            self._failures += 1
+            self._failures += failure
             if self._failures > self._config.max_failures and not status.closes(reply.status):
                 reply = error(status.TOO_MANY_FAILURES)
             self._server.stats[str(reply.status)] += 1
@@ -390,14 +409,16 @@ class Link:
         writer = self._writer
         try:
             if isinstance(reply, Retrieved) and len(reply.blob) >= LARGE_REPLY:
+                await self._flush()
                 await self._write_pieces(reply)
             else:
-                writer.write(self._conn.send(reply))
-                if writer.transport.get_write_buffer_size() == 0:
-                    await writer.drain()  # all sent (the usual case): cannot wait, no timer
-                else:
-                    async with asyncio.timeout(self._config.idle_timeout):
-                        await writer.drain()
+                data = self._conn.send(reply)
+                self._held.append(data)
+                self._held_bytes += len(data)
+                # More is read already (a pipelined command): answer it in the same write.
+                more = self._conn.buffered and self._conn.state is not State.CLOSED
+                if not more or self._held_bytes >= HELD_REPLIES:
+                    await self._flush()
         except (OSError, TimeoutError) as exc:
             # A peer that does not read gets nothing more, not even a TLS close_notify:
             # drop the connection now rather than wait for a flush that cannot happen.
@@ -406,6 +427,28 @@ class Link:
         self._deadline = self._next_deadline()
         if self._watchdog is None:
             self._watchdog = self._loop.call_at(self._deadline, self._watch)
+
+    def _write_held(self) -> None:
+        if self._held:
+            self._writer.write(b"".join(self._held) if len(self._held) > 1 else self._held[0])
+            self._held.clear()
+            self._held_bytes = 0
+
+    async def _flush(self) -> None:
+        """Write the replies held back, and wait (within the idle timeout) until they left."""
+        if not self._held:
+            return
+        self._write_held()
+        writer = self._writer
+        try:
+            if writer.transport.get_write_buffer_size() == 0:
+                await writer.drain()  # all sent (the usual case): cannot wait, no timer
+            else:
+                async with asyncio.timeout(self._config.idle_timeout):
+                    await writer.drain()
+        except (OSError, TimeoutError) as exc:
+            writer.transport.abort()
+            raise _Gone from exc
 
     async def _write_pieces(self, reply: Retrieved) -> None:
         """A large reply piece by piece, each after the last has left (all within the
