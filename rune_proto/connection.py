@@ -39,6 +39,7 @@ from enum import Enum
 
 from . import status
 from .address import Address
+from .connection_replies import MAX_BODY_BYTES, MAX_BODY_LINES, ReplyReader
 from .errors import LocalProtocolError, RemoteProtocolError
 from .events import (
     DISCARDED,
@@ -66,26 +67,21 @@ from .states import ALLOWED, NEEDS_LOGIN, TRANSITIONS, State, next_state, reject
 from .wire import (
     LineBuffer,
     TooLong,
-    expects_body,
     format_command,
     format_reply,
     message_line_limit,
     parse_command,
-    parse_greeting,
-    parse_reply,
     retrieved_pieces,
-    split_reply,
 )
 
 DEFAULT_MAX_LINE = 4096
 DEFAULT_MAX_PAYLOAD = 16 * 1024 * 1024
-MAX_BODY_LINES = 1_000_000
-MAX_BODY_BYTES = 64 * 1024 * 1024  # a hostile server cannot make a client hold more
-_REPLY_LINE_LIMIT = 16 * 1024  # longest non-RETRIEVE reply (201 with two keys) is ~3.4 KiB
 
 
 __all__ = [
     "ALLOWED",
+    "MAX_BODY_BYTES",
+    "MAX_BODY_LINES",
     "NEEDS_LOGIN",
     "TRANSITIONS",
     "Connection",
@@ -99,15 +95,6 @@ __all__ = [
 class Role(Enum):
     CLIENT = "client"
     SERVER = "server"
-
-
-def _refusal(line: bytes) -> ErrorReply | None:
-    """A closing status sent instead of the greeting (``421 too many connections``)."""
-    try:
-        code, rest = split_reply(line)
-    except RemoteProtocolError:
-        return None
-    return ErrorReply(code, rest) if code >= 400 and status.closes(code) else None
 
 
 def _parse_quietly(line: bytes, max_payload: int) -> Command | None:
@@ -130,7 +117,7 @@ def _bound_shape(line: bytes) -> bool:
     return line[:5].upper() == b"SEND " and b" " in line[5:]
 
 
-class Connection:
+class Connection(ReplyReader):
     """One side of one connection. Not thread-safe; cheap to create."""
 
     def __init__(
@@ -251,70 +238,6 @@ class Connection:
         if isinstance(command, Done):
             return command
         raise RemoteProtocolError("only DONE may be sent while waiting", status.BAD_SEQUENCE)
-
-    def _reply_limit(self) -> int:
-        if isinstance(self._pending, Retrieve):
-            return message_line_limit(self.max_payload + 64 * 1024)
-        return max(self.max_line, _REPLY_LINE_LIMIT)
-
-    def _next_reply(self) -> Event:
-        """Every protocol error from the server is fatal: a client cannot resync."""
-        try:
-            return self._read_reply()
-        except RemoteProtocolError as exc:
-            self.state = State.CLOSED
-            if exc.fatal:
-                raise
-            raise RemoteProtocolError(str(exc), exc.status, fatal=True) from exc
-
-    def _read_reply(self) -> Event:
-        while True:
-            if self.state is State.CLOSED:  # whatever follows a close is not read
-                return ConnectionClosed()
-            line = self._read_line(self._reply_limit())
-            if line is None or isinstance(line, ConnectionClosed):
-                return NEED_DATA if line is None else line
-            if isinstance(line, TooLong):
-                raise RemoteProtocolError("server sent an oversized line", fatal=True)
-            if self.state is State.GREETING:
-                refusal = _refusal(line)
-                if refusal is not None:
-                    self.state = State.CLOSED
-                    return refusal
-                self.state = State.IDLE
-                return parse_greeting(line)
-            if self._body is not None:
-                reply = self._continue_body(line)
-                if reply is None:
-                    continue
-                return reply
-            code, rest = split_reply(line)
-            command = self._pending
-            if not isinstance(command, Command):
-                if status.closes(code) and code >= 400:
-                    self.state = State.CLOSED
-                    return ErrorReply(code, rest)
-                raise RemoteProtocolError(f"unsolicited reply {code}", fatal=True)
-            if expects_body(command, code):
-                self._body = (code, rest, [])
-                self._body_bytes = 0
-                continue
-            return self._finish(command, parse_reply(command, code, rest))
-
-    def _continue_body(self, line: bytes) -> Reply | None:
-        assert self._body is not None and isinstance(self._pending, Command)
-        code, rest, body = self._body
-        if line == b".":
-            self._body = None
-            return self._finish(self._pending, parse_reply(self._pending, code, rest, body))
-        self._body_bytes += len(line)
-        if len(body) >= MAX_BODY_LINES or self._body_bytes > MAX_BODY_BYTES:
-            raise RemoteProtocolError("reply body is too large", fatal=True)
-        try:
-            body.append(line.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            raise RemoteProtocolError("reply body is not UTF-8", fatal=True) from exc
-        return None
 
     def _finish(self, command: Command, reply: Reply) -> Reply:
         self._pending = None

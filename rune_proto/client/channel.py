@@ -44,7 +44,7 @@ READ_CHUNK = 256 * 1024  # bytes per read, and the StreamReader's buffer limit
 # per second) gets more time, so a big RETRIEVE on a slow link completes while a server
 # that trickles bytes cannot hold the client forever.
 _MIN_RATE = 32 * 1024
-_LINE = 16 * 1024  # the longest single-line reply but 250 (connection._REPLY_LINE_LIMIT)
+_LINE = 16 * 1024  # the longest single-line reply but 250 (connection_replies._REPLY_LINE_LIMIT)
 _CLOSE_REPORT_TURNS = 3  # loop turns for asyncio to report a broken connection (SSL: two)
 # The largest CLIENT MESSAGE a valid message can need (protocol.md §9.8): a server that
 # announces a bigger MAX_PAYLOAD cannot make the client buffer longer RETRIEVE replies.
