@@ -42,6 +42,8 @@ from ..wire import format_reply
 from .budget import GRANT_STEP
 from .closing import close_link
 from .host import ServerHost
+from .outbox import Gone as _Gone
+from .outbox import Outbox
 from .session import VERSIONS, ServerSession, error
 
 if TYPE_CHECKING:
@@ -62,12 +64,6 @@ LARGE_REPLY = 64 * 1024
 REPLY_PIECE = 256 * 1024
 
 
-# Replies are held back while the next command has begun to arrive (a pipelining client
-# writes it without waiting for them), and written together - one TLS record, one send -
-# once the link is between commands; at most this much is held, so a client that
-# pipelines many LOOKUPs is answered as it goes. A lock-step client never has a line
-# half sent while it waits for a reply, so it is answered at once, as before.
-HELD_REPLIES = 16 * 1024
 DISCARDED_TEXT = "no send in progress; message discarded"
 
 
@@ -81,10 +77,6 @@ class _Woken:
 
 
 _WOKEN = _Woken()
-
-
-class _Gone(Exception):
-    """The peer went away, or stopped reading; nothing more can be sent."""
 
 
 def log_bug(where: str, exc: BaseException) -> None:
@@ -144,8 +136,7 @@ class Link:
         self._new_mail = False
         self._waiting = False
         self._unsubscribe: Callable[[], None] | None = None
-        self._held: list[bytes] = []  # replies not yet written (see HELD_REPLIES)
-        self._held_bytes = 0
+        self._outbox = Outbox(writer, self._config.idle_timeout)  # replies held back
 
     async def run(self) -> None:
         try:
@@ -156,10 +147,10 @@ class Link:
         except Exception as exc:
             log_bug("the connection loop", exc)
             self._server.stats["500"] += 1
-            self._write_held()
+            self._outbox.write_held()
             self._writer.write(format_reply(error(status.INTERNAL_ERROR)))
         finally:
-            self._write_held()
+            self._outbox.write_held()
             if self._unsubscribe is not None:
                 # and drop it: it holds this link (a cycle would keep the TLS buffers of
                 # every finished connection until the garbage collector ran)
@@ -331,7 +322,7 @@ class Link:
         middle of a command line (say a long MESSAGE upload) may finish sending it.
         """
         if self._conn.buffered == 0:  # between commands: nothing more is coming unasked
-            await self._flush()
+            await self._outbox.flush()
         reason = self._timeout_reason
         if self._server.stopping.done() and self._conn.buffered == 0:
             reason = "server shutting down"
@@ -409,16 +400,12 @@ class Link:
         writer = self._writer
         try:
             if isinstance(reply, Retrieved) and len(reply.blob) >= LARGE_REPLY:
-                await self._flush()
+                await self._outbox.flush()
                 await self._write_pieces(reply)
             else:
-                data = self._conn.send(reply)
-                self._held.append(data)
-                self._held_bytes += len(data)
                 # More is read already (a pipelined command): answer it in the same write.
-                more = self._conn.buffered and self._conn.state is not State.CLOSED
-                if not more or self._held_bytes >= HELD_REPLIES:
-                    await self._flush()
+                more = bool(self._conn.buffered) and self._conn.state is not State.CLOSED
+                await self._outbox.put(self._conn.send(reply), more_coming=more)
         except (OSError, TimeoutError) as exc:
             # A peer that does not read gets nothing more, not even a TLS close_notify:
             # drop the connection now rather than wait for a flush that cannot happen.
@@ -427,28 +414,6 @@ class Link:
         self._deadline = self._next_deadline()
         if self._watchdog is None:
             self._watchdog = self._loop.call_at(self._deadline, self._watch)
-
-    def _write_held(self) -> None:
-        if self._held:
-            self._writer.write(b"".join(self._held) if len(self._held) > 1 else self._held[0])
-            self._held.clear()
-            self._held_bytes = 0
-
-    async def _flush(self) -> None:
-        """Write the replies held back, and wait (within the idle timeout) until they left."""
-        if not self._held:
-            return
-        self._write_held()
-        writer = self._writer
-        try:
-            if writer.transport.get_write_buffer_size() == 0:
-                await writer.drain()  # all sent (the usual case): cannot wait, no timer
-            else:
-                async with asyncio.timeout(self._config.idle_timeout):
-                    await writer.drain()
-        except (OSError, TimeoutError) as exc:
-            writer.transport.abort()
-            raise _Gone from exc
 
     async def _write_pieces(self, reply: Retrieved) -> None:
         """A large reply piece by piece, each after the last has left (all within the
