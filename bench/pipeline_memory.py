@@ -33,7 +33,6 @@ from rune_proto.envelope import Content, seal_client_message, seal_message  # no
 from rune_proto.events import (  # noqa: E402
     NEED_DATA,
     Authenticated,
-    BoundSend,
     Capa,
     Command,
     Event,
@@ -43,6 +42,7 @@ from rune_proto.events import (  # noqa: E402
     Message,
     Proof,
     Registered,
+    Send,
 )
 from rune_proto.handshake import login_proof  # noqa: E402
 from rune_proto.keys import Identity, PublicKey  # noqa: E402
@@ -116,8 +116,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             for start in range(0, args.conns, 32):
                 batch = range(start, min(args.conns, start + 32))
                 links += await asyncio.gather(*(open_link(server, alice) for _ in batch))
-            bound = BoundSend(bob[0], bob[1].public.fingerprint())
-            pair = format_command(bound) + format_command(Message(alice[0], payload))
+            if args.plain:  # SEND, MESSAGE pipelined by hand: what any server reads in order
+                send: Command = Send(bob[0])
+            else:
+                from rune_proto.events import BoundSend
+
+                send = BoundSend(bob[0], bob[1].public.fingerprint())
+            pair = format_command(send) + format_command(Message(alice[0], payload))
             result: dict[str, Any] = {"conns": args.conns, "pairs": args.pairs}
             result["pipelined_sends"] = await flood_raw(server, links, pair, args.pairs, 2, args)
             lookup = format_command(Lookup(bob[0]))
@@ -178,6 +183,9 @@ def main() -> int:
     parser.add_argument("--pairs", type=int, default=20)
     parser.add_argument("--lookups", type=int, default=2000)
     parser.add_argument("--hold", type=float, default=3.0)
+    parser.add_argument(
+        "--plain", action="store_true", help="plain SEND (no fingerprint): works on older servers"
+    )
     args = parser.parse_args()
     print(json.dumps(asyncio.run(run(args)), indent=2))
     return 0
