@@ -10,8 +10,10 @@ Both servers run as their own processes on 127.0.0.1, with TLS from the first by
   (EHLO done beforehand; each message is MAIL, RCPT, DATA).
 - Rune: a real ``rune-server`` (``python -m rune_proto.server init`` / ``serve --port
   0``, free registration, passphrase file); 64 accounts registered beforehand; each
-  client is logged in before the clock starts and sends with the client library's
-  ``Session.send`` (SEND + MESSAGE, sealing on the client).
+  client is logged in before the clock starts, with every account's key pinned (as
+  a client with a contact book has its correspondents'), and sends with the client
+  library's ``Session.send`` (a bound SEND + MESSAGE in one round trip where the server
+  offers it, docs/protocol.md §9.9; else SEND, 201, MESSAGE; sealing on the client).
 
 Every message carries the same 4 KiB of user text. For N messages and each C in
 ``--conns``, C connections (spread over a few load-generator processes, so that the

@@ -19,6 +19,12 @@ States::
 An error reply in AWAIT_ANSWER, AWAIT_PROOF or SENDING falls back to IDLE or
 AUTHENTICATED: the exchange is abandoned, the session is not.
 
+A bound SEND (``SEND <receiver> <key fingerprint>``, §9.9) is the one pipelined pair:
+the client writes its MESSAGE right behind it. A ``201`` makes that MESSAGE the next
+command as usual; an error makes the server drop the next line unread and answer it
+``402`` (event ``DISCARDED``), and the client expects exactly that, so neither side
+ever reads a MESSAGE in a state that did not ask for one.
+
 WAIT is the one command whose reply may come much later. It enters WAITING when it
 is sent (not when answered), and there the client may send one more line, ``DONE``,
 which gets no reply of its own: the WAIT's ``281`` answers it. A DONE that crosses a
@@ -33,12 +39,15 @@ from enum import Enum
 
 from . import status
 from .address import Address
+from .connection_replies import MAX_BODY_BYTES, MAX_BODY_LINES, ReplyReader
 from .errors import LocalProtocolError, RemoteProtocolError
 from .events import (
+    DISCARDED,
     NEED_DATA,
     PAUSED,
     REPLY_TYPE,
     Authenticated,
+    BoundSend,
     Capabilities,
     Command,
     ConnectionClosed,
@@ -46,6 +55,7 @@ from .events import (
     ErrorReply,
     Event,
     Greeting,
+    Message,
     Reply,
     Retrieve,
     Retrieved,
@@ -57,26 +67,21 @@ from .states import ALLOWED, NEEDS_LOGIN, TRANSITIONS, State, next_state, reject
 from .wire import (
     LineBuffer,
     TooLong,
-    expects_body,
     format_command,
     format_reply,
     message_line_limit,
     parse_command,
-    parse_greeting,
-    parse_reply,
     retrieved_pieces,
-    split_reply,
 )
 
 DEFAULT_MAX_LINE = 4096
 DEFAULT_MAX_PAYLOAD = 16 * 1024 * 1024
-MAX_BODY_LINES = 1_000_000
-MAX_BODY_BYTES = 64 * 1024 * 1024  # a hostile server cannot make a client hold more
-_REPLY_LINE_LIMIT = 16 * 1024  # longest non-RETRIEVE reply (201 with two keys) is ~3.4 KiB
 
 
 __all__ = [
     "ALLOWED",
+    "MAX_BODY_BYTES",
+    "MAX_BODY_LINES",
     "NEEDS_LOGIN",
     "TRANSITIONS",
     "Connection",
@@ -92,15 +97,6 @@ class Role(Enum):
     SERVER = "server"
 
 
-def _refusal(line: bytes) -> ErrorReply | None:
-    """A closing status sent instead of the greeting (``421 too many connections``)."""
-    try:
-        code, rest = split_reply(line)
-    except RemoteProtocolError:
-        return None
-    return ErrorReply(code, rest) if code >= 400 and status.closes(code) else None
-
-
 def _parse_quietly(line: bytes, max_payload: int) -> Command | None:
     try:
         return parse_command(line, max_payload=max_payload)
@@ -113,9 +109,15 @@ class _OwedError:
 
 
 _OWED_ERROR = _OwedError()
+_OWED_BOUND_ERROR = _OwedError()  # ... and the line was a bound SEND: discard the next
 
 
-class Connection:
+def _bound_shape(line: bytes) -> bool:
+    """A SEND line with more than one argument, well formed or not, counts as bound (§9.9)."""
+    return line[:5].upper() == b"SEND " and b" " in line[5:]
+
+
+class Connection(ReplyReader):
     """One side of one connection. Not thread-safe; cheap to create."""
 
     def __init__(
@@ -135,6 +137,10 @@ class Connection:
         self._pending: Command | _OwedError | None = None
         self._body: tuple[int, str, list[str]] | None = None
         self._body_bytes = 0
+        # A bound SEND was refused: the server drops the next line; the client reads
+        # that line's 402 as its MESSAGE's reply (§9.9).
+        self._discard_next = False
+        self._following: Message | None = None  # client: the MESSAGE written behind it
         # Server side: DONE was read, so the WAIT's reply is owed now ...
         self._wait_done = False
         # ... or the server ended the wait itself: a DONE now in flight is dropped.
@@ -189,11 +195,16 @@ class Connection:
             return PAUSED
         sending = self.state is State.SENDING
         limit = message_line_limit(self.max_payload) if sending else self.max_line
-        line = self._read_line(limit)
+        # A line to discard is dropped as it arrives (limit 0), never buffered.
+        line = self._read_line(0 if self._discard_next else limit)
         if line is None:
             return NEED_DATA
         if isinstance(line, ConnectionClosed):
             return line
+        if self._discard_next:
+            self._discard_next = False
+            self._pending = _OWED_ERROR
+            return DISCARDED
         stray_done, self._stray_done = self._stray_done, False
         if waiting:
             return self._line_while_waiting(line)
@@ -204,6 +215,8 @@ class Connection:
             raise RemoteProtocolError(
                 f"line too long (limit {self.max_line} bytes)", status.LINE_TOO_LONG
             )
+        if _bound_shape(line):
+            self._pending = _OWED_BOUND_ERROR
         command = parse_command(line, max_payload=self.max_payload)
         if stray_done and isinstance(command, Done):
             self._pending = None
@@ -226,78 +239,27 @@ class Connection:
             return command
         raise RemoteProtocolError("only DONE may be sent while waiting", status.BAD_SEQUENCE)
 
-    def _reply_limit(self) -> int:
-        if isinstance(self._pending, Retrieve):
-            return message_line_limit(self.max_payload + 64 * 1024)
-        return max(self.max_line, _REPLY_LINE_LIMIT)
-
-    def _next_reply(self) -> Event:
-        """Every protocol error from the server is fatal: a client cannot resync."""
-        try:
-            return self._read_reply()
-        except RemoteProtocolError as exc:
-            self.state = State.CLOSED
-            if exc.fatal:
-                raise
-            raise RemoteProtocolError(str(exc), exc.status, fatal=True) from exc
-
-    def _read_reply(self) -> Event:
-        while True:
-            if self.state is State.CLOSED:  # whatever follows a close is not read
-                return ConnectionClosed()
-            line = self._read_line(self._reply_limit())
-            if line is None or isinstance(line, ConnectionClosed):
-                return NEED_DATA if line is None else line
-            if isinstance(line, TooLong):
-                raise RemoteProtocolError("server sent an oversized line", fatal=True)
-            if self.state is State.GREETING:
-                refusal = _refusal(line)
-                if refusal is not None:
-                    self.state = State.CLOSED
-                    return refusal
-                self.state = State.IDLE
-                return parse_greeting(line)
-            if self._body is not None:
-                reply = self._continue_body(line)
-                if reply is None:
-                    continue
-                return reply
-            code, rest = split_reply(line)
-            command = self._pending
-            if not isinstance(command, Command):
-                if status.closes(code) and code >= 400:
-                    self.state = State.CLOSED
-                    return ErrorReply(code, rest)
-                raise RemoteProtocolError(f"unsolicited reply {code}", fatal=True)
-            if expects_body(command, code):
-                self._body = (code, rest, [])
-                self._body_bytes = 0
-                continue
-            return self._finish(command, parse_reply(command, code, rest))
-
-    def _continue_body(self, line: bytes) -> Reply | None:
-        assert self._body is not None and isinstance(self._pending, Command)
-        code, rest, body = self._body
-        if line == b".":
-            self._body = None
-            return self._finish(self._pending, parse_reply(self._pending, code, rest, body))
-        self._body_bytes += len(line)
-        if len(body) >= MAX_BODY_LINES or self._body_bytes > MAX_BODY_BYTES:
-            raise RemoteProtocolError("reply body is too large", fatal=True)
-        try:
-            body.append(line.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            raise RemoteProtocolError("reply body is not UTF-8", fatal=True) from exc
-        return None
-
     def _finish(self, command: Command, reply: Reply) -> Reply:
         self._pending = None
         if isinstance(command, Wait):
             server = self.role is Role.SERVER
             self._stray_done = server and not self._wait_done and isinstance(reply, WaitEnded)
             self._wait_done = False
+        discarded, self._discard_next = self._discard_next and isinstance(command, Message), False
         self._apply(type(command), reply)
+        if isinstance(command, BoundSend):
+            self._after_bound_send(isinstance(reply, ErrorReply))
+        elif discarded and not isinstance(reply, ErrorReply):
+            self.state = State.CLOSED
+            raise RemoteProtocolError("success for a MESSAGE the server discarded", fatal=True)
         return reply
+
+    def _after_bound_send(self, refused: bool) -> None:
+        """The MESSAGE behind a bound SEND: next to be answered, or (refused) discarded."""
+        self._discard_next = refused and self.state is not State.CLOSED
+        following, self._following = self._following, None
+        if following is not None and self.state is not State.CLOSED:
+            self._pending = following
 
     # --- sending --------------------------------------------------------------
 
@@ -344,6 +306,7 @@ class Connection:
                 raise LocalProtocolError("a rejected line is answered with an ErrorReply")
             self._pending = None
             self._apply(None, reply)
+            self._discard_next = pending is _OWED_BOUND_ERROR and self.state is not State.CLOSED
             return format_reply(reply)
         if not isinstance(reply, ErrorReply | REPLY_TYPE[type(pending)]):
             raise LocalProtocolError(f"{type(reply).__name__} does not answer {pending.verb}")
@@ -358,7 +321,15 @@ class Connection:
                 raise LocalProtocolError("DONE ends a WAIT, and only once", status.BAD_SEQUENCE)
             self._wait_done = True
             return format_command(command)
+        if self._pending is not None and self._may_follow(command):
+            assert isinstance(command, Message)
+            self._following = command
+            return format_command(command)
         refused = rejection(self.state, type(command))
+        if self._discard_next:
+            if not isinstance(command, Message):
+                raise LocalProtocolError("a refused bound SEND's MESSAGE must come next")
+            refused = None  # written only to be discarded
         if self._pending is not None:
             waiting = self.state is State.WAITING
             if waiting:
@@ -373,6 +344,16 @@ class Connection:
             self.state = State.WAITING
             self._wait_done = False
         return format_command(command)
+
+    def _may_follow(self, command: Command) -> bool:
+        """Client: a MESSAGE may be written behind a bound SEND before its reply."""
+        pending = self._pending
+        return (
+            isinstance(pending, BoundSend)
+            and isinstance(command, Message)
+            and self._following is None
+            and self._body is None
+        )
 
     def _apply(self, command: type[Command] | None, reply: Reply) -> None:
         self.state = next_state(self.state, command, reply)

@@ -125,6 +125,23 @@ class Send(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class BoundSend(Command):
+    """``SEND`` with the fingerprint of the receiver's key the client holds (§9.9).
+
+    Its MESSAGE follows without waiting for ``201``: the server checks the key now, so a
+    MESSAGE sealed to a key the receiver no longer has is refused, never stored.
+    """
+
+    verb: ClassVar[str] = "SEND"
+    receiver: Address
+    fingerprint: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.fingerprint) != 32:
+            raise LocalProtocolError("a key fingerprint is 32 octets (SHA-256)")
+
+
+@dataclass(frozen=True, slots=True)
 class Message(Command):
     verb: ClassVar[str] = "MESSAGE"
     sender: Address
@@ -217,6 +234,8 @@ class Capabilities(Reply):
     server_key: PublicKey
     # The longest WAIT in seconds; None: the server does not offer WAIT (§10.7).
     wait_seconds: int | None = None
+    # The exchanges the server accepts pipelined (§9.9): "SEND", or nothing.
+    pipeline: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not all(VERSION_PATTERN.fullmatch(v) for v in self.versions):
@@ -388,6 +407,9 @@ NEED_DATA = _Sentinel("NEED_DATA")
 PAUSED = _Sentinel("PAUSED")
 """The server owes a reply to the last command before it reads the next one."""
 
+DISCARDED = _Sentinel("DISCARDED")
+"""Server side: the line after a refused bound SEND was dropped unread; answer it 402 (§9.9)."""
+
 COMMANDS: tuple[type[Command], ...] = (
     Capa,
     Register,
@@ -396,6 +418,7 @@ COMMANDS: tuple[type[Command], ...] = (
     Login,
     Proof,
     Send,
+    BoundSend,
     Message,
     ListMessages,
     Retrieve,
@@ -415,6 +438,7 @@ REPLY_TYPE: dict[type[Command], type[Reply]] = {
     Login: LoginNonce,
     Proof: Authenticated,
     Send: SendReady,
+    BoundSend: SendReady,
     Message: Roger,
     ListMessages: Listing,
     Retrieve: Retrieved,

@@ -11,6 +11,7 @@ from enum import Enum
 from . import status
 from .events import (
     Authenticated,
+    BoundSend,
     Bye,
     Capa,
     Challenge,
@@ -57,13 +58,13 @@ ALLOWED: dict[State, frozenset[type[Command]]] = {
     State.AWAIT_ANSWER: frozenset({ChallengeAccepted, Quit}),
     State.AWAIT_PROOF: frozenset({Proof, Quit}),
     State.AUTHENTICATED: frozenset(
-        {Capa, Send, ListMessages, Retrieve, Delete, Lookup, Noop, Quit, Wait}
+        {Capa, Send, BoundSend, ListMessages, Retrieve, Delete, Lookup, Noop, Quit, Wait}
     ),
     State.SENDING: frozenset({Message, Noop, Quit}),
     State.WAITING: frozenset({Done}),
 }
 NEEDS_LOGIN: frozenset[type[Command]] = frozenset(
-    {Send, ListMessages, Retrieve, Delete, Lookup, Wait}
+    {Send, BoundSend, ListMessages, Retrieve, Delete, Lookup, Wait}
 )
 
 # (state, command, reply type) -> next state. Anything not listed keeps the state,
@@ -75,6 +76,7 @@ TRANSITIONS: dict[tuple[State, type[Command], type[Reply]], State] = {
     (State.IDLE, Login, LoginNonce): State.AWAIT_PROOF,
     (State.AWAIT_PROOF, Proof, Authenticated): State.AUTHENTICATED,
     (State.AUTHENTICATED, Send, SendReady): State.SENDING,
+    (State.AUTHENTICATED, BoundSend, SendReady): State.SENDING,
     (State.SENDING, Message, Roger): State.AUTHENTICATED,
     (State.SENDING, Noop, Ok): State.AUTHENTICATED,
 }

@@ -48,6 +48,7 @@ _TABLE = (
     Status(414, "line too long"),
     Status(415, "mailbox full"),
     Status(416, "account blocked", closes=True),
+    Status(417, "receiver key changed"),
     Status(421, "service closing connection", closes=True),
     Status(429, "too many failures", closes=True),
     Status(451, "local error, nothing stored; try again"),
@@ -91,6 +92,7 @@ PAYLOAD_TOO_LARGE = 413
 LINE_TOO_LONG = 414
 MAILBOX_FULL = 415
 ACCOUNT_BLOCKED = 416
+KEY_CHANGED = 417
 CLOSING = 421
 TOO_MANY_FAILURES = 429
 TRY_AGAIN = 451

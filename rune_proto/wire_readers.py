@@ -22,6 +22,7 @@ from .events import (
     REPLY_TYPE,
     VERSION_PATTERN,
     Authenticated,
+    BoundSend,
     Bye,
     Capa,
     Capabilities,
@@ -212,6 +213,11 @@ def parse_command_text(line: bytes, *, max_payload: int) -> Command:
         (signature,) = _tokens(rest, 1, verb)
         return Proof(_binary(signature, "proof", 128))
     if verb == "SEND":
+        if " " in rest:  # a bound SEND (§9.9): the receiver and its key's fingerprint
+            address, fingerprint = _tokens(rest, 2, verb)
+            digest = _binary(fingerprint, "key fingerprint", 32)
+            receiver = _address(address)
+            return _build(lambda: BoundSend(receiver, digest))
         (address,) = _tokens(rest, 1, verb)
         return Send(_address(address))
     if verb == "MESSAGE":
@@ -286,6 +292,7 @@ def _parse_capabilities(rest: str, body: Sequence[str]) -> Reply:
         (key,) = values["SERVER_KEY"]
         versions = tuple(v for v in values["VERSIONS"] if VERSION_PATTERN.fullmatch(v))
         (wait,) = values.get("WAIT", ["0"])
+        pipeline = tuple(values.get("PIPELINE", ()))  # absent (an older server): lock-step
     except (KeyError, ValueError) as exc:
         raise RemoteProtocolError(f"capabilities are incomplete: {exc}") from exc
     server_key = _reply_key(key)
@@ -299,6 +306,7 @@ def _parse_capabilities(rest: str, body: Sequence[str]) -> Reply:
             _int(max_line, "MAX_LINE"),
             server_key,
             wait_seconds,
+            pipeline,
         )
     )
 

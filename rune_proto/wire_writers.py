@@ -13,6 +13,7 @@ from .encoding import b64encode, b64encode_bytes
 from .errors import LocalProtocolError
 from .events import (
     Authenticated,
+    BoundSend,
     Bye,
     Capa,
     Capabilities,
@@ -62,6 +63,8 @@ def format_command(command: Command) -> bytes:
             args = [str(a)]
         case Proof(signature=signature):
             args = [b64encode(signature)]
+        case BoundSend(receiver=a, fingerprint=digest):
+            args = [str(a), b64encode(digest)]
         case Message(sender=a, payload=payload):
             args = [str(a), b64encode(payload)]
         case Retrieve(message_id=m) | Delete(message_id=m):
@@ -92,6 +95,7 @@ def format_reply(reply: Reply) -> bytes:
                 f"MAX_LINE {reply.max_line}",
                 f"SERVER_KEY {reply.server_key.token()}",
                 *([f"WAIT {reply.wait_seconds}"] if reply.wait_seconds else []),
+                *(["PIPELINE " + " ".join(reply.pipeline)] if reply.pipeline else []),
                 ".",
             ]
         case Challenge(challenge=c, server_key=k):

@@ -23,6 +23,7 @@ from rune_proto.errors import LocalProtocolError, RemoteProtocolError
 from rune_proto.events import (
     NEED_DATA,
     Authenticated,
+    BoundSend,
     Bye,
     Capa,
     Capabilities,
@@ -203,6 +204,7 @@ GOOD_COMMANDS: list[tuple[str, Command]] = [
     ("LOGIN alice@example.org", Login(ALICE)),
     ("PROOF " + b64encode(bytes(64)), Proof(bytes(64))),
     ("SEND BOB@example.org", Send(BOB)),
+    ("SEND bob@example.org " + b64encode(bytes(range(32))), BoundSend(BOB, bytes(range(32)))),
     (
         "MESSAGE alice@example.org " + b64encode(b"\x00payload\xff"),
         Message(ALICE, b"\x00payload\xff"),
@@ -239,7 +241,11 @@ BAD_COMMANDS: list[tuple[bytes, int]] = [
     (b"LOGIN alice@example.org bob@example.org", 400),
     (b"LOGIN alice", 403),
     (b"LOGIN al@example.org", 403),
-    (b"SEND bob@exa mple.org", 400),  # two tokens
+    (b"SEND bob@exa mple.org", 400),  # two tokens: a bound SEND whose fingerprint is bad
+    (("SEND bob@example.org " + b64encode(bytes(31))).encode(), 400),  # not a SHA-256
+    (("SEND bob@example.org " + b64encode(bytes(33))).encode(), 400),
+    (("SEND bob " + b64encode(bytes(32))).encode(), 403),
+    (("SEND bob@example.org " + b64encode(bytes(32)) + " x").encode(), 400),
     (b"LOOKUP b\xc3\xb6b@example.org", 403),
     (b"REGISTER alice@example.org", 400),
     (b"REGISTER alice@example.org rune1pk.AAAA", 400),
@@ -646,6 +652,7 @@ commands = st.one_of(
     st.builds(Login, addresses),
     st.builds(Proof, st.binary(min_size=1, max_size=128)),
     st.builds(Send, addresses),
+    st.builds(BoundSend, addresses, st.binary(min_size=32, max_size=32)),
     st.builds(Message, addresses, st.binary(min_size=1, max_size=MAX_PAYLOAD)),
     st.just(ListMessages()),
     st.builds(Retrieve, message_ids),
@@ -705,6 +712,7 @@ NEEDS: dict[type[Command], State] = {
     Login: State.IDLE,
     Proof: State.AWAIT_PROOF,
     Send: State.AUTHENTICATED,
+    BoundSend: State.AUTHENTICATED,
     Message: State.SENDING,
     ListMessages: State.AUTHENTICATED,
     Retrieve: State.AUTHENTICATED,
@@ -760,6 +768,7 @@ replies = st.one_of(
         positive,
         keys,
         st.none() | positive,
+        st.sampled_from([(), ("SEND",)]),
     ),
     st.builds(Challenge, st.binary(min_size=1, max_size=4096), keys),
     st.builds(Registered, addresses),

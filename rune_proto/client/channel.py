@@ -44,7 +44,7 @@ READ_CHUNK = 256 * 1024  # bytes per read, and the StreamReader's buffer limit
 # per second) gets more time, so a big RETRIEVE on a slow link completes while a server
 # that trickles bytes cannot hold the client forever.
 _MIN_RATE = 32 * 1024
-_LINE = 16 * 1024  # the longest single-line reply but 250 (connection._REPLY_LINE_LIMIT)
+_LINE = 16 * 1024  # the longest single-line reply but 250 (connection_replies._REPLY_LINE_LIMIT)
 _CLOSE_REPORT_TURNS = 3  # loop turns for asyncio to report a broken connection (SSL: two)
 # The largest CLIENT MESSAGE a valid message can need (protocol.md §9.8): a server that
 # announces a bigger MAX_PAYLOAD cannot make the client buffer longer RETRIEVE replies.
@@ -161,16 +161,20 @@ class Channel:
         await self._transmit(command)
         return await self._reply(command, expected)
 
-    async def _transmit(self, command: Command) -> None:
-        """Write one command (no reply awaited: WAIT's DONE has none of its own)."""
+    async def _transmit(self, *commands: Command) -> None:
+        """Write commands in one go (no reply awaited: WAIT's DONE has none of its own;
+        a bound SEND has its MESSAGE written behind it)."""
         if self.closed:
             raise ConnectionFailed("the connection is closed")
         if self._conn.buffered:  # nothing may arrive between a reply and our next command
             await self._unsolicited()
-        try:
-            data = self._conn.send(command)
-        except LocalProtocolError as exc:
-            raise ClientError(f"cannot {command.verb} now: {exc}") from exc
+        lines = []
+        for command in commands:
+            try:
+                lines.append(self._conn.send(command))
+            except LocalProtocolError as exc:
+                raise ClientError(f"cannot {command.verb} now: {exc}") from exc
+        data = lines[0] if len(lines) == 1 else b"".join(lines)
         try:
             self._writer.write(data)
             if self._writer.transport.get_write_buffer_size() == 0:

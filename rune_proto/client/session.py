@@ -16,19 +16,12 @@ wants them given, or a ``state_dir`` to keep them in, or ``ephemeral=True``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..address import Address, AddressError, parse_address
-from ..envelope import (
-    Attachment,
-    Content,
-    new_message_id,
-    seal_client_message,
-    seal_message,
-)
 from ..errors import LocalProtocolError
 from ..events import (
     Authenticated,
@@ -44,7 +37,6 @@ from ..events import (
     Login,
     LoginNonce,
     Lookup,
-    Message,
     Noop,
     Ok,
     Proof,
@@ -54,9 +46,6 @@ from ..events import (
     RegisterInvitation,
     Retrieve,
     Retrieved,
-    Roger,
-    Send,
-    SendReady,
 )
 from ..handshake import answer_challenge, login_proof
 from ..keys import Identity, InvalidKey, PublicKey
@@ -67,12 +56,11 @@ from .channel import LARGEST_PAYLOAD
 from .contacts import ContactBook, ReplayLog
 from .errors import (
     ClientError,
-    ContactKeyChanged,
     NotTrusted,
-    PayloadTooLarge,
     ProtocolViolation,
 )
 from .messages import ReceivedMessage, open_retrieved
+from .sending import Sender
 from .state import StateDir, choose_state
 from .tls import open_pinned
 from .waiting import MailWaiter
@@ -87,7 +75,6 @@ __all__ = [
 ]
 
 DEFAULT_TIMEOUT = 30.0
-_THREAD_THRESHOLD = 256 * 1024  # seal big messages off the event loop
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +103,7 @@ def _as_key(value: str | PublicKey | None) -> PublicKey | None:
         raise ClientError(f"the pinned server key is malformed: {exc}") from exc
 
 
-class Session(MailWaiter):
+class Session(Sender, MailWaiter):
     """One logged-in (or not yet logged-in) connection to a Rune server."""
 
     def __init__(
@@ -146,6 +133,9 @@ class Session(MailWaiter):
         if self.address is None or self._identity is None:
             raise ClientError("log in first")
         return self.address, self._identity
+
+    def _as_receiver(self, to: str | Address) -> Address:
+        return _as_address(to)
 
     # --- operations -----------------------------------------------------------
 
@@ -195,66 +185,6 @@ class Session(MailWaiter):
             self.contacts, self.replays = self._state.open(
                 target, identity, self.contacts, self.replays
             )
-
-    async def send(
-        self,
-        to: str | Address,
-        subject: str,
-        body: str,
-        attachments: Iterable[Attachment | tuple[str, bytes]] = (),
-        *,
-        in_reply_to: str | None = None,
-    ) -> str:
-        """Encrypt, sign and deliver a message; returns its message id (hex).
-
-        Blocks (raises :class:`ContactKeyChanged`) when the receiver's key differs
-        from the pinned one, without sending anything.
-        """
-        sender, identity = self._require_login()
-        receiver = _as_address(to)
-        files = tuple(a if isinstance(a, Attachment) else Attachment(*a) for a in attachments)
-        content = Content(subject, body, files, in_reply_to)
-        message_id = new_message_id()
-        async with self._lock:
-            ready = await self._exchange(Send(receiver), SendReady)
-            try:
-                self._check_server_key(ready.server_key, "201")
-                check = self.contacts.check(receiver, ready.receiver_key, "first send")
-                if check.changed:
-                    raise ContactKeyChanged(
-                        str(receiver),
-                        check.contact.fingerprint,
-                        ready.receiver_key.fingerprint_text(),
-                        ready.receiver_key,
-                    )
-                payload = await self._seal(sender, identity, receiver, ready, content, message_id)
-                if len(payload) > ready.max_payload:
-                    raise PayloadTooLarge(len(payload), ready.max_payload)
-            except ClientError:
-                if not self.closed:  # abandon the send; its failure must not hide ours
-                    with suppress(ClientError):
-                        await self._exchange(Noop(), Ok)
-                raise
-            await self._exchange(Message(sender, payload), Roger)
-        return message_id.hex()
-
-    async def _seal(
-        self,
-        sender: Address,
-        identity: Identity,
-        receiver: Address,
-        ready: SendReady,
-        content: Content,
-        message_id: bytes,
-    ) -> bytes:
-        def work() -> bytes:
-            sealed = seal_message(
-                sender, identity, receiver, ready.receiver_key, content, message_id=message_id
-            )
-            return seal_client_message(sender, identity, receiver, ready.server_key, sealed)
-
-        size = sum(len(a.data) for a in content.attachments) + len(content.body)
-        return await asyncio.to_thread(work) if size > _THREAD_THRESHOLD else work()
 
     async def list(self) -> list[MessageInfo]:
         self._require_login()

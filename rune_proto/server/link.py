@@ -20,6 +20,7 @@ from .. import status
 from ..connection import Connection, Role, State
 from ..errors import RemoteProtocolError
 from ..events import (
+    DISCARDED,
     NEED_DATA,
     Authenticated,
     Command,
@@ -41,6 +42,8 @@ from ..wire import format_reply
 from .budget import GRANT_STEP
 from .closing import close_link
 from .host import ServerHost
+from .outbox import Gone as _Gone
+from .outbox import Outbox
 from .session import VERSIONS, ServerSession, error
 
 if TYPE_CHECKING:
@@ -61,6 +64,9 @@ LARGE_REPLY = 64 * 1024
 REPLY_PIECE = 256 * 1024
 
 
+DISCARDED_TEXT = "no send in progress; message discarded"
+
+
 # Why a waiting read was interrupted when the answer is the WAIT's, not a 421.
 _NEW_MAIL = "new mail"
 _WAIT_OVER = "wait over"
@@ -71,10 +77,6 @@ class _Woken:
 
 
 _WOKEN = _Woken()
-
-
-class _Gone(Exception):
-    """The peer went away, or stopped reading; nothing more can be sent."""
 
 
 def log_bug(where: str, exc: BaseException) -> None:
@@ -134,6 +136,7 @@ class Link:
         self._new_mail = False
         self._waiting = False
         self._unsubscribe: Callable[[], None] | None = None
+        self._outbox = Outbox(writer, self._config.idle_timeout)  # replies held back
 
     async def run(self) -> None:
         try:
@@ -144,8 +147,10 @@ class Link:
         except Exception as exc:
             log_bug("the connection loop", exc)
             self._server.stats["500"] += 1
+            self._outbox.write_held()
             self._writer.write(format_reply(error(status.INTERNAL_ERROR)))
         finally:
+            self._outbox.write_held()
             if self._unsubscribe is not None:
                 # and drop it: it holds this link (a cycle would keep the TLS buffers of
                 # every finished connection until the garbage collector ran)
@@ -189,6 +194,8 @@ class Link:
                 await self._wait()
             elif isinstance(event, Done):
                 await self._end_wait()
+            elif event is DISCARDED:  # the MESSAGE behind a refused bound SEND (§9.9)
+                await self._send(error(status.BAD_SEQUENCE, DISCARDED_TEXT), failure=False)
             elif isinstance(event, Command):
                 if self._ended is not None:  # not even a command already pipelined
                     await self._send(error(status.CLOSING, self._ended))
@@ -314,6 +321,8 @@ class Link:
         On shutdown a connection between commands is told 421 at once, but one in the
         middle of a command line (say a long MESSAGE upload) may finish sending it.
         """
+        if self._conn.buffered == 0:  # between commands: nothing more is coming unasked
+            await self._outbox.flush()
         reason = self._timeout_reason
         if self._server.stopping.done() and self._conn.buffered == 0:
             reason = "server shutting down"
@@ -376,9 +385,10 @@ class Link:
         else:
             self._interrupt(self._timeout_reason)
 
-    async def _send(self, reply: Reply) -> None:
+    async def _send(self, reply: Reply, *, failure: bool = True) -> None:
+        """Answer; every error counts as a failure but the discarded MESSAGE's 402 (§9.9)."""
         if isinstance(reply, ErrorReply):
-            self._failures += 1
+            self._failures += failure
             if self._failures > self._config.max_failures and not status.closes(reply.status):
                 reply = error(status.TOO_MANY_FAILURES)
             self._server.stats[str(reply.status)] += 1
@@ -390,14 +400,12 @@ class Link:
         writer = self._writer
         try:
             if isinstance(reply, Retrieved) and len(reply.blob) >= LARGE_REPLY:
+                await self._outbox.flush()
                 await self._write_pieces(reply)
             else:
-                writer.write(self._conn.send(reply))
-                if writer.transport.get_write_buffer_size() == 0:
-                    await writer.drain()  # all sent (the usual case): cannot wait, no timer
-                else:
-                    async with asyncio.timeout(self._config.idle_timeout):
-                        await writer.drain()
+                # More is read already (a pipelined command): answer it in the same write.
+                more = bool(self._conn.buffered) and self._conn.state is not State.CLOSED
+                await self._outbox.put(self._conn.send(reply), more_coming=more)
         except (OSError, TimeoutError) as exc:
             # A peer that does not read gets nothing more, not even a TLS close_notify:
             # drop the connection now rather than wait for a flush that cannot happen.

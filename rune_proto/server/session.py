@@ -24,6 +24,7 @@ from ..connection import Connection
 from ..envelope import is_sealed_message_size, open_client_message, seal_stored_message
 from ..events import (
     Authenticated,
+    BoundSend,
     Bye,
     Capa,
     Capabilities,
@@ -65,6 +66,7 @@ from .store import DiskFull, Invitation, Outcome, Store
 from .throttle import Throttle, backoff
 
 VERSIONS = ("rune/1",)
+PIPELINE = ("SEND",)  # announced in CAPA: the bound SEND of docs/protocol.md §9.9
 # Payloads at least this large have their crypto run on a worker thread. Measured
 # (docs/server.md): below it a thread hop costs more throughput than the ~0.4 ms of
 # inline crypto stalls the loop; above it inline crypto stalls every other client.
@@ -213,6 +215,8 @@ class ServerSession:
                 return await self._proof(signature)
             case Send(receiver=r):
                 return await self._send(r)
+            case BoundSend(receiver=r, fingerprint=f):
+                return await self._send(r, f)
             case Message(sender=sender, payload=payload):
                 return await self._message(sender, payload)
             case ListMessages():
@@ -251,6 +255,7 @@ class ServerSession:
             config.max_line,
             self.services.identity.public,
             config.wait_seconds,
+            PIPELINE,
         )
 
     async def _register(self, address: Address, key: PublicKey, token: str | None) -> Reply:
@@ -357,11 +362,19 @@ class ServerSession:
         self._account_key = key
         return Authenticated(address)
 
-    async def _send(self, receiver: Address) -> Reply:
+    async def _send(self, receiver: Address, fingerprint: bytes | None = None) -> Reply:
+        """201 with the receiver's key; for a bound SEND only if the client holds that key.
+
+        A bound SEND's MESSAGE is already on its way, sealed to the key the client
+        named: if the receiver's key is another now (the address was deleted and
+        registered again), it gets 417 and the MESSAGE is dropped unread (§9.9).
+        """
         self._receiver = None
         key = await self.services.receiver_key(str(receiver))
         if key is None:
             return error(status.NOT_FOUND)
+        if fingerprint is not None and key.fingerprint() != fingerprint:
+            return error(status.KEY_CHANGED)
         self._receiver = (receiver, key)
         return SendReady(self.services.config.max_payload, key, self.services.identity.public)
 

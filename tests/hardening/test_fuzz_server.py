@@ -507,8 +507,10 @@ class Worker:
                 pass  # the server closed after a closing reply; the reader checks that
 
         writer = asyncio.ensure_future(write())
+        discard = False  # the line after a refused bound SEND is dropped, answered 402
         try:
             for line in lines:
+                bound = refuses_discard(line, self.state)
                 self.trail.append(f"[{self.state.value}] {line[:100]!r}")
                 started = time.monotonic()
                 reply = await link.reply(REPLY_TIMEOUT)
@@ -521,6 +523,10 @@ class Worker:
                 self.stats.by_code[reply.code] += 1
                 if not plausible(self.state, reply.code):
                     self.fail(f"reply {reply.line[:120]!r} is not allowed in {self.state}")
+                if discard and reply.code != status.BAD_SEQUENCE:
+                    self.fail(f"the line after a refused bound SEND got {reply.code}, not 402")
+                is_error = reply.code >= 400 and not status.closes(reply.code)
+                discard = not discard and bound and is_error
                 self.state = after(self.state, reply.code)
                 if self.state is State.CLOSED:
                     # The server lingers until the client stops sending (so that no TCP
@@ -532,6 +538,8 @@ class Worker:
                     break
         finally:
             await asyncio.wait_for(writer, REPLY_TIMEOUT)
+        if discard and self.state is not State.CLOSED:  # the server drops our next line
+            await self.expect("NOOP", status.BAD_SEQUENCE)
 
 
 def build_material(server: RuneServerProcess, rng: random.Random) -> Material:
@@ -561,6 +569,16 @@ def build_material(server: RuneServerProcess, rng: random.Random) -> Material:
         payload_pairs=pairs,
         noise=rng.randbytes(2 * 1024 * 1024),
     )
+
+
+def refuses_discard(line: bytes, state: State) -> bool:
+    """Whether an error to ``line`` makes the server drop the next line (protocol.md
+    §9.9): a SEND with more than one argument, read whole (not over its state's limit)."""
+    read = line.split(b"\n", 1)[0]
+    read = read[:-1] if read.endswith(b"\r") else read
+    limit = message_line_limit(int(MAX_PAYLOAD_MIB * 2**20)) if state is State.SENDING else 4096
+    shaped = read[:5].upper() == b"SEND " and b" " in read[5:]
+    return shaped and len(read) <= limit and state is not State.WAITING
 
 
 async def well_behaved_client_works(server: RuneServerProcess) -> None:

@@ -49,6 +49,7 @@ def test_greeting_and_capabilities_name_the_domain_and_limits(
             max_line=4096,
             server_key=shared_server.server_public_key,
             wait_seconds=240,
+            pipeline=("SEND",),
         )
 
 

@@ -92,6 +92,11 @@ class WireClient:
         assert isinstance(reply, Reply), reply
         return reply
 
+    def pipeline(self, *commands: Command) -> list[Event]:
+        """Write several commands in one go, as a pipelining client does; their replies."""
+        self.sock.sendall(b"".join([self.conn.send(command) for command in commands]))
+        return [self._next() for _ in commands]
+
     def raw(self, line: bytes) -> tuple[int, str]:
         """Send raw bytes; the status and text of the single reply line."""
         self.sock.sendall(line)
