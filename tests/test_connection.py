@@ -32,6 +32,7 @@ from rune_proto.envelope import (
 )
 from rune_proto.errors import LocalProtocolError, RemoteProtocolError
 from rune_proto.events import (
+    DISCARDED,
     NEED_DATA,
     PAUSED,
     Authenticated,
@@ -890,6 +891,11 @@ def run_server(
                 log.append(event)
                 return log
             assert event is not PAUSED  # every command is answered at once below
+            if event is DISCARDED:  # the line behind a refused bound SEND (§9.9)
+                log.append(event)
+                conn.send(ErrorReply(402, "no send in progress; message discarded"))
+                log.append(conn.state)
+                continue
             assert isinstance(event, Command), event
             log.append(event)
             conn.send(canned_reply(event) if next(answer, True) else ErrorReply(451, "later"))
