@@ -162,6 +162,27 @@ class _Queued:
     done: asyncio.Future[str | limits.Kind | None]
 
 
+def answer_batch(
+    batch: Sequence[_Queued], commit: asyncio.Future[list[str | limits.Kind | None]]
+) -> bool:
+    """Give each caller of a finished group commit its answer; whether it committed.
+
+    Shared by both stores: a caller cancelled meanwhile is skipped, a cancelled or
+    failed commit is passed on to every caller of its batch.
+    """
+    failure = None if commit.cancelled() else commit.exception()
+    for index, done in enumerate(q.done for q in batch):
+        if done.done():  # its caller was cancelled
+            continue
+        if commit.cancelled():
+            done.cancel()
+        elif failure is not None:
+            done.set_exception(failure)
+        else:
+            done.set_result(commit.result()[index])
+    return failure is None and not commit.cancelled()
+
+
 _disk_full_log = RateLimitedLog()
 
 
@@ -382,17 +403,7 @@ class SQLiteStore:
     ) -> None:
         self._commit = None
         self.commit_times.observe(time.perf_counter() - started)
-        failure = None if commit.cancelled() else commit.exception()
-        for index, done in enumerate(q.done for q in batch):
-            if done.done():  # its caller was cancelled
-                continue
-            if commit.cancelled():
-                done.cancel()
-            elif failure is not None:
-                done.set_exception(failure)
-            else:
-                done.set_result(commit.result()[index])
-        if failure is None and not commit.cancelled():
+        if answer_batch(batch, commit):
             self._checkpointer.committed(len(batch))
             self._changed()
         if self._queued:

@@ -42,7 +42,7 @@ from ..admission import RateLimitedLog
 from ..database import DiskFull, Invitation, Outcome, StoreError
 from ..limits import Charge, LimitReached
 from ..metrics import Histogram
-from ..store import ORDER_WINDOW, THROTTLE_WINDOW, _Queued
+from ..store import ORDER_WINDOW, THROTTLE_WINDOW, _Queued, answer_batch
 from . import chunks, failures, ordering, reads, schema, transactions
 from .chunks import Connection
 from .errors import connection_error
@@ -277,17 +277,7 @@ class PgStore:
     ) -> None:
         self._commit = None
         self.commit_times.observe(time.perf_counter() - started)
-        failure = None if commit.cancelled() else commit.exception()
-        for index, done in enumerate(q.done for q in batch):
-            if done.done():  # its caller was cancelled
-                continue
-            if commit.cancelled():
-                done.cancel()
-            elif failure is not None:
-                done.set_exception(failure)
-            else:
-                done.set_result(commit.result()[index])
-        if failure is None and not commit.cancelled():
+        if answer_batch(batch, commit):
             self._changed()
         if self._queued:
             self._start_commit()
